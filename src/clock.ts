@@ -1,0 +1,67 @@
+/** The one seam through which deploybot reads the time: policies, the monitor and the console all take a Clock. */
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** A clock that only moves when told to: the console's simulated time and the tests' time. */
+export class ManualClock implements Clock {
+  private ms: number;
+  constructor(start: Date | string | number) {
+    this.ms = new Date(start).getTime();
+    if (Number.isNaN(this.ms)) throw new Error(`not a time: ${String(start)}`);
+  }
+  now(): Date {
+    return new Date(this.ms);
+  }
+  set(to: Date): void {
+    if (to.getTime() < this.ms)
+      throw new Error(`the simulated clock only moves forward (it is ${this.now().toISOString()})`);
+    this.ms = to.getTime();
+  }
+  advance(ms: number): void {
+    this.set(new Date(this.ms + ms));
+  }
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** Parses "90s", "5m", "2h", "1d", "1h30m" into milliseconds; undefined when it is not a duration. */
+export function parseDuration(text: string): number | undefined {
+  const s = text.trim().toLowerCase();
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d|w))+$/.test(s)) return undefined;
+  let total = 0;
+  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g))
+    total += Number(m[1]) * (UNIT_MS[m[2] as string] as number);
+  return total;
+}
+
+/** "2 d 14 h", "35 min", "40 s": the relative form used in every message that says when something ends. */
+export function formatRelative(ms: number): string {
+  const abs = Math.max(0, Math.round(ms / 1000));
+  const d = Math.floor(abs / 86_400);
+  const h = Math.floor((abs % 86_400) / 3600);
+  const m = Math.floor((abs % 3600) / 60);
+  const s = abs % 60;
+  if (d > 0) return h > 0 ? `${d} d ${h} h` : `${d} d`;
+  if (h > 0) return m > 0 ? `${h} h ${m} min` : `${h} h`;
+  if (m > 0) return `${m} min`;
+  return `${s} s`;
+}
+
+/** "Mon 24 Nov 09:00 SAST"-style local time in an IANA zone. */
+export function formatLocal(at: Date, timeZone: string): string {
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone,
+    weekday: "short",
+    day: "2-digit",
+    month: "short",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+    timeZoneName: "short",
+  }).formatToParts(at);
+  const get = (t: string) => parts.find((p) => p.type === t)?.value ?? "";
+  return `${get("weekday")} ${get("day")} ${get("month")} ${get("hour")}:${get("minute")} ${get("timeZoneName")}`;
+}

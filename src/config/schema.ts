@@ -1,0 +1,174 @@
+import { z } from "zod";
+import { parseDuration } from "../clock.js";
+
+/** The pseudo-role held by whoever PagerDuty says is on call right now (checked at the moment of use). */
+export const ONCALL = "oncall";
+
+const name = z.string().regex(/^[a-z][a-z0-9_-]*$/, "a lower-case name (letters, digits, - and _)");
+const duration = z
+  .string()
+  .refine((s) => parseDuration(s) !== undefined, "a duration such as 90s, 5m, 2h or 1d")
+  .transform((s) => parseDuration(s) as number);
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "a time of day as HH:MM (24 h)");
+const timeZone = z.string().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, "an IANA time zone such as Africa/Johannesburg or Europe/London");
+const isoTime = z
+  .string()
+  .refine((s) => !Number.isNaN(Date.parse(s)), "an ISO date-time such as 2026-12-24T00:00+02:00");
+const weekday = z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]);
+
+const user = z.strictObject({
+  slack_id: z.string().regex(/^[UW][A-Z0-9]+$/, "a Slack user id such as U024BE7LH"),
+  name: z.string().min(1),
+  email: z.email().optional(),
+});
+
+const role = z.strictObject({
+  users: z.array(name).default([]),
+  /** Slack user-group handles whose members hold the role too. */
+  usergroups: z.array(z.string().regex(/^@?[a-z0-9._-]+$/)).default([]),
+});
+
+const approvalGroup = z.strictObject({
+  name: z.string().optional(),
+  from: z.array(name).min(1),
+  count: z.number().int().min(1).default(1),
+});
+export const approvalRule = z.array(approvalGroup).default([]);
+
+const window = z.strictObject({
+  name: z.string().optional(),
+  days: z.array(weekday).min(1),
+  start: hhmm,
+  end: hhmm,
+});
+
+const cronExpr = z
+  .string()
+  .refine((s) => s.trim().split(/\s+/).length === 5, "a five-field cron expression such as '0 17 * * 5'");
+const recurringFreeze = z.strictObject({ name: z.string().min(1), start: cronExpr, end: cronExpr });
+const datedFreeze = z.strictObject({ name: z.string().min(1), from: isoTime, to: isoTime });
+const holidayFreeze = z.strictObject({
+  name: z.string().min(1),
+  holidays: z.string().regex(/^[A-Z]{2}(-[A-Z0-9]+)?$/, "an ISO country code such as ZA or GB-ENG"),
+});
+const freeze = z.union([recurringFreeze, datedFreeze, holidayFreeze], {
+  error:
+    "a freeze: {name, start, end} with cron expressions, {name, from, to} with dates, or {name, holidays: COUNTRY}",
+});
+
+const environment = z.strictObject({
+  timezone: timeZone.optional(),
+  windows: z.array(window).default([]),
+  freezes: z.array(freeze).default([]),
+  approvals: approvalRule,
+  hotfix_approvals: approvalRule.optional(),
+  approval_ttl: duration.default(30 * 60_000),
+  emergency: z.strictObject({ approvals: approvalRule }).optional(),
+  rollback: z
+    .strictObject({
+      allowed: z.array(name).min(1),
+      approvals: approvalRule,
+    })
+    .optional(),
+  override: z.array(name).default([]),
+  bake: duration.default(0),
+  rollback_grace: duration.default(2 * 60_000),
+});
+
+export const PRESETS = ["alb_5xx_rate", "p95_latency", "p99_latency", "healthy_hosts", "cpu", "memory"] as const;
+const customMetric = z.strictObject({
+  namespace: z.string().min(1),
+  name: z.string().min(1),
+  dimensions: z.record(z.string(), z.string()).default({}),
+  stat: z.string().default("Average"),
+});
+const mathMetric = z.strictObject({ expression: z.string().min(1), label: z.string().optional() });
+
+export const guardrail = z.strictObject({
+  name: z.string().min(1),
+  metric: z.union([z.enum(PRESETS), customMetric, mathMetric], {
+    error: `one of the presets (${PRESETS.join(", ")}), {namespace, name, dimensions, stat} or {expression}`,
+  }),
+  threshold: z
+    .string()
+    .regex(
+      /^(>=?|<=?)\s*\d+(\.\d+)?\s*(%|ms|s|x baseline)?$/,
+      "a comparison such as '> 1%', '> 2s', '> 500ms', '< 2' or '> 10x baseline'",
+    ),
+  for: duration.default(5 * 60_000),
+  datapoints: z
+    .string()
+    .regex(/^\d+ of \d+$/, "'M of N', e.g. '3 of 5'")
+    .optional(),
+  period: duration.default(60_000),
+  min_requests: z.number().int().min(0).optional(),
+  missing_data: z.enum(["missing", "breaching", "notBreaching"]).default("missing"),
+  baseline: duration.default(30 * 60_000),
+  severity: z.enum(["warning", "critical"]).default("warning"),
+  action: z.enum(["alert", "page", "rollback"]).default("alert"),
+  shadow: z.boolean().default(false),
+});
+
+const serviceEnvironment = z.strictObject({
+  ecs: z.strictObject({
+    cluster: z.string().min(1),
+    service: z.string().min(1),
+    container: z.string().min(1),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "an AWS region such as af-south-1"),
+  }),
+  strategy: z
+    .discriminatedUnion("type", [
+      z.strictObject({ type: z.literal("ROLLING") }),
+      z.strictObject({ type: z.literal("BLUE_GREEN"), bake_time: duration.default(0) }),
+      z.strictObject({ type: z.literal("LINEAR"), step_percent: z.number().min(3).max(100), step_bake: duration }),
+      z.strictObject({
+        type: z.literal("CANARY"),
+        canary_percent: z.number().min(0.1).max(100),
+        canary_bake: duration,
+      }),
+    ])
+    .default({ type: "ROLLING" }),
+  load_balancer: z.strictObject({ name: z.string().min(1), target_group: z.string().min(1) }).optional(),
+  guardrails: z.array(guardrail).default([]),
+});
+
+const service = z.strictObject({
+  description: z.string().optional(),
+  environments: z.record(name, serviceEnvironment),
+});
+
+export const configSchema = z.strictObject({
+  timezone: timeZone.default("UTC"),
+  users: z.record(name, user),
+  roles: z.record(name, role).default({}),
+  channels: z.strictObject({ deploys: z.string().min(2), incidents: z.string().min(2) }),
+  pagerduty: z
+    .strictObject({
+      routing_key_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "the NAME of an environment variable"),
+      api_token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "the NAME of an environment variable"),
+      server: z.string().default("api.pagerduty.com"),
+      schedules: z.array(z.string().min(1)).min(1),
+      max_escalation_level: z.number().int().min(1).default(1),
+      cache: duration.default(60_000),
+    })
+    .optional(),
+  monitor: z.strictObject({ interval: duration.default(60_000) }).default({ interval: 60_000 }),
+  environments: z.record(name, environment),
+  services: z.record(name, service),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type EnvironmentPolicy = z.output<typeof environment>;
+export type ServiceEnvironment = z.output<typeof serviceEnvironment>;
+export type Guardrail = z.output<typeof guardrail>;
+export type ApprovalRule = z.output<typeof approvalRule>;
+export type Freeze = z.output<typeof freeze>;
+export type DeployWindow = z.output<typeof window>;
+export type Strategy = ServiceEnvironment["strategy"];

@@ -1,0 +1,153 @@
+/**
+ * The narrow ports between deploybot's orchestration and the outside world. Each has a real adapter
+ * (AWS SDK, PagerDuty) and a simulated one (src/services/sim) for the console and tests. Vendor types
+ * never cross a port: adapters translate SDK shapes into these and SDK errors into DeploybotErrors.
+ */
+
+/** Where one service of one environment runs on ECS. */
+export interface EcsTarget {
+  region: string;
+  cluster: string;
+  service: string;
+  /** The container whose image tag is the deployed version. */
+  container: string;
+}
+
+export interface TaskDefinition {
+  arn: string;
+  family: string;
+  revision: number;
+  containers: Array<{ name: string; image: string }>;
+  /** The adapter's full description, carried so RegisterTaskDefinition can copy it; never read above the adapter. */
+  raw?: unknown;
+}
+
+export type DeploymentStrategy =
+  | { type: "ROLLING" }
+  | { type: "BLUE_GREEN"; bakeTimeMinutes: number }
+  | { type: "LINEAR"; stepPercent: number; stepBakeMinutes: number }
+  | { type: "CANARY"; canaryPercent: number; canaryBakeMinutes: number };
+
+export interface ServiceState {
+  serviceArn: string;
+  taskDefinitionArn: string;
+  desiredCount: number;
+  runningCount: number;
+  pendingCount: number;
+}
+
+/** ECS service deployment statuses (DescribeServiceDeployments), grouped by deploybot as in-flight or terminal. */
+export type EcsDeploymentStatus =
+  | "PENDING"
+  | "IN_PROGRESS"
+  | "SUCCESSFUL"
+  | "STOPPED"
+  | "STOP_REQUESTED"
+  | "ROLLBACK_REQUESTED"
+  | "ROLLBACK_IN_PROGRESS"
+  | "ROLLBACK_SUCCESSFUL"
+  | "ROLLBACK_FAILED";
+
+export const ECS_TERMINAL: ReadonlySet<EcsDeploymentStatus> = new Set([
+  "SUCCESSFUL",
+  "STOPPED",
+  "ROLLBACK_SUCCESSFUL",
+  "ROLLBACK_FAILED",
+]);
+
+export interface EcsDeployment {
+  arn: string;
+  status: EcsDeploymentStatus;
+  statusReason?: string;
+  targetTaskDefinitionArn: string;
+  sourceTaskDefinitionArn?: string;
+  desiredCount: number;
+  runningCount: number;
+  startedAt?: Date;
+  finishedAt?: Date;
+}
+
+/** One method per ECS API call deploybot makes, so the simulated and real adapters play the same calls. */
+export interface EcsPort {
+  describeService(target: EcsTarget): Promise<ServiceState>;
+  describeTaskDefinition(target: EcsTarget, taskDefinition: string): Promise<TaskDefinition>;
+  /** Registers a copy of `base` with `container`'s image replaced by `image`. */
+  registerTaskDefinition(target: EcsTarget, base: TaskDefinition, image: string): Promise<TaskDefinition>;
+  /** Starts a deployment of `taskDefinitionArn` with the circuit breaker on (rollback true). */
+  updateService(target: EcsTarget, taskDefinitionArn: string, strategy: DeploymentStrategy): Promise<void>;
+  /** Service deployments of the target, newest first; `since` limits to those created at or after it. */
+  listServiceDeployments(target: EcsTarget, since?: Date): Promise<Array<{ arn: string; status: EcsDeploymentStatus }>>;
+  describeServiceDeployment(target: EcsTarget, arn: string): Promise<EcsDeployment>;
+  /** StopServiceDeployment with stopType ROLLBACK. */
+  stopServiceDeployment(target: EcsTarget, arn: string): Promise<void>;
+}
+
+/** A metric as deploybot names it: a preset, a custom CloudWatch metric or a metric-math expression. */
+export type MetricSpec =
+  | { preset: "alb_5xx_rate" | "p95_latency" | "p99_latency" | "healthy_hosts" | "cpu" | "memory" }
+  | { namespace: string; name: string; dimensions: Record<string, string>; stat: string }
+  | { expression: string };
+
+/** One series to fetch; `id` is unique within a call and valid for CloudWatch (^[a-z][a-zA-Z0-9_]*$). */
+export interface MetricQuery {
+  id: string;
+  region: string;
+  /** Which service and environment the series belongs to (the simulated adapter answers by these). */
+  service: string;
+  environment: string;
+  /** The name the console's `:metric` uses: the preset name, or the guardrail's custom metric name. */
+  metricName: string;
+  spec: MetricSpec;
+  periodSeconds: number;
+  /** Dimensions the presets need: the ECS cluster/service and the ALB/target group. */
+  context: {
+    cluster: string;
+    ecsService: string;
+    loadBalancer?: string;
+    targetGroup?: string;
+  };
+}
+
+export interface Datapoint {
+  at: Date;
+  value: number;
+}
+
+export interface MetricSeries {
+  id: string;
+  /** "ok" or the per-query error (PartialData, Forbidden, InternalError...): a failed query is inconclusive, never a breach. */
+  status: "ok" | "error";
+  message?: string;
+  /** Oldest first. */
+  datapoints: Datapoint[];
+}
+
+export interface MetricsPort {
+  /** All queries of one cycle; the adapter batches them (500 per GetMetricData call) and follows NextToken. */
+  getMetricData(queries: MetricQuery[], start: Date, end: Date): Promise<MetricSeries[]>;
+}
+
+export type PageAction = "trigger" | "acknowledge" | "resolve";
+
+export interface PageEvent {
+  action: PageAction;
+  dedupKey: string;
+  severity: "critical" | "error" | "warning" | "info";
+  summary: string;
+  source: string;
+  customDetails?: Record<string, unknown>;
+  links?: Array<{ href: string; text: string }>;
+}
+
+export interface OnCallEntry {
+  scheduleId: string;
+  escalationLevel: number;
+  userName: string;
+  userEmail: string;
+}
+
+export interface PagerPort {
+  sendEvent(event: PageEvent): Promise<void>;
+  /** Who is on call now on these schedules, at escalation levels <= maxLevel. Throws when PagerDuty cannot be reached. */
+  onCalls(scheduleIds: string[], maxLevel: number): Promise<OnCallEntry[]>;
+}
