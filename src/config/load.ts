@@ -148,6 +148,13 @@ function crossCheck(config: Config): Array<{ path: PropertyKey[]; message: strin
       }
     }
   }
+  const simOncall = config.simulation.oncall;
+  if (simOncall && !config.users[simOncall]) {
+    problems.push({
+      path: ["simulation", "oncall"],
+      message: `unknown user '${simOncall}'; users are ${Object.keys(config.users).join(", ")}`,
+    });
+  }
   return problems;
 }
 

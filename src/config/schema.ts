@@ -162,6 +162,13 @@ export const configSchema = z.strictObject({
   monitor: z.strictObject({ interval: duration.default(60_000) }).default({ interval: 60_000 }),
   environments: z.record(name, environment),
   services: z.record(name, service),
+  /** The local console's simulated world (ignored when connected to Slack and AWS). */
+  simulation: z
+    .strictObject({
+      oncall: name.optional(),
+      initial_version: z.string().default("v1.4.0"),
+    })
+    .default({ initial_version: "v1.4.0" }),
 });
 
 export type Config = z.output<typeof configSchema>;

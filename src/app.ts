@@ -1,0 +1,68 @@
+import { App, type Receiver } from "@slack/bolt";
+import { register as registerStatus } from "./commands/status.js";
+import { boltLogger } from "./logger.js";
+import type { Services } from "./services/index.js";
+import type { Scheduler } from "./services/scheduler.js";
+
+/** How Slack reaches the app: Socket Mode, HTTP (/slack/events), or a receiver the console drives. */
+export type Transport =
+  | { kind: "socket"; appToken: string }
+  | { kind: "http"; signingSecret: string; port?: number }
+  | { kind: "receiver"; receiver: Receiver };
+
+export interface AppOptions {
+  botToken: string;
+  transport: Transport;
+  /** The Web API base URL; the console and tests point it at the Slack-like server on 127.0.0.1. */
+  slackApiUrl?: string;
+  /** Where the app's periodic jobs run: node-cron in a real process, simulated time in the console. */
+  scheduler?: Scheduler;
+}
+
+/**
+ * Builds the one Bolt app deploybot runs everywhere: in Slack, in the console and in tests. It makes no
+ * network call here (no auth.test at construction); Slack signatures are always verified in HTTP mode.
+ */
+export function createApp(services: Services, options: AppOptions): App {
+  const { transport } = options;
+  const common = {
+    token: options.botToken,
+    logger: boltLogger(services.logger),
+    tokenVerificationEnabled: false,
+    clientOptions: {
+      ...(options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {}),
+      retryConfig: options.slackApiUrl ? { retries: 0 } : { retries: 3 },
+    },
+  };
+  let app: App;
+  switch (transport.kind) {
+    case "socket":
+      app = new App({ ...common, socketMode: true, appToken: transport.appToken });
+      break;
+    case "http":
+      app = new App({
+        ...common,
+        signingSecret: transport.signingSecret,
+        ...(transport.port !== undefined ? { port: transport.port } : {}),
+        customRoutes: [
+          {
+            path: "/healthz",
+            method: ["GET"],
+            handler: (_req, res) => {
+              res.writeHead(200, { "content-type": "application/json" });
+              res.end(JSON.stringify({ ok: true }));
+            },
+          },
+        ],
+      });
+      break;
+    case "receiver":
+      app = new App({ ...common, receiver: transport.receiver });
+      break;
+  }
+  registerStatus(app, services);
+  app.error(async (err) => {
+    services.logger.error({ err: err.original ?? err, code: err.code }, "unhandled error in a Slack listener");
+  });
+  return app;
+}

@@ -1,0 +1,310 @@
+import { CommandError } from "../errors.js";
+
+/** The names a command may refer to, from the config. */
+export interface Names {
+  services: string[];
+  environments: string[];
+  /** Environments the service is configured in. */
+  environmentsOf(service: string): string[];
+}
+
+export const MAX_COMMAND_LENGTH = 500;
+
+export const USAGE = {
+  deploy: [
+    '`/deploy SERVICE VERSION [to] ENV [--hotfix] [--reason "..."] [--emergency "reason"] [--dry-run]`',
+    'e.g. `/deploy web v1.4.2 to production`, `/deploy web@v1.4.2 production --hotfix --reason "fix login"`, `/deploy web web:25 staging --dry-run`',
+  ].join("\n"),
+  rollback: [
+    '`/rollback SERVICE ENV [to VERSION] [--reason "..."] [--severity P0|P1|P2|P3]`',
+    'e.g. `/rollback web production`, `/rollback web production to v1.4.0 --reason "5xx spike" --severity P1`',
+  ].join("\n"),
+  status: [
+    "`/status` · `/status SERVICE` · `/status SERVICE ENV` · `/status history SERVICE ENV` · `/status freezes`",
+  ].join("\n"),
+} as const;
+
+export type StatusCommand =
+  | { kind: "help" }
+  | { kind: "overview" }
+  | { kind: "service"; service: string }
+  | { kind: "target"; service: string; environment: string }
+  | { kind: "history"; service: string; environment: string }
+  | { kind: "freezes" };
+
+export type DeployCommand =
+  | { kind: "help" }
+  | {
+      kind: "deploy";
+      service: string;
+      version: string;
+      environment: string;
+      hotfix: boolean;
+      dryRun: boolean;
+      reason: string | null;
+      emergency: string | null;
+    };
+
+export type RollbackCommand =
+  | { kind: "help" }
+  | {
+      kind: "rollback";
+      service: string;
+      environment: string;
+      version: string | null;
+      reason: string | null;
+      severity: "P0" | "P1" | "P2" | "P3" | null;
+    };
+
+/** Splits command text into words, keeping "quoted text" (straight or curly quotes) as one word. */
+export function tokenize(text: string): string[] {
+  checkText(text);
+  const tokens: string[] = [];
+  const quotes = (text.match(/"/g) ?? []).length;
+  if (quotes % 2 === 1) throw new CommandError('A quote is not closed: put the reason in "double quotes".');
+  // Slack clients may send curly quotes; both kinds group words.
+  for (const m of text.matchAll(/"([^"]*)"|“([^”]*)”|(\S+)/g)) tokens.push(m[1] ?? m[2] ?? (m[3] as string));
+  return tokens;
+}
+
+function checkText(text: string): void {
+  if (text.length > MAX_COMMAND_LENGTH) {
+    throw new CommandError(`That command is ${text.length} characters long; the limit is ${MAX_COMMAND_LENGTH}.`);
+  }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\ufffd]/.test(text)) {
+    throw new CommandError("That command contains control or binary characters; type it as plain text.");
+  }
+}
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = i - 1;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j] as number;
+      row[j] = Math.min((row[j] as number) + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length] as number;
+}
+
+/** The closest known name, when it is close enough to be a typo. */
+export function didYouMean(word: string, known: readonly string[]): string | undefined {
+  const lower = word.toLowerCase();
+  let best: { name: string; d: number } | undefined;
+  for (const name of known) {
+    const d = name.startsWith(lower) && lower.length >= 2 ? 0.5 : distance(lower, name);
+    if (!best || d < best.d) best = { name, d };
+  }
+  return best && best.d <= Math.max(1, Math.floor(best.name.length / 3)) ? best.name : undefined;
+}
+
+function unknown(what: string, word: string, known: readonly string[], usage: string): CommandError {
+  const guess = didYouMean(word, known);
+  const hint = guess ? ` Did you mean \`${guess}\`?` : "";
+  return new CommandError(
+    `Unknown ${what} \`${word}\`.${hint} Known ${what}s: ${known.map((k) => `\`${k}\``).join(", ")}.\nUsage: ${usage}`,
+  );
+}
+
+function resolveService(word: string, names: Names, usage: string): string {
+  const lower = word.toLowerCase();
+  if (names.services.includes(lower)) return lower;
+  throw unknown("service", word, names.services, usage);
+}
+
+function resolveEnvironment(word: string, service: string | null, names: Names, usage: string): string {
+  const lower = word.toLowerCase();
+  const aliases: Record<string, string> = { prod: "production", stage: "staging", stg: "staging", prd: "production" };
+  const env = names.environments.includes(lower) ? lower : aliases[lower];
+  if (!env || !names.environments.includes(env)) throw unknown("environment", word, names.environments, usage);
+  if (service && !names.environmentsOf(service).includes(env)) {
+    throw new CommandError(
+      `\`${service}\` is not configured in \`${env}\`; it runs in ${names
+        .environmentsOf(service)
+        .map((e) => `\`${e}\``)
+        .join(", ")}.`,
+    );
+  }
+  return env;
+}
+
+interface FlagSpec {
+  [flag: string]: "bool" | "value";
+}
+
+/** Separates --flags (with their values) from positional words; unknown flags are errors. */
+function splitFlags(
+  tokens: string[],
+  spec: FlagSpec,
+  usage: string,
+): { positional: string[]; flags: Map<string, string | true> } {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < tokens.length; i++) {
+    const tok = tokens[i] as string;
+    if (!tok.startsWith("--") && !tok.startsWith("—")) {
+      positional.push(tok);
+      continue;
+    }
+    // Slack turns "--" into an em dash on some clients.
+    const [rawName, inline] = tok.replace(/^—/, "--").split(/=(.*)/s, 2) as [string, string | undefined];
+    const name = rawName.toLowerCase();
+    const kind = spec[name];
+    if (!kind) {
+      const guess = didYouMean(
+        name.slice(2),
+        Object.keys(spec).map((f) => f.slice(2)),
+      );
+      throw new CommandError(
+        `Unknown flag \`${rawName}\`.${guess ? ` Did you mean \`--${guess}\`?` : ""} Flags: ${Object.keys(spec)
+          .map((f) => `\`${f}\``)
+          .join(", ")}.\nUsage: ${usage}`,
+      );
+    }
+    if (flags.has(name)) throw new CommandError(`\`${name}\` is given twice.`);
+    if (kind === "bool") {
+      if (inline !== undefined) throw new CommandError(`\`${name}\` takes no value.`);
+      flags.set(name, true);
+      continue;
+    }
+    const value = inline ?? tokens[i + 1];
+    if (value === undefined || value.startsWith("--") || value.trim() === "") {
+      throw new CommandError(`\`${name}\` needs a value, e.g. ${name} "what and why".\nUsage: ${usage}`);
+    }
+    if (inline === undefined) i++;
+    flags.set(name, value.trim());
+  }
+  return { positional, flags };
+}
+
+const VERSION_RE = /^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}|[A-Za-z0-9_-]+:\d+)$/;
+
+function checkVersion(version: string, usage: string): string {
+  if (!VERSION_RE.test(version)) {
+    throw new CommandError(
+      `\`${version}\` is not a version: give an image tag (\`v1.4.2\`, a git sha) or a task definition revision (\`web:25\`).\nUsage: ${usage}`,
+    );
+  }
+  return version;
+}
+
+/** `/status ...` */
+export function parseStatus(text: string, names: Names): StatusCommand {
+  const usage = USAGE.status;
+  const words = tokenize(text);
+  const [first, second, third, ...rest] = words;
+  if (first === undefined) return { kind: "overview" };
+  const head = first.toLowerCase();
+  if (head === "help") return { kind: "help" };
+  if (head === "freezes" || head === "freeze") {
+    if (second !== undefined) throw new CommandError(`\`/status freezes\` takes nothing after it.\nUsage: ${usage}`);
+    return { kind: "freezes" };
+  }
+  if (head === "history") {
+    if (second === undefined || third === undefined) {
+      throw new CommandError(`\`/status history\` needs a service and an environment.\nUsage: ${usage}`);
+    }
+    if (rest.length > 0) throw new CommandError(`Unexpected \`${rest.join(" ")}\`.\nUsage: ${usage}`);
+    const service = resolveService(second, names, usage);
+    return { kind: "history", service, environment: resolveEnvironment(third, service, names, usage) };
+  }
+  if (third !== undefined) throw new CommandError(`Unexpected \`${[third, ...rest].join(" ")}\`.\nUsage: ${usage}`);
+  const service = resolveService(first, names, usage);
+  if (second === undefined) return { kind: "service", service };
+  return { kind: "target", service, environment: resolveEnvironment(second, service, names, usage) };
+}
+
+/** `/deploy ...` */
+export function parseDeploy(text: string, names: Names): DeployCommand {
+  const usage = USAGE.deploy;
+  const tokens = tokenize(text);
+  if (tokens.length === 0) throw new CommandError(`Tell me what to deploy.\nUsage: ${usage}`);
+  if (tokens.length === 1 && tokens[0]?.toLowerCase() === "help") return { kind: "help" };
+  const { positional, flags } = splitFlags(
+    tokens,
+    { "--hotfix": "bool", "--dry-run": "bool", "--reason": "value", "--emergency": "value" },
+    usage,
+  );
+  let words = positional;
+  const at = words[0]?.indexOf("@") ?? -1;
+  if (words[0] && at > 0) words = [words[0].slice(0, at), words[0].slice(at + 1), ...words.slice(1)];
+  if (words.length >= 3 && words[2]?.toLowerCase() === "to")
+    words = [words[0], words[1], ...words.slice(3)] as string[];
+  const [serviceWord, versionWord, envWord, ...extra] = words;
+  if (!serviceWord) throw new CommandError(`Tell me which service to deploy.\nUsage: ${usage}`);
+  const service = resolveService(serviceWord, names, usage);
+  if (!versionWord)
+    throw new CommandError(`Which version of \`${service}\`? Give an image tag or a revision.\nUsage: ${usage}`);
+  if (versionWord.toLowerCase() === "to" || names.environments.includes(versionWord.toLowerCase())) {
+    throw new CommandError(
+      `The version is missing: \`/deploy ${service} VERSION ${envWord ?? versionWord}\`.\nUsage: ${usage}`,
+    );
+  }
+  const version = checkVersion(versionWord, usage);
+  if (!envWord)
+    throw new CommandError(`To which environment? e.g. \`/deploy ${service} ${version} to staging\`.\nUsage: ${usage}`);
+  const environment = resolveEnvironment(envWord, service, names, usage);
+  if (extra.length > 0) {
+    throw new CommandError(`Unexpected \`${extra.join(" ")}\`; put a reason in --reason "...".\nUsage: ${usage}`);
+  }
+  const emergency = flags.get("--emergency");
+  const reason = flags.get("--reason");
+  return {
+    kind: "deploy",
+    service,
+    version,
+    environment,
+    hotfix: flags.has("--hotfix"),
+    dryRun: flags.has("--dry-run"),
+    reason: typeof reason === "string" ? reason : null,
+    emergency: typeof emergency === "string" ? emergency : null,
+  };
+}
+
+/** `/rollback ...` */
+export function parseRollback(text: string, names: Names): RollbackCommand {
+  const usage = USAGE.rollback;
+  const tokens = tokenize(text);
+  if (tokens.length === 0) throw new CommandError(`Tell me what to roll back.\nUsage: ${usage}`);
+  if (tokens.length === 1 && tokens[0]?.toLowerCase() === "help") return { kind: "help" };
+  const { positional, flags } = splitFlags(tokens, { "--reason": "value", "--severity": "value" }, usage);
+  const [serviceWord, envWord, toWord, versionWord, ...extra] = positional;
+  if (!serviceWord) throw new CommandError(`Tell me which service to roll back.\nUsage: ${usage}`);
+  const service = resolveService(serviceWord, names, usage);
+  if (!envWord)
+    throw new CommandError(`In which environment? e.g. \`/rollback ${service} production\`.\nUsage: ${usage}`);
+  const environment = resolveEnvironment(envWord, service, names, usage);
+  let version: string | null = null;
+  if (toWord !== undefined) {
+    if (toWord.toLowerCase() !== "to" || versionWord === undefined) {
+      throw new CommandError(
+        `To name a version, write \`to VERSION\`, e.g. \`/rollback ${service} ${environment} to v1.4.0\`.\nUsage: ${usage}`,
+      );
+    }
+    version = checkVersion(versionWord, usage);
+  }
+  if (extra.length > 0) throw new CommandError(`Unexpected \`${extra.join(" ")}\`.\nUsage: ${usage}`);
+  const sev = flags.get("--severity");
+  let severity: RollbackCommand extends infer R ? (R extends { severity: infer S } ? S : never) : never = null;
+  if (typeof sev === "string") {
+    const upper = sev.toUpperCase();
+    if (upper !== "P0" && upper !== "P1" && upper !== "P2" && upper !== "P3") {
+      throw new CommandError(`Severity \`${sev}\` is not one of P0, P1, P2, P3.\nUsage: ${usage}`);
+    }
+    severity = upper;
+  }
+  const reason = flags.get("--reason");
+  return {
+    kind: "rollback",
+    service,
+    environment,
+    version,
+    reason: typeof reason === "string" ? reason : null,
+    severity,
+  };
+}

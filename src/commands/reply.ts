@@ -1,0 +1,29 @@
+import type { RespondFn } from "@slack/bolt";
+import type { Logger } from "pino";
+import { DeploybotError, ErrorCode } from "../errors.js";
+import { section } from "./blocks.js";
+
+/**
+ * Tells the user what went wrong, ephemerally: a DeploybotError's message as it is (they are written for
+ * people), anything else as a short apology with a reference. Never a stack trace in Slack.
+ */
+export async function replyError(respond: RespondFn, err: unknown, logger: Logger): Promise<void> {
+  let text: string;
+  if (err instanceof DeploybotError && err.code !== ErrorCode.Unknown) {
+    text = err.message;
+  } else {
+    const ref = `E${Date.now().toString(36).toUpperCase()}`;
+    logger.error({ err, ref }, "unexpected error while handling a Slack request");
+    text = `Something went wrong on deploybot's side (reference ${ref}); nothing was changed. Try again, or ask your deploybot admin to look up ${ref} in the logs.`;
+  }
+  try {
+    await respond({
+      response_type: "ephemeral",
+      replace_original: false,
+      text,
+      blocks: [section(`:warning: ${text}`)],
+    });
+  } catch (sendErr) {
+    logger.error({ err: sendErr }, "could not send the error reply to Slack");
+  }
+}

@@ -1,0 +1,415 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { createInterface } from "node:readline";
+import type { App } from "@slack/bolt";
+import type { Logger } from "pino";
+import { createApp } from "../app.js";
+import { ManualClock, parseDuration } from "../clock.js";
+import { namesOf } from "../commands/status.js";
+import { loadConfig } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { asDeploybotError } from "../errors.js";
+import { Background } from "../services/background.js";
+import { buildServices, type Services } from "../services/index.js";
+import { SimScheduler } from "../services/scheduler.js";
+import { SimCloudWatch } from "../services/sim/cloudwatch.js";
+import { SimEcs } from "../services/sim/ecs.js";
+import { SimPagerDuty } from "../services/sim/pagerduty.js";
+import { type SimEvent, SimWorld } from "../services/sim/world.js";
+import { Store } from "../services/store.js";
+import { findTarget } from "../services/targets.js";
+import { ConsoleReceiver } from "./receiver.js";
+import { buttonsOf, mrkdwnToText, renderBlocks } from "./render.js";
+import { SlackLikeServer, type SlackRecord } from "./slack-server.js";
+
+/** One line of `--json` output: everything the bot does, in order. */
+export interface ConsoleEvent {
+  at: string;
+  kind: "message" | "update" | "ephemeral" | "page" | "aws" | "error";
+  channel?: string;
+  user?: string;
+  text?: string;
+  buttons?: string[];
+  ts?: string;
+  thread_ts?: string;
+  action?: string;
+  dedupKey?: string;
+  severity?: string;
+  summary?: string;
+  api?: string;
+  op?: string;
+  input?: Record<string, unknown>;
+}
+
+export interface ConsoleOptions {
+  configFile: string;
+  dbFile: string;
+  /** Start the simulated clock here (default: where the db's world left off, else now). */
+  at?: string;
+  logger: Logger;
+  /** Receives every event (the CLI prints them; tests collect them). */
+  emit: (e: ConsoleEvent) => void;
+  /** Receives the echo of each typed line, for the readable transcript. */
+  echo?: (line: string, who: string, channel: string, at: Date) => void;
+}
+
+/**
+ * The local console: the real Bolt app, driven as Slack would drive it, against simulated ECS,
+ * CloudWatch and PagerDuty, with its Web API client talking to a Slack-like server on 127.0.0.1.
+ */
+export class LocalConsole {
+  readonly config: Config;
+  readonly store: Store;
+  readonly clock: ManualClock;
+  readonly world: SimWorld;
+  readonly slack: SlackLikeServer;
+  readonly services: Services;
+  readonly scheduler: SimScheduler;
+  private readonly receiver = new ConsoleReceiver();
+  private app: App | undefined;
+  private user: string;
+  private channel: string;
+  private quitting = false;
+
+  constructor(private readonly options: ConsoleOptions) {
+    this.config = loadConfig(options.configFile);
+    if (options.dbFile !== ":memory:") mkdirSync(dirname(options.dbFile), { recursive: true });
+    this.store = new Store(options.dbFile);
+    const saved = this.store.getKv<{ clock: string }>("sim.world")?.clock;
+    const start = options.at ?? saved ?? new Date().toISOString();
+    if (options.at && Number.isNaN(Date.parse(options.at)))
+      throw new Error(`--at ${options.at} is not an ISO time such as 2026-11-24T10:15:00+02:00`);
+    if (options.at && saved && Date.parse(options.at) < Date.parse(saved)) {
+      throw new Error(
+        `--at ${options.at} is before this db's simulated time (${saved}); the simulated clock only moves forward`,
+      );
+    }
+    this.clock = new ManualClock(start);
+    this.world = new SimWorld(this.config, this.clock, this.store);
+    this.slack = new SlackLikeServer(this.config, this.clock);
+    const background = new Background(options.logger);
+    this.services = buildServices({
+      config: this.config,
+      store: this.store,
+      clock: this.clock,
+      ecs: new SimEcs(this.world),
+      metrics: new SimCloudWatch(this.world),
+      pager: new SimPagerDuty(this.world),
+      logger: options.logger,
+      background,
+    });
+    this.scheduler = new SimScheduler(this.clock, () => background.idle());
+    this.user = Object.keys(this.config.users)[0] as string;
+    this.channel = this.config.channels.deploys;
+    this.slack.onRecord((r) => this.options.emit(this.fromSlack(r)));
+    this.world.onEvent((e) => this.options.emit(this.fromSim(e)));
+  }
+
+  async start(): Promise<void> {
+    await this.slack.start();
+    this.app = createApp(this.services, {
+      botToken: "xoxb-local-console",
+      transport: { kind: "receiver", receiver: this.receiver },
+      slackApiUrl: this.slack.apiUrl,
+      scheduler: this.scheduler,
+    });
+    await this.app.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.services.background.idle();
+    this.world.save();
+    await this.app?.stop();
+    await this.slack.stop();
+    this.store.close();
+  }
+
+  get done(): boolean {
+    return this.quitting;
+  }
+
+  get prompt(): string {
+    return `${this.user} in ${this.channel}> `;
+  }
+
+  /** Runs one script or prompt line; bad lines produce an `error` event and change nothing. */
+  async run(line: string): Promise<void> {
+    const text = line.trim();
+    if (text === "" || text.startsWith("#")) return;
+    this.options.echo?.(text, this.user, this.channel, this.clock.now());
+    try {
+      if (text.startsWith("/")) await this.slash(text);
+      else if (text.startsWith(":")) await this.directive(text);
+      else
+        throw new Error(
+          `"${text.slice(0, 40)}" is neither a slash command (/deploy, /rollback, /status) nor a directive (:as, :in, :click, :advance, :time, :metric, :oncall, :fail, :quit)`,
+        );
+    } catch (err) {
+      this.error(asDeploybotError(err).message);
+    }
+    await this.services.background.idle();
+    this.world.save();
+  }
+
+  private error(text: string): void {
+    this.options.emit({ at: this.clock.now().toISOString(), kind: "error", text });
+  }
+
+  private slackUser(name = this.user) {
+    const u = this.config.users[name];
+    if (!u) throw new Error(`unknown user ${name}`);
+    return { id: u.slack_id, name };
+  }
+
+  private async slash(text: string): Promise<void> {
+    const [command, ...rest] = text.split(/\s+/);
+    if (!["/deploy", "/rollback", "/status"].includes(command as string)) {
+      throw new Error(`unknown command ${command}: deploybot answers /deploy, /rollback and /status`);
+    }
+    const user = this.slackUser();
+    const channelId = this.slack.channelId(this.channel);
+    const body = {
+      token: "local-console",
+      team_id: "T0LOCAL",
+      team_domain: "local",
+      channel_id: channelId,
+      channel_name: this.channel.replace(/^#/, ""),
+      user_id: user.id,
+      user_name: user.name,
+      command,
+      text: text.slice((command as string).length).trim(),
+      api_app_id: "A0DEPLOYBOT",
+      is_enterprise_install: "false",
+      response_url: this.slack.responseUrl(channelId, user.id),
+      trigger_id: `${Date.now()}.local`,
+    };
+    void rest;
+    const { acked, response } = await this.receiver.dispatch(body);
+    if (!acked) this.error(`${command} was not acknowledged: Slack would show "dispatch_failed"`);
+    if (response) await this.slack.deliver(channelId, user.id, response);
+  }
+
+  private async directive(text: string): Promise<void> {
+    const [name, ...args] = text.split(/\s+/);
+    const arg = args.join(" ");
+    switch (name) {
+      case ":as": {
+        if (!this.config.users[arg])
+          throw new Error(`:as ${arg}: no such user; users are ${Object.keys(this.config.users).join(", ")}`);
+        this.user = arg;
+        return;
+      }
+      case ":in": {
+        if (!/^#[a-z0-9._-]+$/.test(arg)) throw new Error(`:in needs a channel such as #deploys`);
+        this.channel = arg;
+        return;
+      }
+      case ":click":
+        return this.click(arg);
+      case ":advance": {
+        const ms = parseDuration(arg);
+        if (ms === undefined || ms <= 0) throw new Error(`:advance needs a duration such as 90s, 5m, 2h or 1d`);
+        await this.scheduler.advanceTo(new Date(this.clock.now().getTime() + ms));
+        return;
+      }
+      case ":time": {
+        const to = Date.parse(arg);
+        if (Number.isNaN(to)) throw new Error(`:time needs an ISO time such as 2026-11-24T10:15:00+02:00`);
+        if (to < this.clock.now().getTime())
+          throw new Error(
+            `:time ${arg} is in the past: the simulated clock only moves forward (it is ${this.clock.now().toISOString()})`,
+          );
+        await this.scheduler.advanceTo(new Date(to));
+        return;
+      }
+      case ":metric": {
+        const [service, environment, metric, value] = args;
+        if (
+          args.length !== 4 ||
+          !service ||
+          !environment ||
+          !metric ||
+          value === undefined ||
+          !Number.isFinite(Number(value))
+        ) {
+          throw new Error(`:metric needs SERVICE ENV NAME VALUE, e.g. :metric web production error_rate 3.2`);
+        }
+        this.target(service, environment);
+        this.world.setMetric(service, environment, metric, Number(value));
+        return;
+      }
+      case ":oncall": {
+        if (arg === "nobody") this.world.setOnCall(null);
+        else if (this.config.users[arg]) this.world.setOnCall(arg);
+        else
+          throw new Error(
+            `:oncall ${arg}: no such user; users are ${Object.keys(this.config.users).join(", ")} (or nobody)`,
+          );
+        return;
+      }
+      case ":fail": {
+        const [service, environment] = args;
+        if (args.length !== 2 || !service || !environment)
+          throw new Error(`:fail needs SERVICE ENV, e.g. :fail web production`);
+        const t = this.target(service, environment);
+        this.world.failNext(t.ecs.cluster, t.ecs.service);
+        return;
+      }
+      case ":quit":
+        this.quitting = true;
+        return;
+      default:
+        throw new Error(
+          `unknown directive ${name}: use :as, :in, :click, :advance, :time, :metric, :oncall, :fail or :quit`,
+        );
+    }
+  }
+
+  private target(service: string, environment: string) {
+    const t = findTarget(this.config, service, environment);
+    if (!t) {
+      const names = namesOf(this.services);
+      throw new Error(
+        `${service} ${environment} is not configured; services: ${names.services.join(", ")}; environments: ${names.environments.join(", ")}`,
+      );
+    }
+    return t;
+  }
+
+  private async click(label: string): Promise<void> {
+    if (!label) throw new Error(`:click needs a button label, e.g. :click Approve`);
+    const user = this.slackUser();
+    const found = this.slack.findButton(label, user.id);
+    if (!found) throw new Error(`no message has a button "${label}"`);
+    const { message, button, blockId } = found;
+    const body = {
+      type: "block_actions",
+      team: { id: "T0LOCAL", domain: "local" },
+      user: { id: user.id, username: user.name, name: user.name, team_id: "T0LOCAL" },
+      api_app_id: "A0DEPLOYBOT",
+      token: "local-console",
+      container: {
+        type: "message",
+        message_ts: message.ts,
+        channel_id: message.channelId,
+        is_ephemeral: Boolean(message.ephemeralFor),
+      },
+      trigger_id: `${Date.now()}.local`,
+      channel: { id: message.channelId, name: message.channel.replace(/^#/, "") },
+      ...(message.ephemeralFor
+        ? {}
+        : { message: { type: "message", ts: message.ts, text: message.text, blocks: message.blocks } }),
+      response_url: this.slack.responseUrl(message.channelId, user.id, message.ts),
+      actions: [
+        {
+          type: "button",
+          action_id: button.action_id,
+          block_id: blockId,
+          text: button.text,
+          value: button.value,
+          action_ts: String(this.clock.now().getTime() / 1000),
+        },
+      ],
+    };
+    const { acked } = await this.receiver.dispatch(body);
+    if (!acked) this.error(`the click on "${label}" was not acknowledged`);
+  }
+
+  private fromSlack(r: SlackRecord): ConsoleEvent {
+    const name = (id: string) => this.slack.userName(id);
+    const text = r.blocks.length ? renderBlocks(r.blocks, name) : mrkdwnToText(r.text, name);
+    const buttons = buttonsOf(r.blocks);
+    return {
+      at: r.at.toISOString(),
+      kind: r.kind === "home" ? "update" : r.kind,
+      channel: r.channel,
+      ...(r.user ? { user: r.user } : {}),
+      text,
+      ...(buttons.length ? { buttons } : {}),
+      ts: r.ts,
+      ...(r.threadTs ? { thread_ts: r.threadTs } : {}),
+    };
+  }
+
+  private fromSim(e: SimEvent): ConsoleEvent {
+    const at = this.clock.now().toISOString();
+    if (e.kind === "aws") return { at, kind: "aws", api: e.api, op: e.op, input: e.input };
+    return { at, kind: "page", action: e.action, dedupKey: e.dedupKey, severity: e.severity, summary: e.summary };
+  }
+}
+
+/** The readable transcript line for an event (without --json). */
+export function formatEvent(e: ConsoleEvent, timeZone: string): string {
+  const time = new Intl.DateTimeFormat("en-GB", {
+    timeZone,
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+  }).format(new Date(e.at));
+  const indent = (s: string) =>
+    s
+      .split("\n")
+      .map((l, i) => (i === 0 ? l : `         ${l}`))
+      .join("\n");
+  switch (e.kind) {
+    case "message":
+      return `${time} ${e.channel}${e.thread_ts ? " (thread)" : ""} deploybot: ${indent(e.text ?? "")}`;
+    case "update":
+      return `${time} ${e.channel} deploybot (edited): ${indent(e.text ?? "")}`;
+    case "ephemeral":
+      return `${time} ${e.channel} (only ${e.user} sees this): ${indent(e.text ?? "")}`;
+    case "page":
+      return `${time} PagerDuty ${e.action} [${e.severity}] ${e.dedupKey}: ${e.summary}`;
+    case "aws":
+      return `${time} AWS ${e.api}:${e.op} ${JSON.stringify(e.input)}`;
+    case "error":
+      return `${time} error: ${e.text}`;
+  }
+}
+
+/** Runs the console on a script or on stdin until :quit or end of input. */
+export async function runConsole(
+  opts: Omit<ConsoleOptions, "emit" | "echo"> & { script?: string; json: boolean; interactive: boolean },
+): Promise<void> {
+  let tz = "UTC";
+  const out = (s: string) => process.stdout.write(`${s}\n`);
+  const con = new LocalConsole({
+    ...opts,
+    emit: (e) => out(opts.json ? JSON.stringify(e) : formatEvent(e, tz)),
+    echo: opts.json
+      ? undefined
+      : (line, who, channel) => (opts.interactive ? undefined : out(`${who} in ${channel}> ${line}`)),
+  });
+  tz = con.config.timezone;
+  await con.start();
+  try {
+    if (opts.script !== undefined) {
+      for (const line of opts.script.split(/\r?\n/)) {
+        await con.run(line);
+        if (con.done) break;
+      }
+      return;
+    }
+    if (opts.interactive && !opts.json) {
+      out(
+        "deploybot local console: simulated ECS, CloudWatch and PagerDuty; type /status, /deploy help, :as NAME, :advance 5m, :quit",
+      );
+      out(
+        "To connect a real workspace, create the app from manifest.yml and set SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP); see README.md.",
+      );
+    }
+    const rl = createInterface({ input: process.stdin, terminal: opts.interactive });
+    rl.setPrompt(con.prompt);
+    if (opts.interactive) rl.prompt();
+    for await (const line of rl) {
+      await con.run(line);
+      if (con.done) break;
+      rl.setPrompt(con.prompt);
+      if (opts.interactive) rl.prompt();
+    }
+    rl.close();
+  } finally {
+    await con.stop();
+  }
+}

@@ -1,0 +1,321 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Clock } from "../clock.js";
+import type { Config } from "../config/schema.js";
+
+/** What the bot did in Slack, as the Slack-like server saw it. */
+export interface SlackRecord {
+  kind: "message" | "update" | "ephemeral" | "home";
+  channel: string;
+  /** For ephemerals: who sees it; for messages: the bot. */
+  user?: string;
+  text: string;
+  blocks: Block[];
+  ts: string;
+  threadTs?: string;
+  at: Date;
+}
+
+// Block Kit is JSON we build and render; a loose shape is enough here.
+export type Block = Record<string, unknown> & { type: string };
+
+interface StoredMessage {
+  channel: string;
+  channelId: string;
+  ts: string;
+  text: string;
+  blocks: Block[];
+  threadTs?: string;
+  /** Set for ephemeral messages: only this user sees them. */
+  ephemeralFor?: string;
+  responseUrl?: string;
+}
+
+const BOT_USER_ID = "U0DEPLOYBOT";
+
+/**
+ * A small Slack-like Web API on 127.0.0.1 for the console and the tests: it records chat.postMessage,
+ * chat.update, chat.postEphemeral and views.publish, answers users.* lookups from the config, and serves
+ * response_url. The bot's WebClient is pointed at it with `slackApiUrl`.
+ */
+export class SlackLikeServer {
+  private server: Server | undefined;
+  private port = 0;
+  private seq = 0;
+  private readonly messages: StoredMessage[] = [];
+  private readonly listeners: Array<(r: SlackRecord) => void> = [];
+  private readonly responseUrls = new Map<string, { channelId: string; userId: string; ts?: string }>();
+  readonly records: SlackRecord[] = [];
+  /** Web API calls received, by method (for tests). */
+  readonly calls: Array<{ method: string; args: Record<string, unknown> }> = [];
+
+  constructor(
+    private readonly config: Config,
+    private readonly clock: Clock,
+  ) {}
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        res.writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ ok: false, error: "internal_error", detail: String(err) }));
+      });
+    });
+    await new Promise<void>((resolve) => this.server?.listen(0, "127.0.0.1", resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** The `slackApiUrl` for the bot's WebClient. */
+  get apiUrl(): string {
+    return `http://127.0.0.1:${this.port}/api/`;
+  }
+
+  onRecord(listener: (r: SlackRecord) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Makes a response_url for a slash command or a click by `userId` in `channelId`. */
+  responseUrl(channelId: string, userId: string, ts?: string): string {
+    const id = `r${++this.seq}`;
+    this.responseUrls.set(id, { channelId, userId, ...(ts ? { ts } : {}) });
+    return `http://127.0.0.1:${this.port}/response/${id}`;
+  }
+
+  channelId(nameOrId: string): string {
+    if (/^[CDG][A-Z0-9]+$/.test(nameOrId)) return nameOrId;
+    return `C${nameOrId
+      .replace(/^#/, "")
+      .toUpperCase()
+      .replace(/[^A-Z0-9]/g, "")}`;
+  }
+
+  channelName(id: string): string {
+    const known = [this.config.channels.deploys, this.config.channels.incidents, "#general"];
+    return known.find((n) => this.channelId(n) === id) ?? `#${id.slice(1).toLowerCase()}`;
+  }
+
+  /** The newest message (ephemeral ones only for `userId`) with a button whose label or action_id is `label`. */
+  findButton(
+    label: string,
+    userId: string,
+  ): { message: StoredMessage; button: Record<string, unknown>; blockId: string } | undefined {
+    const wanted = label.trim().toLowerCase();
+    for (let i = this.messages.length - 1; i >= 0; i--) {
+      const m = this.messages[i] as StoredMessage;
+      if (m.ephemeralFor && m.ephemeralFor !== userId) continue;
+      for (const block of m.blocks) {
+        if (block.type !== "actions") continue;
+        for (const el of (block.elements as Array<Record<string, unknown>>) ?? []) {
+          const text = ((el.text as { text?: string } | undefined)?.text ?? "").toLowerCase();
+          if (el.type === "button" && (text === wanted || String(el.action_id).toLowerCase() === wanted)) {
+            return { message: m, button: el, blockId: String(block.block_id ?? "") };
+          }
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /** Shows what a listener passed to ack() as Slack does: an ephemeral reply (or in_channel when asked). */
+  async deliver(channelId: string, userId: string, response: unknown): Promise<void> {
+    const body = typeof response === "string" ? { text: response } : (response as Record<string, unknown>);
+    const id = this.responseUrl(channelId, userId).split("/").pop() as string;
+    this.respond(id, body);
+  }
+
+  private nextTs(): string {
+    const secs = Math.floor(this.clock.now().getTime() / 1000);
+    return `${secs}.${String(++this.seq).padStart(6, "0")}`;
+  }
+
+  private record(r: Omit<SlackRecord, "at">): void {
+    const full = { ...r, at: this.clock.now() };
+    this.records.push(full);
+    for (const l of this.listeners) l(full);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks).toString("utf8");
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    const args = parseBody(raw, req.headers["content-type"] ?? "");
+    const reply = (body: Record<string, unknown>) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    if (url.pathname.startsWith("/response/")) {
+      reply(this.respond(url.pathname.slice("/response/".length), args));
+      return;
+    }
+    const method = url.pathname.replace(/^\/api\//, "");
+    this.calls.push({ method, args });
+    if (!/^Bearer xox[bp]-/.test(String(req.headers.authorization ?? "")) && method !== "api.test") {
+      reply({ ok: false, error: "not_authed" });
+      return;
+    }
+    reply(this.api(method, args));
+  }
+
+  private api(method: string, args: Record<string, unknown>): Record<string, unknown> {
+    switch (method) {
+      case "auth.test":
+        return { ok: true, user_id: BOT_USER_ID, bot_id: "B0DEPLOYBOT", team_id: "T0LOCAL", user: "deploybot" };
+      case "chat.postMessage": {
+        const channelId = this.channelId(String(args.channel ?? ""));
+        if (!args.channel) return { ok: false, error: "channel_not_found" };
+        const ts = this.nextTs();
+        const message = this.store(channelId, ts, args);
+        this.record({
+          kind: "message",
+          channel: message.channel,
+          user: "deploybot",
+          text: message.text,
+          blocks: message.blocks,
+          ts,
+          ...(message.threadTs ? { threadTs: message.threadTs } : {}),
+        });
+        return { ok: true, channel: channelId, ts, message: { text: message.text, ts } };
+      }
+      case "chat.update": {
+        const channelId = this.channelId(String(args.channel ?? ""));
+        const existing = this.messages.find((m) => m.channelId === channelId && m.ts === args.ts);
+        if (!existing) return { ok: false, error: "message_not_found" };
+        existing.text = String(args.text ?? existing.text);
+        if (args.blocks) existing.blocks = asBlocks(args.blocks);
+        this.record({
+          kind: "update",
+          channel: existing.channel,
+          text: existing.text,
+          blocks: existing.blocks,
+          ts: existing.ts,
+        });
+        return { ok: true, channel: channelId, ts: existing.ts };
+      }
+      case "chat.postEphemeral": {
+        const channelId = this.channelId(String(args.channel ?? ""));
+        const ts = this.nextTs();
+        const message = this.store(channelId, ts, args, String(args.user));
+        this.record({
+          kind: "ephemeral",
+          channel: message.channel,
+          user: this.userName(String(args.user)),
+          text: message.text,
+          blocks: message.blocks,
+          ts,
+        });
+        return { ok: true, message_ts: ts };
+      }
+      case "views.publish":
+        this.record({
+          kind: "home",
+          channel: "app_home",
+          user: this.userName(String(args.user_id)),
+          text: "",
+          blocks: asBlocks((args.view as { blocks?: unknown })?.blocks ?? []),
+          ts: this.nextTs(),
+        });
+        return { ok: true };
+      case "users.lookupByEmail": {
+        const entry = Object.entries(this.config.users).find(([, u]) => u.email === args.email);
+        return entry
+          ? {
+              ok: true,
+              user: {
+                id: entry[1].slack_id,
+                name: entry[0],
+                real_name: entry[1].name,
+                profile: { email: entry[1].email },
+              },
+            }
+          : { ok: false, error: "users_not_found" };
+      }
+      case "users.info": {
+        const entry = Object.entries(this.config.users).find(([, u]) => u.slack_id === args.user);
+        return entry
+          ? { ok: true, user: { id: entry[1].slack_id, name: entry[0], real_name: entry[1].name } }
+          : { ok: false, error: "user_not_found" };
+      }
+      case "usergroups.users.list":
+        return { ok: true, users: [] };
+      default:
+        return { ok: false, error: "unknown_method" };
+    }
+  }
+
+  private respond(id: string, args: Record<string, unknown>): Record<string, unknown> {
+    const target = this.responseUrls.get(id);
+    if (!target) return { ok: false, error: "expired_url" };
+    const inChannel = args.response_type === "in_channel";
+    if (args.replace_original && target.ts) {
+      const existing = this.messages.find((m) => m.ts === target.ts);
+      if (existing) {
+        existing.text = String(args.text ?? "");
+        existing.blocks = asBlocks(args.blocks ?? []);
+        this.record({
+          kind: existing.ephemeralFor ? "ephemeral" : "update",
+          channel: existing.channel,
+          user: existing.ephemeralFor ? this.userName(existing.ephemeralFor) : undefined,
+          text: existing.text,
+          blocks: existing.blocks,
+          ts: existing.ts,
+        } as Omit<SlackRecord, "at">);
+        return { ok: true };
+      }
+    }
+    if (args.delete_original) return { ok: true };
+    const ts = this.nextTs();
+    const message = this.store(target.channelId, ts, args, inChannel ? undefined : target.userId);
+    this.record({
+      kind: inChannel ? "message" : "ephemeral",
+      channel: message.channel,
+      user: inChannel ? "deploybot" : this.userName(target.userId),
+      text: message.text,
+      blocks: message.blocks,
+      ts,
+    });
+    return { ok: true };
+  }
+
+  private store(channelId: string, ts: string, args: Record<string, unknown>, ephemeralFor?: string): StoredMessage {
+    const message: StoredMessage = {
+      channel: this.channelName(channelId),
+      channelId,
+      ts,
+      text: String(args.text ?? ""),
+      blocks: asBlocks(args.blocks ?? []),
+      ...(args.thread_ts ? { threadTs: String(args.thread_ts) } : {}),
+      ...(ephemeralFor ? { ephemeralFor } : {}),
+    };
+    this.messages.push(message);
+    if (this.messages.length > 5000) this.messages.splice(0, 1000);
+    return message;
+  }
+
+  userName(slackId: string): string {
+    return Object.entries(this.config.users).find(([, u]) => u.slack_id === slackId)?.[0] ?? slackId;
+  }
+}
+
+function asBlocks(value: unknown): Block[] {
+  if (typeof value === "string") {
+    try {
+      return JSON.parse(value) as Block[];
+    } catch {
+      return [];
+    }
+  }
+  return Array.isArray(value) ? (value as Block[]) : [];
+}
+
+function parseBody(raw: string, contentType: string): Record<string, unknown> {
+  if (!raw) return {};
+  if (contentType.includes("application/json")) return JSON.parse(raw) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of new URLSearchParams(raw)) out[k] = v;
+  return out;
+}

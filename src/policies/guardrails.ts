@@ -1,0 +1,314 @@
+/**
+ * The guardrail verdict, computed by a pure function as argo-rollouts does (`analysis.assessMetricStatus`):
+ * datapoints in, ok / breaching / inconclusive and a reason out. No I/O and no clock: `now` is passed in.
+ *
+ * The rule semantics follow CloudWatch alarms: the last N complete periods before `now`, M of them
+ * breaching, missing periods treated as the guardrail's `missing_data` says. Anything that makes the
+ * numbers meaningless (too little traffic, no baseline, too few datapoints) is inconclusive, and an
+ * inconclusive outcome is never a breach.
+ */
+import type { Guardrail } from "../config/schema.js";
+import { DeploybotError, ErrorCode } from "../errors.js";
+import type { Datapoint } from "../services/ports.js";
+
+export type ThresholdOp = ">" | ">=" | "<" | "<=";
+export type ThresholdUnit = "percent" | "seconds" | "count" | "baseline";
+
+export interface Threshold {
+  op: ThresholdOp;
+  /** Percent in percent units (1 for "1%"), seconds for "2s" and "500ms" (0.5), the factor for "10x baseline". */
+  value: number;
+  unit: ThresholdUnit;
+}
+
+export type GuardrailStatus = "ok" | "breaching" | "inconclusive";
+
+export interface GuardrailInput {
+  guardrail: Guardrail;
+  /** Oldest first, as the metrics port returns them. */
+  datapoints: Datapoint[];
+  /** Request counts per period (the `${id}_requests` series of alb_5xx_rate); needed when `min_requests` is set. */
+  requestCounts?: Datapoint[];
+  /** The metric over the pre-deploy window; needed by relative ("x baseline") thresholds. */
+  baseline?: number | null;
+  now: Date;
+}
+
+export interface GuardrailVerdict {
+  status: GuardrailStatus;
+  reason: string;
+  /** The value the reason quotes: the latest breaching value on a breach, else the latest real value. */
+  observed: number | null;
+  /** Periods counted as breaching, missing ones included when `missing_data` is "breaching". */
+  breachingPoints: number;
+  /** Periods that took part in the decision: real ones, plus missing ones unless `missing_data` is "missing". */
+  evaluatedPoints: number;
+  /** Start of the earliest breaching period in the window (breaching verdicts only). */
+  since?: Date;
+}
+
+const THRESHOLD = /^(>=|<=|>|<)\s*(\d+(?:\.\d+)?)\s*(%|ms|s|x\s*baseline)?$/;
+
+/** Parses "> 1%", "> 2s", "> 500ms", "< 2" or "> 10x baseline"; throws on anything else. */
+export function parseThreshold(text: string): Threshold {
+  const match = THRESHOLD.exec(text.trim());
+  if (!match) {
+    throw new DeploybotError(
+      ErrorCode.ConfigInvalid,
+      `"${text}" is not a threshold: use a comparison such as '> 1%', '> 2s', '> 500ms', '< 2' or '> 10x baseline'`,
+    );
+  }
+  const op = match[1] as ThresholdOp;
+  const value = Number(match[2]);
+  const suffix = match[3];
+  if (suffix === "%") return { op, value, unit: "percent" };
+  if (suffix === "ms") return { op, value: value / 1000, unit: "seconds" };
+  if (suffix === "s") return { op, value, unit: "seconds" };
+  if (suffix !== undefined) return { op, value, unit: "baseline" };
+  return { op, value, unit: "count" };
+}
+
+/** M (breaching periods needed) and N (periods looked at): "M of N" when given, else ceil(for / period) of the same. */
+export function evaluationShape(g: Pick<Guardrail, "name" | "for" | "period" | "datapoints">): {
+  m: number;
+  n: number;
+} {
+  if (!(g.period > 0)) {
+    throw new DeploybotError(ErrorCode.ConfigInvalid, `guardrail ${g.name}: period must be longer than 0`);
+  }
+  if (g.datapoints !== undefined) {
+    const match = /^\s*(\d+)\s+of\s+(\d+)\s*$/.exec(g.datapoints);
+    const m = Number(match?.[1]);
+    const n = Number(match?.[2]);
+    // An "M of N" with M > N could never breach, and "0 of N" always would: both are config mistakes.
+    if (!match || m < 1 || m > n) {
+      throw new DeploybotError(
+        ErrorCode.ConfigInvalid,
+        `guardrail ${g.name}: datapoints "${g.datapoints}" must read "M of N" with 1 <= M <= N, e.g. "3 of 5"`,
+      );
+    }
+    return { m, n };
+  }
+  const n = Math.max(1, Math.ceil(g.for / g.period));
+  return { m: n, n };
+}
+
+type Valued = "percent" | "seconds" | "count";
+
+const PRESET_UNIT: Record<string, Valued> = {
+  alb_5xx_rate: "percent",
+  cpu: "percent",
+  memory: "percent",
+  p95_latency: "seconds",
+  p99_latency: "seconds",
+  healthy_hosts: "count",
+};
+
+/** The unit the metric's values are in: the threshold's own unit, else the preset's, else a plain number. */
+function valueUnit(g: Guardrail, threshold: Threshold): Valued {
+  if (threshold.unit !== "baseline") return threshold.unit;
+  return typeof g.metric === "string" ? (PRESET_UNIT[g.metric] ?? "count") : "count";
+}
+
+function formatNumber(v: number): string {
+  if (Math.abs(v) >= 100) return String(Math.round(v));
+  return String(Number(v.toPrecision(3)));
+}
+
+/** 3.2%, 850ms, 2.3s, 12: a value as a person reads it. */
+export function formatValue(v: number, unit: Valued): string {
+  if (unit === "percent") return `${formatNumber(v)}%`;
+  if (unit === "seconds") return Math.abs(v) < 1 ? `${formatNumber(v * 1000)}ms` : `${formatNumber(v)}s`;
+  return formatNumber(v);
+}
+
+function formatUtc(at: Date): string {
+  return `${at.toISOString().slice(11, 16)} UTC`;
+}
+
+function compare(value: number, op: ThresholdOp, limit: number): boolean {
+  switch (op) {
+    case ">":
+      return value > limit;
+    case ">=":
+      return value >= limit;
+    case "<":
+      return value < limit;
+    case "<=":
+      return value <= limit;
+  }
+}
+
+function mod(a: number, b: number): number {
+  return ((a % b) + b) % b;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** Evaluates one guardrail over its datapoints: ok, breaching or inconclusive, with the reason in words. */
+export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
+  const { guardrail: g, now } = input;
+  const threshold = parseThreshold(g.threshold);
+  const { m, n } = evaluationShape(g);
+  const unit = valueUnit(g, threshold);
+  const period = g.period;
+  const nowMs = now.getTime();
+  const show = (v: number) => formatValue(v, unit);
+
+  const inconclusive = (reason: string, observed: number | null = null): GuardrailVerdict => ({
+    status: "inconclusive",
+    reason: `${g.name}: ${reason}`,
+    observed,
+    breachingPoints: 0,
+    evaluatedPoints: 0,
+  });
+
+  // Relative thresholds need a positive baseline: "10x" of nothing (0), of an unknown or of a negative
+  // number has no meaning, so rather than breach on 0.01% against a 0% baseline the verdict is
+  // inconclusive, and the reason says to pair the rule with an absolute one.
+  let limit = threshold.value;
+  let thresholdText = `${threshold.op} ${g.threshold.replace(/^[<>]=?\s*/, "")}`;
+  if (threshold.unit === "baseline") {
+    const baseline = input.baseline;
+    if (baseline === null || baseline === undefined || !Number.isFinite(baseline)) {
+      return inconclusive("no baseline from the pre-deploy window, so a relative threshold cannot be judged");
+    }
+    if (baseline <= 0) {
+      return inconclusive(
+        `the pre-deploy baseline is ${show(baseline)}, so "${g.threshold}" cannot be judged; pair it with an absolute threshold`,
+      );
+    }
+    limit = threshold.value * baseline;
+    thresholdText = `${threshold.op} ${threshold.value}x baseline (${show(limit)})`;
+  }
+
+  // Periods are aligned to the datapoints' own timestamps (CloudWatch stamps each with its period's start);
+  // only periods complete at `now` count, as a partial one under-reports sums such as request counts.
+  const anchor = [...input.datapoints].reverse().find((d) => d.at.getTime() <= nowMs);
+  const offset = anchor ? mod(anchor.at.getTime(), period) : 0;
+  const lastStart = Math.floor((nowMs - period - offset) / period) * period + offset;
+  const firstStart = lastStart - (n - 1) * period;
+  const windowEnd = lastStart + period;
+  const bucketOf = (at: Date): number | undefined => {
+    const t = at.getTime();
+    if (t < firstStart || t >= windowEnd) return undefined;
+    return Math.floor((t - firstStart) / period);
+  };
+
+  const sums = new Array<number>(n).fill(0);
+  const counts = new Array<number>(n).fill(0);
+  for (const d of input.datapoints) {
+    const i = bucketOf(d.at);
+    // NaN (and ±Infinity) is no measurement: the period stays missing.
+    if (i === undefined || !Number.isFinite(d.value)) continue;
+    sums[i] = (sums[i] as number) + d.value;
+    counts[i] = (counts[i] as number) + 1;
+  }
+  const values: Array<number | null> = sums.map((s, i) =>
+    (counts[i] as number) > 0 ? s / (counts[i] as number) : null,
+  );
+
+  if (g.min_requests !== undefined) {
+    if (input.requestCounts === undefined) {
+      return inconclusive(`the request count is unknown, and min_requests is ${g.min_requests}`);
+    }
+    let requests = 0;
+    for (const d of input.requestCounts) {
+      if (bucketOf(d.at) !== undefined && Number.isFinite(d.value)) requests += d.value;
+    }
+    if (requests < g.min_requests) {
+      return inconclusive(
+        `only ${formatNumber(requests)} requests since ${formatUtc(new Date(firstStart))} (below min_requests ${g.min_requests}), too few to judge a rate`,
+      );
+    }
+  }
+
+  let real = 0;
+  let missing = 0;
+  let breaching = 0;
+  let since: Date | undefined;
+  let latestReal: number | null = null;
+  let latestBreach: number | null = null;
+  for (const [i, v] of values.entries()) {
+    const start = new Date(firstStart + i * period);
+    if (v === null) {
+      missing++;
+      if (g.missing_data === "breaching") {
+        breaching++;
+        since ??= start;
+      }
+      continue;
+    }
+    real++;
+    latestReal = v;
+    if (compare(v, threshold.op, limit)) {
+      breaching++;
+      latestBreach = v;
+      since ??= start;
+    }
+  }
+
+  const evaluated = g.missing_data === "missing" ? real : n;
+  const missingNote =
+    missing === 0
+      ? ""
+      : g.missing_data === "missing"
+        ? ` (${missing} missing)`
+        : ` (${missing} missing, treated as ${g.missing_data === "breaching" ? "breaching" : "not breaching"})`;
+  const observed: number | null = latestBreach ?? latestReal;
+
+  if (breaching >= m) {
+    const sinceText = formatUtc(since as Date);
+    return {
+      status: "breaching",
+      reason:
+        observed === null
+          ? `${g.name} had no data in ${breaching} of ${n} periods since ${sinceText} (missing data is treated as breaching)`
+          : `${g.name} ${show(observed)} ${thresholdText} in ${breaching} of ${n} datapoints since ${sinceText}${missingNote}`,
+      observed,
+      breachingPoints: breaching,
+      evaluatedPoints: evaluated,
+      since,
+    };
+  }
+
+  if (evaluated < m) {
+    const seen = real === 0 ? "no datapoints" : `only ${plural(real, "datapoint")}`;
+    return {
+      status: "inconclusive",
+      reason: `${g.name}: ${seen} of ${n} since ${formatUtc(new Date(firstStart))}, ${m} needed to judge ${thresholdText}`,
+      observed: latestReal,
+      breachingPoints: breaching,
+      evaluatedPoints: evaluated,
+    };
+  }
+
+  const current = latestReal === null ? "" : ` ${show(latestReal)}`;
+  return {
+    status: "ok",
+    reason: `${g.name}${current}: ${breaching} of ${n} datapoints ${thresholdText}, ${m} needed to breach${missingNote}`,
+    observed: latestReal,
+    breachingPoints: breaching,
+    evaluatedPoints: evaluated,
+  };
+}
+
+const BARS = "▁▂▃▄▅▆▇█";
+
+/** A one-line chart for Slack messages, scaled from the lowest to the highest value; gaps (NaN) show as "·". */
+export function sparkline(values: number[]): string {
+  const finite = values.filter((v) => Number.isFinite(v));
+  if (finite.length === 0) return values.map(() => "·").join("");
+  const lo = Math.min(...finite);
+  const hi = Math.max(...finite);
+  const top = BARS.length - 1;
+  return values
+    .map((v) => {
+      if (!Number.isFinite(v)) return "·";
+      const level = hi === lo ? 0 : Math.round(((v - lo) / (hi - lo)) * top);
+      return BARS[level];
+    })
+    .join("");
+}

@@ -1,0 +1,439 @@
+import { setTimeout as delay } from "node:timers/promises";
+import {
+  CloudWatchClient,
+  GetMetricDataCommand,
+  type GetMetricDataCommandInput,
+  type MetricDataQuery,
+  type MetricDataResult,
+} from "@aws-sdk/client-cloudwatch";
+import { DeploybotError, ErrorCode } from "../../errors.js";
+import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../ports.js";
+
+/** GetMetricData takes at most 500 MetricDataQueries per call, helper series included. */
+export const MAX_QUERIES_PER_CALL = 500;
+/** A guard against a NextToken that never ends; 100,800 datapoints a page makes this generous. */
+const MAX_PAGES = 50;
+const VALID_ID = /^[a-z][a-zA-Z0-9_]*$/;
+
+/**
+ * The id of the request-count series that comes back next to every `alb_5xx_rate` query, so the
+ * evaluator can apply `min_requests`: a query with id "q3" returns "q3" (the rate, in percent) and
+ * "q3_requests" (ALB RequestCount, Sum per period).
+ */
+export function requestSeriesId(queryId: string): string {
+  return `${queryId}_requests`;
+}
+
+export interface AwsCloudWatchRetry {
+  /** Calls made in all before giving up on throttling or server errors (default 4). */
+  maxAttempts?: number;
+  /** Wait before the second attempt; doubles after each further failure (default 250 ms). */
+  baseDelayMs?: number;
+  /** Injected so tests do not wait. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** One MetricQuery as CloudWatch sees it: its MetricDataQueries (never split across calls) and the series it returns. */
+type Bundle =
+  | { query: MetricQuery; dataQueries: MetricDataQuery[]; returns: string[] }
+  | { query: MetricQuery; problem: string; returns: string[] };
+
+interface Accumulated {
+  /** The status of the latest page: PartialData on one page is normal when a NextToken follows. */
+  status?: string;
+  /** Forbidden or InternalError on any page: a later Complete page does not bring back the data that page lacked. */
+  failedWith?: string;
+  messages: string[];
+  points: Datapoint[];
+}
+
+const THROTTLING_NAMES = new Set([
+  "Throttling",
+  "ThrottlingException",
+  "ThrottledException",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "LimitExceededException",
+  "LimitExceededFault",
+]);
+const TRANSIENT_NAMES = new Set([
+  "InternalServiceFault",
+  "InternalServiceError",
+  "InternalFailure",
+  "ServiceUnavailable",
+  "TimeoutError",
+]);
+const TRANSIENT_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"]);
+
+/**
+ * The CloudWatch adapter: all queries of a polling cycle, grouped by region and sent as few GetMetricData
+ * calls as the 500-query limit allows, every NextToken followed. A query CloudWatch could not answer
+ * comes back as an error series (inconclusive for the evaluator); a call that fails as a whole throws a
+ * DeploybotError that says what to check.
+ */
+export class AwsCloudWatch implements MetricsPort {
+  private readonly clients = new Map<string, CloudWatchClient>();
+  private readonly createClient: (region: string) => CloudWatchClient;
+  private readonly maxAttempts: number;
+  private readonly baseDelayMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(createClient?: (region: string) => CloudWatchClient, retry: AwsCloudWatchRetry = {}) {
+    // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
+    this.createClient = createClient ?? ((region) => new CloudWatchClient({ region, maxAttempts: 1 }));
+    this.maxAttempts = Math.max(1, retry.maxAttempts ?? 4);
+    this.baseDelayMs = retry.baseDelayMs ?? 250;
+    this.sleep = retry.sleep ?? ((ms) => delay(ms).then(() => undefined));
+  }
+
+  /**
+   * Fetches every query's series, in the order asked; an `alb_5xx_rate` query "q" also returns
+   * `requestSeriesId("q")` right after it.
+   */
+  async getMetricData(queries: MetricQuery[], start: Date, end: Date): Promise<MetricSeries[]> {
+    const bundles = queries.map(toBundle);
+    checkIds(bundles);
+
+    const results = new Map<string, Accumulated>();
+    const byRegion = new Map<string, Bundle[]>();
+    for (const bundle of bundles) {
+      const list = byRegion.get(bundle.query.region) ?? [];
+      list.push(bundle);
+      byRegion.set(bundle.query.region, list);
+    }
+    for (const [region, regionBundles] of byRegion) {
+      for (const batch of batches(regionBundles)) {
+        await this.fetchBatch(region, batch, start, end, results);
+      }
+    }
+
+    const series: MetricSeries[] = [];
+    for (const bundle of bundles) {
+      for (const id of bundle.returns) {
+        series.push("problem" in bundle ? errorSeries(id, bundle.problem) : toSeries(id, results.get(id)));
+      }
+    }
+    return series;
+  }
+
+  private async fetchBatch(
+    region: string,
+    dataQueries: MetricDataQuery[],
+    start: Date,
+    end: Date,
+    results: Map<string, Accumulated>,
+  ): Promise<void> {
+    let nextToken: string | undefined;
+    for (let page = 1; ; page++) {
+      const input: GetMetricDataCommandInput = {
+        MetricDataQueries: dataQueries,
+        StartTime: start,
+        EndTime: end,
+        ScanBy: "TimestampAscending",
+        ...(nextToken ? { NextToken: nextToken } : {}),
+      };
+      const out = await this.call(region, input);
+      for (const result of out.MetricDataResults ?? []) accumulate(results, result);
+      nextToken = out.NextToken;
+      if (!nextToken) return;
+      if (page >= MAX_PAGES) {
+        throw new DeploybotError(
+          ErrorCode.AwsFailed,
+          `CloudWatch GetMetricData in ${region} still returned a NextToken after ${MAX_PAGES} pages: shorten the guardrails' window or lengthen their period`,
+        );
+      }
+    }
+  }
+
+  private client(region: string): CloudWatchClient {
+    let client = this.clients.get(region);
+    if (!client) {
+      client = this.createClient(region);
+      this.clients.set(region, client);
+    }
+    return client;
+  }
+
+  private async call(region: string, input: GetMetricDataCommandInput) {
+    const client = this.client(region);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await client.send(new GetMetricDataCommand(input));
+      } catch (err) {
+        if (!isRetryable(err)) throw toDeploybotError(err, region);
+        if (attempt >= this.maxAttempts) {
+          const what = isThrottling(err) ? "throttled" : "failed with a server error on";
+          throw new DeploybotError(
+            ErrorCode.AwsFailed,
+            `CloudWatch ${what} GetMetricData in ${region} ${attempt} times in a row (last: ${describeError(err)}): poll less often (monitor.interval) or ask AWS for a higher GetMetricData quota`,
+            { cause: err },
+          );
+        }
+        await this.sleep(this.baseDelayMs * 2 ** (attempt - 1));
+      }
+    }
+  }
+}
+
+/** Packs bundles into calls of at most 500 MetricDataQueries, keeping each expression with its helpers. */
+function batches(bundles: Bundle[]): MetricDataQuery[][] {
+  const calls: MetricDataQuery[][] = [];
+  let current: MetricDataQuery[] = [];
+  for (const bundle of bundles) {
+    if (!("dataQueries" in bundle)) continue;
+    if (current.length + bundle.dataQueries.length > MAX_QUERIES_PER_CALL) {
+      calls.push(current);
+      current = [];
+    }
+    current.push(...bundle.dataQueries);
+  }
+  if (current.length > 0) calls.push(current);
+  return calls;
+}
+
+function checkIds(bundles: Bundle[]): void {
+  const seen = new Set<string>();
+  for (const bundle of bundles) {
+    if (!VALID_ID.test(bundle.query.id)) {
+      throw new DeploybotError(
+        ErrorCode.Unknown,
+        `metric query id "${bundle.query.id}" is not valid for CloudWatch: it must match ^[a-z][a-zA-Z0-9_]*$`,
+      );
+    }
+    const ids = "dataQueries" in bundle ? bundle.dataQueries.map((q) => q.Id as string) : bundle.returns;
+    for (const id of ids) {
+      if (seen.has(id)) {
+        throw new DeploybotError(
+          ErrorCode.Unknown,
+          `metric query id "${id}" is used twice in one GetMetricData request (alb_5xx_rate queries also use <id>_errors and <id>_requests)`,
+        );
+      }
+      seen.add(id);
+    }
+  }
+}
+
+/** "arn:aws:elasticloadbalancing:...:loadbalancer/app/web/50dc6c" → "app/web/50dc6c", the form the ALB metrics use. */
+function albDimension(value: string, kind: "loadbalancer" | "targetgroup"): string {
+  if (!value.startsWith("arn:")) return value;
+  const resource = value.split(":").slice(5).join(":");
+  return kind === "loadbalancer" ? resource.replace(/^loadbalancer\//, "") : resource;
+}
+
+function metricStat(
+  id: string,
+  namespace: string,
+  name: string,
+  dimensions: Record<string, string>,
+  stat: string,
+  period: number,
+  returnData: boolean,
+): MetricDataQuery {
+  return {
+    Id: id,
+    MetricStat: {
+      Metric: {
+        Namespace: namespace,
+        MetricName: name,
+        Dimensions: Object.entries(dimensions).map(([Name, Value]) => ({ Name, Value })),
+      },
+      Period: period,
+      Stat: stat,
+    },
+    ReturnData: returnData,
+  };
+}
+
+function toBundle(query: MetricQuery): Bundle {
+  const { id, spec, periodSeconds: period, context } = query;
+  if ("expression" in spec) {
+    return {
+      query,
+      returns: [id],
+      dataQueries: [{ Id: id, Expression: spec.expression, Period: period, ReturnData: true }],
+    };
+  }
+  if ("namespace" in spec) {
+    return {
+      query,
+      returns: [id],
+      dataQueries: [metricStat(id, spec.namespace, spec.name, spec.dimensions, spec.stat, period, true)],
+    };
+  }
+  const ecs = { ClusterName: context.cluster, ServiceName: context.ecsService };
+  switch (spec.preset) {
+    case "cpu":
+      return {
+        query,
+        returns: [id],
+        dataQueries: [metricStat(id, "AWS/ECS", "CPUUtilization", ecs, "Average", period, true)],
+      };
+    case "memory":
+      return {
+        query,
+        returns: [id],
+        dataQueries: [metricStat(id, "AWS/ECS", "MemoryUtilization", ecs, "Average", period, true)],
+      };
+  }
+  const returns = spec.preset === "alb_5xx_rate" ? [id, requestSeriesId(id)] : [id];
+  if (!context.loadBalancer || !context.targetGroup) {
+    return {
+      query,
+      returns,
+      problem: `${spec.preset} reads ALB metrics: give ${query.service} in ${query.environment} a load_balancer (name and target_group) in the config`,
+    };
+  }
+  const alb = {
+    LoadBalancer: albDimension(context.loadBalancer, "loadbalancer"),
+    TargetGroup: albDimension(context.targetGroup, "targetgroup"),
+  };
+  const elb = "AWS/ApplicationELB";
+  switch (spec.preset) {
+    case "p95_latency":
+      return { query, returns, dataQueries: [metricStat(id, elb, "TargetResponseTime", alb, "p95", period, true)] };
+    case "p99_latency":
+      return { query, returns, dataQueries: [metricStat(id, elb, "TargetResponseTime", alb, "p99", period, true)] };
+    case "healthy_hosts":
+      return { query, returns, dataQueries: [metricStat(id, elb, "HealthyHostCount", alb, "Minimum", period, true)] };
+    case "alb_5xx_rate": {
+      const errors = `${id}_errors`;
+      const requests = requestSeriesId(id);
+      return {
+        query,
+        returns,
+        dataQueries: [
+          // ALBs publish HTTPCode_Target_5XX_Count only for periods that had a 5xx, so a healthy period
+          // would otherwise drop out of the division and read as missing data instead of 0%.
+          { Id: id, Expression: `100 * FILL(${errors}, 0) / ${requests}`, Period: period, ReturnData: true },
+          metricStat(errors, elb, "HTTPCode_Target_5XX_Count", alb, "Sum", period, false),
+          metricStat(requests, elb, "RequestCount", alb, "Sum", period, true),
+        ],
+      };
+    }
+  }
+}
+
+function accumulate(results: Map<string, Accumulated>, result: MetricDataResult): void {
+  if (!result.Id) return;
+  const acc = results.get(result.Id) ?? { messages: [], points: [] };
+  results.set(result.Id, acc);
+  acc.status = result.StatusCode;
+  if (result.StatusCode === "Forbidden" || result.StatusCode === "InternalError") acc.failedWith ??= result.StatusCode;
+  for (const m of result.Messages ?? []) {
+    const text = [m.Code, m.Value].filter(Boolean).join(": ");
+    if (text && !acc.messages.includes(text)) acc.messages.push(text);
+  }
+  const timestamps = result.Timestamps ?? [];
+  const values = result.Values ?? [];
+  for (let i = 0; i < Math.min(timestamps.length, values.length); i++) {
+    acc.points.push({ at: new Date(timestamps[i] as Date), value: values[i] as number });
+  }
+}
+
+function errorSeries(id: string, message: string, datapoints: Datapoint[] = []): MetricSeries {
+  return { id, status: "error", message, datapoints };
+}
+
+function toSeries(id: string, acc: Accumulated | undefined): MetricSeries {
+  if (!acc) return errorSeries(id, "CloudWatch returned no result for this query");
+  const datapoints = acc.points.sort((a, b) => a.at.getTime() - b.at.getTime());
+  const said = acc.messages.length > 0 ? ` (${acc.messages.join("; ")})` : "";
+  // Messages on a Complete result are notes (e.g. ArithmeticError for a division by zero in one period):
+  // the data is still good, those periods are just missing.
+  const status = acc.failedWith ?? acc.status;
+  switch (status) {
+    case "Complete":
+      // Messages on a Complete result are notes (e.g. ArithmeticError for a division by zero in one
+      // period): the data is good, those periods are just missing.
+      return { id, status: "ok", datapoints };
+    case "Forbidden":
+      return errorSeries(
+        id,
+        `Forbidden${said}: check that deploybot's IAM role may read this metric (cloudwatch:GetMetricData)`,
+        datapoints,
+      );
+    case "InternalError":
+      return errorSeries(
+        id,
+        `InternalError${said}: CloudWatch failed on this query; it is asked again next cycle`,
+        datapoints,
+      );
+    case "PartialData":
+      return errorSeries(id, `PartialData${said}: CloudWatch returned only part of the datapoints`, datapoints);
+    default:
+      return errorSeries(id, `CloudWatch answered ${status ?? "without a status"}${said}`, datapoints);
+  }
+}
+
+interface SdkErrorShape {
+  name?: string;
+  message?: string;
+  code?: string;
+  $fault?: string;
+  $metadata?: { httpStatusCode?: number };
+  $retryable?: { throttling?: boolean };
+}
+
+function shape(err: unknown): SdkErrorShape {
+  return err && typeof err === "object" ? (err as SdkErrorShape) : { message: String(err) };
+}
+
+function isThrottling(err: unknown): boolean {
+  const e = shape(err);
+  return THROTTLING_NAMES.has(e.name ?? "") || e.$metadata?.httpStatusCode === 429 || e.$retryable?.throttling === true;
+}
+
+function isRetryable(err: unknown): boolean {
+  if (isThrottling(err)) return true;
+  const e = shape(err);
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  return (
+    TRANSIENT_NAMES.has(e.name ?? "") ||
+    TRANSIENT_CODES.has(e.code ?? "") ||
+    (e.$fault === "server" && [500, 502, 503, 504].includes(status))
+  );
+}
+
+function describeError(err: unknown): string {
+  const e = shape(err);
+  return e.name && e.message ? `${e.name}: ${e.message}` : (e.message ?? e.name ?? "unknown error");
+}
+
+/** Turns an SDK error from GetMetricData into a DeploybotError that says what to check. */
+function toDeploybotError(err: unknown, region: string): DeploybotError {
+  if (err instanceof DeploybotError) return err;
+  const e = shape(err);
+  const aws = e.message ? ` AWS said: ${e.message}` : "";
+  const fail = (message: string) => new DeploybotError(ErrorCode.AwsFailed, message, { cause: err });
+  switch (e.name) {
+    case "AccessDenied":
+    case "AccessDeniedException":
+    case "UnauthorizedOperation":
+      return fail(
+        `deploybot is not allowed to read CloudWatch metrics in ${region}: grant cloudwatch:GetMetricData to deploybot's IAM role.${aws}`,
+      );
+    case "CredentialsProviderError":
+    case "ExpiredTokenException":
+    case "UnrecognizedClientException":
+    case "InvalidClientTokenId":
+      return fail(
+        `deploybot has no valid AWS credentials for CloudWatch in ${region}: check the task role or AWS_PROFILE.${aws}`,
+      );
+    case "InvalidParameterValueException":
+    case "InvalidParameterCombinationException":
+    case "MissingRequiredParameterException":
+    case "ValidationError":
+    case "ValidationException":
+      return fail(
+        `CloudWatch rejected the GetMetricData request in ${region}: check the guardrails' metrics (namespace, name, dimensions, stat, expression) and periods (a multiple of 60 s).${aws}`,
+      );
+    case "InvalidNextToken":
+      return fail(`CloudWatch did not accept its own NextToken in ${region}; the next cycle starts over.${aws}`);
+    default:
+      return fail(
+        `CloudWatch GetMetricData failed in ${region} (${describeError(err)}): check network access to monitoring.${region}.amazonaws.com and that deploybot's IAM role allows cloudwatch:GetMetricData`,
+      );
+  }
+}

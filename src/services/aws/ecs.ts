@@ -1,0 +1,538 @@
+import { setTimeout as delay } from "node:timers/promises";
+import {
+  DescribeServiceDeploymentsCommand,
+  DescribeServiceRevisionsCommand,
+  DescribeServicesCommand,
+  DescribeTaskDefinitionCommand,
+  ECSClient,
+  ListServiceDeploymentsCommand,
+  type ListServiceDeploymentsCommandInput,
+  RegisterTaskDefinitionCommand,
+  type RegisterTaskDefinitionCommandInput,
+  type DeploymentConfiguration as SdkDeploymentConfiguration,
+  type TaskDefinition as SdkTaskDefinition,
+  type ServiceDeploymentBrief,
+  StopServiceDeploymentCommand,
+  type Tag,
+  UpdateServiceCommand,
+} from "@aws-sdk/client-ecs";
+import { DeploybotError, ErrorCode } from "../../errors.js";
+import type {
+  DeploymentStrategy,
+  EcsDeployment,
+  EcsDeploymentStatus,
+  EcsPort,
+  EcsTarget,
+  ServiceState,
+  TaskDefinition,
+} from "../ports.js";
+
+export interface AwsEcsRetry {
+  /** Calls made in all before giving up on throttling or server errors (default 4). */
+  maxAttempts?: number;
+  /** Wait before the second attempt; doubles after each further failure (default 250 ms). */
+  baseDelayMs?: number;
+  /** Injected so tests do not wait. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** What `TaskDefinition.raw` holds for this adapter: the SDK's description, copied by registerTaskDefinition. */
+interface RawTaskDefinition {
+  taskDefinition: SdkTaskDefinition;
+  tags: Tag[];
+}
+
+/** The action (for IAM messages) and the thing acted on (for every message) of one ECS call. */
+interface CallContext {
+  action: string;
+  subject: string;
+  target: EcsTarget;
+  /** The action AccessDenied most likely means, when it is not `action` (e.g. tagging on register). */
+  permissionHint?: string;
+}
+
+const STATUSES: ReadonlySet<string> = new Set<EcsDeploymentStatus>([
+  "PENDING",
+  "IN_PROGRESS",
+  "SUCCESSFUL",
+  "STOPPED",
+  "STOP_REQUESTED",
+  "ROLLBACK_REQUESTED",
+  "ROLLBACK_IN_PROGRESS",
+  "ROLLBACK_SUCCESSFUL",
+  "ROLLBACK_FAILED",
+]);
+
+const THROTTLING_NAMES = new Set([
+  "ThrottlingException",
+  "ThrottledException",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+]);
+const TRANSIENT_NAMES = new Set(["ServerException", "InternalFailure", "ServiceUnavailable", "TimeoutError"]);
+const TRANSIENT_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"]);
+
+/** The ECS adapter: one SDK call per port method (plus DescribeServiceRevisions), SDK errors turned into DeploybotErrors. */
+export class AwsEcs implements EcsPort {
+  private readonly clients = new Map<string, ECSClient>();
+  private readonly createClient: (region: string) => ECSClient;
+  private readonly maxAttempts: number;
+  private readonly baseDelayMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  /** Service revisions never change, so their task definitions are looked up once. */
+  private readonly revisionTaskDefinitions = new Map<string, string>();
+
+  constructor(createClient?: (region: string) => ECSClient, retry: AwsEcsRetry = {}) {
+    // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
+    this.createClient = createClient ?? ((region) => new ECSClient({ region, maxAttempts: 1 }));
+    this.maxAttempts = Math.max(1, retry.maxAttempts ?? 4);
+    this.baseDelayMs = retry.baseDelayMs ?? 250;
+    this.sleep = retry.sleep ?? ((ms) => delay(ms).then(() => undefined));
+  }
+
+  async describeService(target: EcsTarget): Promise<ServiceState> {
+    const context = this.context(target, "ecs:DescribeServices", serviceSubject(target));
+    const out = await this.call(context, (client) =>
+      client.send(new DescribeServicesCommand({ cluster: target.cluster, services: [target.service] })),
+    );
+    const service =
+      out.services?.find((s) => s.serviceName === target.service || s.serviceArn === target.service) ??
+      out.services?.[0];
+    if (!service || service.status === "INACTIVE") {
+      const reason = out.failures?.[0]?.reason ?? service?.status ?? "MISSING";
+      if (reason === "MISSING" || reason === "INACTIVE") throw serviceNotFound(target, reason);
+      throw new DeploybotError(
+        ErrorCode.AwsFailed,
+        `ECS could not describe ${serviceSubject(target)}: ${reason}${detail(out.failures?.[0]?.detail)}`,
+      );
+    }
+    if (!service.serviceArn || !service.taskDefinition) {
+      throw incomplete(context, "it has no ARN or task definition");
+    }
+    return {
+      serviceArn: service.serviceArn,
+      taskDefinitionArn: service.taskDefinition,
+      desiredCount: service.desiredCount ?? 0,
+      runningCount: service.runningCount ?? 0,
+      pendingCount: service.pendingCount ?? 0,
+    };
+  }
+
+  async describeTaskDefinition(target: EcsTarget, taskDefinition: string): Promise<TaskDefinition> {
+    const context = this.context(target, "ecs:DescribeTaskDefinition", `task definition ${taskDefinition}`);
+    const out = await this.call(context, (client) =>
+      client.send(new DescribeTaskDefinitionCommand({ taskDefinition, include: ["TAGS"] })),
+    );
+    if (!out.taskDefinition) throw incomplete(context, "the answer held no task definition");
+    return toTaskDefinition(out.taskDefinition, out.tags ?? [], context);
+  }
+
+  async registerTaskDefinition(target: EcsTarget, base: TaskDefinition, image: string): Promise<TaskDefinition> {
+    const raw = base.raw;
+    if (!isRawTaskDefinition(raw)) {
+      throw new DeploybotError(
+        ErrorCode.AwsFailed,
+        `task definition ${base.family}:${base.revision} carries no ECS description to copy: describe it with this adapter before registering a new revision`,
+      );
+    }
+    const source = raw.taskDefinition;
+    const containers = source.containerDefinitions ?? [];
+    if (!containers.some((c) => c.name === target.container)) {
+      throw new DeploybotError(
+        ErrorCode.NotFound,
+        `container ${target.container} is not in task definition ${base.family}:${base.revision} (it has ${
+          containers.map((c) => c.name).join(", ") || "no containers"
+        }): check ecs.container for ECS service ${target.service} in the config`,
+      );
+    }
+    const input: RegisterTaskDefinitionCommandInput = {
+      family: source.family ?? base.family,
+      containerDefinitions: containers.map((c) => (c.name === target.container ? { ...c, image } : c)),
+    };
+    copyDefined(input, source, [
+      "taskRoleArn",
+      "executionRoleArn",
+      "networkMode",
+      "volumes",
+      "placementConstraints",
+      "requiresCompatibilities",
+      "cpu",
+      "memory",
+      "pidMode",
+      "ipcMode",
+      "proxyConfiguration",
+      "inferenceAccelerators",
+      "ephemeralStorage",
+      "runtimePlatform",
+      "enableFaultInjection",
+    ]);
+    if (raw.tags.length > 0) input.tags = raw.tags;
+
+    const context = this.context(
+      target,
+      "ecs:RegisterTaskDefinition",
+      `a new revision of task definition ${input.family}`,
+    );
+    if (input.tags) context.permissionHint = "ecs:RegisterTaskDefinition and ecs:TagResource";
+    if (input.taskRoleArn || input.executionRoleArn) {
+      context.permissionHint = `${context.permissionHint ?? "ecs:RegisterTaskDefinition"} and iam:PassRole on its roles`;
+    }
+    const out = await this.call(context, (client) => client.send(new RegisterTaskDefinitionCommand(input)));
+    if (!out.taskDefinition) throw incomplete(context, "the answer held no task definition");
+    return toTaskDefinition(out.taskDefinition, out.tags ?? [], context);
+  }
+
+  async updateService(target: EcsTarget, taskDefinitionArn: string, strategy: DeploymentStrategy): Promise<void> {
+    const context = this.context(target, "ecs:UpdateService", serviceSubject(target));
+    await this.call(context, (client) =>
+      client.send(
+        new UpdateServiceCommand({
+          cluster: target.cluster,
+          service: target.service,
+          taskDefinition: taskDefinitionArn,
+          deploymentConfiguration: deploymentConfiguration(strategy),
+        }),
+      ),
+    );
+  }
+
+  async listServiceDeployments(
+    target: EcsTarget,
+    since?: Date,
+  ): Promise<Array<{ arn: string; status: EcsDeploymentStatus }>> {
+    const context = this.context(target, "ecs:ListServiceDeployments", `deployments of ${serviceSubject(target)}`);
+    const briefs: ServiceDeploymentBrief[] = [];
+    let nextToken: string | undefined;
+    do {
+      const input: ListServiceDeploymentsCommandInput = { service: target.service, cluster: target.cluster };
+      if (since) input.createdAt = { after: since };
+      if (nextToken) input.nextToken = nextToken;
+      const out = await this.call(context, (client) => client.send(new ListServiceDeploymentsCommand(input)));
+      briefs.push(...(out.serviceDeployments ?? []));
+      nextToken = out.nextToken;
+    } while (nextToken);
+
+    // ECS does not document the order, so sort here: newest first, as the port promises.
+    const time = (b: ServiceDeploymentBrief) => (b.createdAt ?? b.startedAt)?.getTime() ?? 0;
+    return briefs
+      .filter((b): b is ServiceDeploymentBrief & { serviceDeploymentArn: string } => Boolean(b.serviceDeploymentArn))
+      .sort((a, b) => time(b) - time(a))
+      .map((b) => ({ arn: b.serviceDeploymentArn, status: toStatus(b.status, context) }));
+  }
+
+  async describeServiceDeployment(target: EcsTarget, arn: string): Promise<EcsDeployment> {
+    const context = this.context(
+      target,
+      "ecs:DescribeServiceDeployments",
+      `deployment ${arn} of ${serviceSubject(target)}`,
+    );
+    const out = await this.call(context, (client) =>
+      client.send(new DescribeServiceDeploymentsCommand({ serviceDeploymentArns: [arn] })),
+    );
+    const deployment = out.serviceDeployments?.find((d) => d.serviceDeploymentArn === arn);
+    if (!deployment) {
+      const failure = out.failures?.find((f) => f.arn === arn) ?? out.failures?.[0];
+      const reason = failure?.reason ?? "MISSING";
+      throw new DeploybotError(
+        reason === "MISSING" ? ErrorCode.NotFound : ErrorCode.AwsFailed,
+        reason === "MISSING"
+          ? `ECS has no ${context.subject}: it may be older than ECS keeps, or belong to another service`
+          : `ECS could not describe ${context.subject}: ${reason}${detail(failure?.detail)}`,
+      );
+    }
+
+    // A service deployment names service revisions, not task definitions; those need one more call.
+    const targetRevision = deployment.targetServiceRevision?.arn;
+    const sourceRevision = deployment.sourceServiceRevisions?.find((r) => r.arn)?.arn;
+    if (!targetRevision) throw incomplete(context, "it names no target service revision");
+    const taskDefinitions = await this.revisionTaskDefinitionsOf(
+      target,
+      [targetRevision, sourceRevision].filter((r): r is string => Boolean(r)),
+    );
+    const targetTaskDefinitionArn = taskDefinitions.get(targetRevision);
+    if (!targetTaskDefinitionArn)
+      throw incomplete(context, `service revision ${targetRevision} names no task definition`);
+
+    const result: EcsDeployment = {
+      arn,
+      status: toStatus(deployment.status, context),
+      targetTaskDefinitionArn,
+      desiredCount: deployment.targetServiceRevision?.requestedTaskCount ?? 0,
+      runningCount: deployment.targetServiceRevision?.runningTaskCount ?? 0,
+    };
+    const statusReason = deployment.statusReason ?? deployment.rollback?.reason;
+    if (statusReason) result.statusReason = statusReason;
+    const sourceTaskDefinitionArn = sourceRevision ? taskDefinitions.get(sourceRevision) : undefined;
+    if (sourceTaskDefinitionArn) result.sourceTaskDefinitionArn = sourceTaskDefinitionArn;
+    if (deployment.startedAt) result.startedAt = deployment.startedAt;
+    // A stopped or rolled-back deployment may only carry stoppedAt; either way it is when it ended.
+    const finishedAt = deployment.finishedAt ?? deployment.stoppedAt;
+    if (finishedAt) result.finishedAt = finishedAt;
+    return result;
+  }
+
+  async stopServiceDeployment(target: EcsTarget, arn: string): Promise<void> {
+    const context = this.context(target, "ecs:StopServiceDeployment", `deployment ${arn} of ${serviceSubject(target)}`);
+    await this.call(context, (client) =>
+      client.send(new StopServiceDeploymentCommand({ serviceDeploymentArn: arn, stopType: "ROLLBACK" })),
+    );
+  }
+
+  private async revisionTaskDefinitionsOf(target: EcsTarget, revisionArns: string[]): Promise<Map<string, string>> {
+    const missing = revisionArns.filter((r) => !this.revisionTaskDefinitions.has(r));
+    if (missing.length > 0) {
+      const context = this.context(
+        target,
+        "ecs:DescribeServiceRevisions",
+        `service revisions of ${serviceSubject(target)}`,
+      );
+      const out = await this.call(context, (client) =>
+        client.send(new DescribeServiceRevisionsCommand({ serviceRevisionArns: missing })),
+      );
+      for (const revision of out.serviceRevisions ?? []) {
+        if (revision.serviceRevisionArn && revision.taskDefinition) {
+          this.revisionTaskDefinitions.set(revision.serviceRevisionArn, revision.taskDefinition);
+        }
+      }
+    }
+    const found = new Map<string, string>();
+    for (const r of revisionArns) {
+      const taskDefinition = this.revisionTaskDefinitions.get(r);
+      if (taskDefinition) found.set(r, taskDefinition);
+    }
+    return found;
+  }
+
+  private context(target: EcsTarget, action: string, subject: string): CallContext {
+    return { target, action, subject };
+  }
+
+  private client(region: string): ECSClient {
+    let client = this.clients.get(region);
+    if (!client) {
+      client = this.createClient(region);
+      this.clients.set(region, client);
+    }
+    return client;
+  }
+
+  /** Sends with exponential backoff on throttling and server errors; everything else is mapped at once. */
+  private async call<T>(context: CallContext, send: (client: ECSClient) => Promise<T>): Promise<T> {
+    const client = this.client(context.target.region);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await send(client);
+      } catch (err) {
+        if (!isRetryable(err)) throw toDeploybotError(err, context);
+        if (attempt >= this.maxAttempts) {
+          const what = isThrottling(err) ? "throttled" : "failed with a server error on";
+          throw new DeploybotError(
+            ErrorCode.AwsFailed,
+            `ECS ${what} ${context.action} for ${context.subject} ${attempt} times in a row (last: ${describeError(err)}): try again in a minute`,
+            { cause: err },
+          );
+        }
+        await this.sleep(this.baseDelayMs * 2 ** (attempt - 1));
+      }
+    }
+  }
+}
+
+function deploymentConfiguration(strategy: DeploymentStrategy): SdkDeploymentConfiguration {
+  const config: SdkDeploymentConfiguration = {
+    deploymentCircuitBreaker: { enable: true, rollback: true },
+    strategy: strategy.type,
+  };
+  switch (strategy.type) {
+    case "ROLLING":
+      break;
+    case "BLUE_GREEN":
+      config.bakeTimeInMinutes = strategy.bakeTimeMinutes;
+      break;
+    case "LINEAR":
+      config.linearConfiguration = {
+        stepPercent: strategy.stepPercent,
+        stepBakeTimeInMinutes: strategy.stepBakeMinutes,
+      };
+      break;
+    case "CANARY":
+      config.canaryConfiguration = {
+        canaryPercent: strategy.canaryPercent,
+        canaryBakeTimeInMinutes: strategy.canaryBakeMinutes,
+      };
+      break;
+  }
+  return config;
+}
+
+function toTaskDefinition(source: SdkTaskDefinition, tags: Tag[], context: CallContext): TaskDefinition {
+  if (!source.taskDefinitionArn || !source.family || source.revision === undefined) {
+    throw incomplete(context, "the task definition has no ARN, family or revision");
+  }
+  const raw: RawTaskDefinition = { taskDefinition: source, tags };
+  return {
+    arn: source.taskDefinitionArn,
+    family: source.family,
+    revision: source.revision,
+    containers: (source.containerDefinitions ?? []).map((c) => ({ name: c.name ?? "", image: c.image ?? "" })),
+    raw,
+  };
+}
+
+function isRawTaskDefinition(raw: unknown): raw is RawTaskDefinition {
+  if (typeof raw !== "object" || raw === null) return false;
+  const { taskDefinition, tags } = raw as Partial<RawTaskDefinition>;
+  return typeof taskDefinition === "object" && taskDefinition !== null && Array.isArray(tags);
+}
+
+/** Copies the named fields that are set, so the input sent holds no `undefined` keys. */
+function copyDefined<K extends keyof RegisterTaskDefinitionCommandInput & keyof SdkTaskDefinition>(
+  into: RegisterTaskDefinitionCommandInput,
+  from: SdkTaskDefinition,
+  keys: K[],
+): void {
+  for (const key of keys) {
+    const value = from[key];
+    if (value !== undefined && value !== null) {
+      (into as Record<K, unknown>)[key] = value;
+    }
+  }
+}
+
+function toStatus(status: string | undefined, context: CallContext): EcsDeploymentStatus {
+  if (status && STATUSES.has(status)) return status as EcsDeploymentStatus;
+  throw new DeploybotError(
+    ErrorCode.AwsFailed,
+    `ECS reported status ${status ?? "(none)"} for ${context.subject}, which deploybot does not know: deploybot needs updating for it`,
+  );
+}
+
+function serviceSubject(target: EcsTarget): string {
+  return `ECS service ${target.service} in cluster ${target.cluster} (${target.region})`;
+}
+
+function configHint(target: EcsTarget): string {
+  return `check the ecs block (region ${target.region}, cluster ${target.cluster}, service ${target.service}) of this service's environment in the config`;
+}
+
+function serviceNotFound(target: EcsTarget, why: string): DeploybotError {
+  const state = why === "INACTIVE" ? "is INACTIVE (deleted)" : "not found";
+  return new DeploybotError(
+    ErrorCode.NotFound,
+    `ECS service ${target.service} ${state} in cluster ${target.cluster} (${target.region}): ${configHint(target)}`,
+  );
+}
+
+function incomplete(context: CallContext, what: string): DeploybotError {
+  return new DeploybotError(
+    ErrorCode.AwsFailed,
+    `ECS answered ${context.action} for ${context.subject}, but ${what}: try again, and report it if it persists`,
+  );
+}
+
+function detail(text: string | undefined): string {
+  return text ? ` (${text})` : "";
+}
+
+interface AwsErrorShape {
+  name?: string;
+  message?: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+  $fault?: string;
+  $retryable?: { throttling?: boolean };
+}
+
+function shape(err: unknown): AwsErrorShape {
+  return typeof err === "object" && err !== null ? (err as AwsErrorShape) : { message: String(err) };
+}
+
+function isThrottling(err: unknown): boolean {
+  const e = shape(err);
+  return THROTTLING_NAMES.has(e.name ?? "") || e.$metadata?.httpStatusCode === 429 || e.$retryable?.throttling === true;
+}
+
+function isRetryable(err: unknown): boolean {
+  if (isThrottling(err)) return true;
+  const e = shape(err);
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  return (
+    TRANSIENT_NAMES.has(e.name ?? "") ||
+    TRANSIENT_CODES.has(e.code ?? "") ||
+    (e.$fault === "server" && [500, 502, 503, 504].includes(status))
+  );
+}
+
+function describeError(err: unknown): string {
+  const e = shape(err);
+  return e.name && e.message ? `${e.name}: ${e.message}` : (e.message ?? e.name ?? "unknown error");
+}
+
+/** Turns one SDK error into a DeploybotError that says what failed and what to change. */
+function toDeploybotError(err: unknown, context: CallContext): DeploybotError {
+  if (err instanceof DeploybotError) return err;
+  const e = shape(err);
+  const aws = e.message ? ` AWS said: ${e.message}` : "";
+  const { target, action, subject } = context;
+  const fail = (code: ErrorCode, message: string) => new DeploybotError(code, message, { cause: err });
+  switch (e.name) {
+    case "AccessDeniedException": {
+      // AWS names the exact action it refused (often iam:PassRole on register); prefer it.
+      const refused = /perform: ([\w-]+:\w+)/.exec(e.message ?? "")?.[1];
+      const needed = refused ?? context.permissionHint ?? action;
+      return fail(
+        ErrorCode.AwsFailed,
+        `deploybot is not allowed to call ${action} for ${subject}: grant ${needed} to deploybot's IAM role.${aws}`,
+      );
+    }
+    case "ClusterNotFoundException":
+      return fail(
+        ErrorCode.NotFound,
+        `ECS cluster ${target.cluster} not found in ${target.region}: ${configHint(target)}`,
+      );
+    case "ServiceNotFoundException":
+    case "ServiceNotActiveException":
+      return fail(
+        ErrorCode.NotFound,
+        `ECS service ${target.service} ${e.name === "ServiceNotActiveException" ? "is not ACTIVE" : "not found"} in cluster ${target.cluster} (${target.region}): ${configHint(target)}`,
+      );
+    case "ServiceDeploymentNotFoundException":
+      return fail(
+        ErrorCode.NotFound,
+        `ECS has no ${subject}: it may have been cleaned up or belong to another service.${aws}`,
+      );
+    case "ClientException":
+      if (action === "ecs:DescribeTaskDefinition") {
+        return fail(
+          ErrorCode.NotFound,
+          `ECS could not find ${subject} in ${target.region}: check the family and revision exist there.${aws}`,
+        );
+      }
+      return fail(ErrorCode.AwsFailed, `ECS refused ${action} for ${subject}.${aws}`);
+    case "InvalidParameterException":
+      return fail(ErrorCode.AwsFailed, `ECS rejected ${action} for ${subject} as invalid.${aws}`);
+    case "ConflictException":
+      return fail(
+        ErrorCode.AwsFailed,
+        `ECS refused ${action} for ${subject}: it is no longer in a state that allows it.${aws}`,
+      );
+    case "UnsupportedFeatureException":
+      return fail(ErrorCode.AwsFailed, `ECS does not support ${action} for ${subject} in ${target.region}.${aws}`);
+    case "CredentialsProviderError":
+      return fail(
+        ErrorCode.AwsFailed,
+        `deploybot found no AWS credentials to call ${action}: run it with an IAM role or set AWS_PROFILE / AWS_ACCESS_KEY_ID.${aws}`,
+      );
+    case "ExpiredTokenException":
+    case "UnrecognizedClientException":
+    case "InvalidSignatureException":
+      return fail(
+        ErrorCode.AwsFailed,
+        `AWS did not accept deploybot's credentials for ${action} (${e.name}): refresh them or check the IAM role.${aws}`,
+      );
+    default:
+      return fail(ErrorCode.AwsFailed, `ECS ${action} failed for ${subject}: ${describeError(err)}`);
+  }
+}

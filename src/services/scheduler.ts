@@ -1,0 +1,88 @@
+import cron from "node-cron";
+import type { Logger } from "pino";
+import type { ManualClock } from "../clock.js";
+
+/** A job deploybot runs on a fixed interval: following deployments, expiring approvals, the monitor. */
+export interface Job {
+  name: string;
+  intervalMs: number;
+  run(): Promise<void>;
+}
+
+/** Where jobs are scheduled: node-cron in a real process, simulated time in the console and tests. */
+export interface Scheduler {
+  add(job: Job): void;
+  stop(): void;
+}
+
+/** A cron expression firing every `ms`, which must divide a minute (in seconds) or an hour (in minutes). */
+export function cronFor(ms: number): string {
+  const s = ms / 1000;
+  if (Number.isInteger(s) && s > 0 && s < 60 && 60 % s === 0) return `*/${s} * * * * *`;
+  const m = s / 60;
+  if (Number.isInteger(m) && m > 0 && m < 60 && 60 % m === 0) return `0 */${m} * * * *`;
+  if (m === 60) return "0 0 * * * *";
+  throw new Error(
+    `an interval of ${s} s cannot be scheduled: use one that divides a minute or an hour (15s, 30s, 1m, 5m...)`,
+  );
+}
+
+/** Runs jobs with node-cron; a run still going when the next is due is skipped, never doubled. */
+export class CronScheduler implements Scheduler {
+  private readonly tasks: Array<{ stop(): void }> = [];
+  constructor(private readonly logger: Logger) {}
+
+  add(job: Job): void {
+    let running = false;
+    const task = cron.schedule(cronFor(job.intervalMs), async () => {
+      if (running) return;
+      running = true;
+      try {
+        await job.run();
+      } catch (err) {
+        this.logger.error({ err, job: job.name }, "scheduled job failed");
+      } finally {
+        running = false;
+      }
+    });
+    this.tasks.push(task);
+  }
+
+  stop(): void {
+    for (const t of this.tasks) t.stop();
+  }
+}
+
+/** Simulated time: `advance` runs every job that falls due, in time order, with the clock set to each due time. */
+export class SimScheduler implements Scheduler {
+  private readonly jobs: Job[] = [];
+  constructor(
+    private readonly clock: ManualClock,
+    private readonly afterEach: () => Promise<void> = async () => {},
+  ) {}
+
+  add(job: Job): void {
+    this.jobs.push(job);
+  }
+
+  stop(): void {}
+
+  /** Moves the clock to `to`, running due jobs on the way (a job is due at every multiple of its interval). */
+  async advanceTo(to: Date): Promise<void> {
+    if (to.getTime() < this.clock.now().getTime()) throw new Error("the simulated clock only moves forward");
+    for (;;) {
+      const now = this.clock.now().getTime();
+      let next = Number.POSITIVE_INFINITY;
+      for (const j of this.jobs) next = Math.min(next, (Math.floor(now / j.intervalMs) + 1) * j.intervalMs);
+      if (next > to.getTime()) break;
+      this.clock.set(new Date(next));
+      for (const j of this.jobs) {
+        if (next % j.intervalMs === 0) {
+          await j.run();
+          await this.afterEach();
+        }
+      }
+    }
+    this.clock.set(to);
+  }
+}

@@ -1,0 +1,133 @@
+import type { Clock } from "../clock.js";
+import type { Config } from "../config/schema.js";
+import { asDeploybotError } from "../errors.js";
+import {
+  type ActiveFreeze,
+  activeFreezes,
+  type CalendarVerdict,
+  checkCalendar,
+  nextFreeze,
+  type UpcomingFreeze,
+  windowStatus,
+} from "../policies/calendar.js";
+import type { EcsPort } from "./ports.js";
+import { type Deployment, IN_FLIGHT, type Lock, type Store } from "./store.js";
+import { allTargets, findTarget, type Target, timeZoneOf, versionOfImage } from "./targets.js";
+
+export interface TargetStatus {
+  service: string;
+  environment: string;
+  timeZone: string;
+  version: string | null;
+  taskDefinition: string | null;
+  running: number | null;
+  desired: number | null;
+  /** Why ECS could not be read, when it could not. */
+  ecsError: string | null;
+  inFlight: Deployment | null;
+  lock: Lock | null;
+  calendar: CalendarVerdict;
+}
+
+export interface EnvironmentCalendar {
+  environment: string;
+  timeZone: string;
+  active: ActiveFreeze[];
+  next: UpcomingFreeze | null;
+  window: ReturnType<typeof windowStatus>;
+  hasWindows: boolean;
+}
+
+/** Reads what runs where (ECS), what deploybot is doing (the store) and what the calendar allows. */
+export class StatusService {
+  /** Task definitions never change once registered, so their versions are cached by ARN. */
+  private readonly versions = new Map<string, string>();
+
+  constructor(private readonly deps: { config: Config; store: Store; ecs: EcsPort; clock: Clock }) {}
+
+  async target(t: Target): Promise<TargetStatus> {
+    const now = this.deps.clock.now();
+    const inFlight =
+      this.deps.store
+        .history(t.service, t.environment, 20)
+        .find((d) => IN_FLIGHT.has(d.status) || d.status === "awaiting_approval") ?? null;
+    const base = {
+      service: t.service,
+      environment: t.environment,
+      timeZone: t.timeZone,
+      inFlight,
+      lock: this.deps.store.getLock(t.service, t.environment) ?? null,
+      calendar: checkCalendar(t.policy, t.timeZone, now),
+    };
+    try {
+      const svc = await this.deps.ecs.describeService(t.ecs);
+      return {
+        ...base,
+        version: await this.versionOf(t, svc.taskDefinitionArn),
+        taskDefinition: svc.taskDefinitionArn,
+        running: svc.runningCount,
+        desired: svc.desiredCount,
+        ecsError: null,
+      };
+    } catch (err) {
+      return {
+        ...base,
+        version: null,
+        taskDefinition: null,
+        running: null,
+        desired: null,
+        ecsError: asDeploybotError(err).message,
+      };
+    }
+  }
+
+  private async versionOf(t: Target, arn: string): Promise<string> {
+    const cached = this.versions.get(arn);
+    if (cached) return cached;
+    const def = await this.deps.ecs.describeTaskDefinition(t.ecs, arn);
+    const container = def.containers.find((c) => c.name === t.ecs.container);
+    const version = container ? versionOfImage(container.image) : `${def.family}:${def.revision}`;
+    this.versions.set(arn, version);
+    return version;
+  }
+
+  /** Every service × environment, read in parallel. */
+  overview(): Promise<TargetStatus[]> {
+    return Promise.all(allTargets(this.deps.config).map((t) => this.target(t)));
+  }
+
+  /** One service in each of its environments. */
+  service(service: string): Promise<TargetStatus[]> {
+    return Promise.all(
+      allTargets(this.deps.config)
+        .filter((t) => t.service === service)
+        .map((t) => this.target(t)),
+    );
+  }
+
+  one(service: string, environment: string): Promise<TargetStatus> {
+    const t = findTarget(this.deps.config, service, environment);
+    if (!t) throw new Error(`${service} is not configured in ${environment}`);
+    return this.target(t);
+  }
+
+  history(service: string, environment: string, limit = 10): Deployment[] {
+    return this.deps.store.history(service, environment, limit);
+  }
+
+  /** Each environment's active freezes, the next one, and its deploy window. */
+  freezes(): EnvironmentCalendar[] {
+    const now = this.deps.clock.now();
+    return Object.entries(this.deps.config.environments).map(([environment, policy]) => {
+      const timeZone = timeZoneOf(this.deps.config, environment);
+      return {
+        environment,
+        timeZone,
+        active: activeFreezes(policy.freezes, timeZone, now),
+        next: nextFreeze(policy.freezes, timeZone, now),
+        window: windowStatus(policy.windows, timeZone, now),
+        hasWindows: policy.windows.length > 0,
+      };
+    });
+  }
+}

@@ -1,0 +1,347 @@
+import { describe, expect, it } from "vitest";
+import { type Guardrail, guardrail } from "../../src/config/schema.js";
+import { DeploybotError } from "../../src/errors.js";
+import {
+  evaluateGuardrail,
+  evaluationShape,
+  parseThreshold,
+  sparkline,
+  type Threshold,
+} from "../../src/policies/guardrails.js";
+import type { Datapoint } from "../../src/services/ports.js";
+
+const NOW = new Date("2026-03-02T10:36:00Z");
+const MINUTE = 60_000;
+
+/** A guardrail as the config loader would produce it, defaults included. */
+function rule(overrides: Record<string, unknown> = {}): Guardrail {
+  return guardrail.parse({ name: "error_rate", metric: "alb_5xx_rate", threshold: "> 1%", for: "5m", ...overrides });
+}
+
+/** One datapoint per minute ending at 10:35 (the last complete period before NOW); null leaves a gap. */
+function series(values: Array<number | null>, lastAt = "2026-03-02T10:35:00Z"): Datapoint[] {
+  const last = Date.parse(lastAt);
+  const out: Datapoint[] = [];
+  values.forEach((value, i) => {
+    if (value !== null) out.push({ at: new Date(last - (values.length - 1 - i) * MINUTE), value });
+  });
+  return out;
+}
+
+const plenty = series([500, 500, 500, 500, 500]);
+
+describe("parseThreshold", () => {
+  it.each<[string, Threshold]>([
+    ["> 1%", { op: ">", value: 1, unit: "percent" }],
+    [">= 0.5%", { op: ">=", value: 0.5, unit: "percent" }],
+    ["> 2s", { op: ">", value: 2, unit: "seconds" }],
+    ["> 500ms", { op: ">", value: 0.5, unit: "seconds" }],
+    ["< 2", { op: "<", value: 2, unit: "count" }],
+    ["<= 10", { op: "<=", value: 10, unit: "count" }],
+    ["> 10x baseline", { op: ">", value: 10, unit: "baseline" }],
+    ["> 1.5 x baseline", { op: ">", value: 1.5, unit: "baseline" }],
+  ])("reads %j", (text, expected) => {
+    expect(parseThreshold(text)).toEqual(expected);
+  });
+
+  it("refuses a threshold without a comparison and shows the forms it accepts", () => {
+    expect(() => parseThreshold("1%")).toThrow(DeploybotError);
+    expect(() => parseThreshold("1%")).toThrow(/'> 10x baseline'/);
+  });
+});
+
+describe("evaluationShape", () => {
+  it.each([
+    [
+      { for: "5m", period: "1m" },
+      { m: 5, n: 5 },
+    ],
+    [
+      { for: "5m", period: "2m" },
+      { m: 3, n: 3 },
+    ],
+    [
+      { for: "30s", period: "1m" },
+      { m: 1, n: 1 },
+    ],
+    [
+      { for: "5m", period: "1m", datapoints: "3 of 5" },
+      { m: 3, n: 5 },
+    ],
+  ])("turns %j into %j", (fields, expected) => {
+    expect(evaluationShape(rule(fields))).toEqual(expected);
+  });
+
+  it("refuses an M of N that could never breach", () => {
+    expect(() => evaluationShape(rule({ datapoints: "6 of 5" }))).toThrow(/1 <= M <= N/);
+  });
+});
+
+describe("evaluateGuardrail", () => {
+  type Case = {
+    name: string;
+    fields?: Record<string, unknown>;
+    values: Array<number | null>;
+    lastAt?: string;
+    requests?: Datapoint[] | "none";
+    baseline?: number | null;
+    status: "ok" | "breaching" | "inconclusive";
+    breaching?: number;
+    evaluated?: number;
+    reason?: RegExp;
+  };
+
+  const cases: Case[] = [
+    {
+      name: "breaches when every datapoint of the 5 minutes is over the threshold",
+      values: [2, 2.5, 3, 3.1, 3.2],
+      status: "breaching",
+      breaching: 5,
+      evaluated: 5,
+      reason: /^error_rate 3\.2% > 1% in 5 of 5 datapoints since 10:31 UTC$/,
+    },
+    {
+      name: "is ok when the value sits exactly on a '>' threshold",
+      values: [1, 1, 1, 1, 1],
+      status: "ok",
+      breaching: 0,
+      reason: /^error_rate 1%: 0 of 5 datapoints > 1%, 5 needed to breach$/,
+    },
+    {
+      name: "breaches when the value sits exactly on a '>=' threshold",
+      fields: { threshold: ">= 1%" },
+      values: [1, 1, 1, 1, 1],
+      status: "breaching",
+    },
+    {
+      name: "is ok when one of the five datapoints has recovered",
+      values: [2, 2, 2, 2, 0.4],
+      status: "ok",
+      breaching: 4,
+    },
+    {
+      name: "is inconclusive one datapoint short under missing_data: missing",
+      values: [null, 2, 2, 2, 2],
+      status: "inconclusive",
+      breaching: 4,
+      evaluated: 4,
+      reason: /only 4 datapoints of 5 since 10:31 UTC, 5 needed/,
+    },
+    {
+      name: "counts a gap as breaching under missing_data: breaching",
+      fields: { missing_data: "breaching" },
+      values: [2, null, 2, 2, 2],
+      status: "breaching",
+      breaching: 5,
+      evaluated: 5,
+      reason: /in 5 of 5 datapoints since 10:31 UTC \(1 missing, treated as breaching\)/,
+    },
+    {
+      name: "breaches on no data at all under missing_data: breaching and says so",
+      fields: { missing_data: "breaching" },
+      values: [],
+      status: "breaching",
+      reason: /had no data in 5 of 5 periods since 10:31 UTC/,
+    },
+    {
+      name: "counts a gap as fine under missing_data: notBreaching",
+      fields: { missing_data: "notBreaching" },
+      values: [2, 2, null, 2, 2],
+      status: "ok",
+      breaching: 4,
+      evaluated: 5,
+      reason: /\(1 missing, treated as not breaching\)/,
+    },
+    {
+      name: "is inconclusive with no datapoints under missing_data: missing",
+      values: [],
+      status: "inconclusive",
+      reason: /no datapoints of 5/,
+    },
+    {
+      name: "breaches on 3 of 5 even with two gaps under missing_data: missing",
+      fields: { datapoints: "3 of 5" },
+      values: [2, null, 2, null, 2],
+      status: "breaching",
+      breaching: 3,
+      evaluated: 3,
+      reason: /in 3 of 5 datapoints since 10:31 UTC \(2 missing\)/,
+    },
+    {
+      name: "is ok on 2 of 5 breaching when 3 of 5 are needed",
+      fields: { datapoints: "3 of 5" },
+      values: [2, 0.1, 2, 0.1, 0.1],
+      status: "ok",
+      breaching: 2,
+    },
+    {
+      name: "is inconclusive on 2 real datapoints when 3 of 5 are needed",
+      fields: { datapoints: "3 of 5" },
+      values: [null, null, 0.1, null, 0.1],
+      status: "inconclusive",
+    },
+    {
+      name: "treats NaN datapoints as missing",
+      values: [2, Number.NaN, 2, 2, 2],
+      status: "inconclusive",
+      evaluated: 4,
+    },
+    {
+      name: "does not count a datapoint in the period still in progress",
+      values: [0.1, 2, 2, 2, 2, 2],
+      lastAt: "2026-03-02T10:36:00Z",
+      status: "ok",
+      breaching: 4,
+    },
+    {
+      name: "is inconclusive when traffic is below min_requests, however high the rate",
+      fields: { min_requests: 100 },
+      values: [50, 50, 50, 50, 50],
+      requests: series([4, 4, 4, 4, 4]),
+      status: "inconclusive",
+      reason: /only 20 requests since 10:31 UTC \(below min_requests 100\)/,
+    },
+    {
+      name: "is inconclusive when min_requests is set and the request count is unknown",
+      fields: { min_requests: 100 },
+      values: [50, 50, 50, 50, 50],
+      requests: "none",
+      status: "inconclusive",
+      reason: /request count is unknown/,
+    },
+    {
+      name: "judges the rate once traffic reaches min_requests",
+      fields: { min_requests: 100 },
+      values: [50, 50, 50, 50, 50],
+      requests: series([20, 20, 20, 20, 20]),
+      status: "breaching",
+    },
+    {
+      name: "breaches a relative threshold at more than 10x the baseline",
+      fields: { threshold: "> 10x baseline" },
+      values: [2.5, 2.5, 2.5, 2.5, 2.5],
+      baseline: 0.2,
+      status: "breaching",
+      reason: /^error_rate 2\.5% > 10x baseline \(2%\) in 5 of 5 datapoints/,
+    },
+    {
+      name: "is ok below 10x the baseline",
+      fields: { threshold: "> 10x baseline" },
+      values: [1.9, 1.9, 1.9, 1.9, 1.9],
+      baseline: 0.2,
+      status: "ok",
+    },
+    {
+      name: "is inconclusive, not breaching, on a baseline of zero",
+      fields: { threshold: "> 10x baseline" },
+      values: [0.3, 0.3, 0.3, 0.3, 0.3],
+      baseline: 0,
+      status: "inconclusive",
+      reason: /baseline is 0%.*pair it with an absolute threshold/,
+    },
+    {
+      name: "is inconclusive without a baseline",
+      fields: { threshold: "> 10x baseline" },
+      values: [5, 5, 5, 5, 5],
+      baseline: null,
+      status: "inconclusive",
+      reason: /no baseline/,
+    },
+    {
+      name: "is inconclusive on a NaN baseline",
+      fields: { threshold: "> 10x baseline" },
+      values: [5, 5, 5, 5, 5],
+      baseline: Number.NaN,
+      status: "inconclusive",
+    },
+    {
+      name: "breaches a '<' threshold when healthy hosts drop below 2",
+      fields: { name: "healthy_hosts", metric: "healthy_hosts", threshold: "< 2", for: "3m" },
+      values: [1, 1, 0],
+      status: "breaching",
+      reason: /^healthy_hosts 0 < 2 in 3 of 3 datapoints since 10:33 UTC$/,
+    },
+    {
+      name: "is ok at exactly 2 healthy hosts under '< 2'",
+      fields: { name: "healthy_hosts", metric: "healthy_hosts", threshold: "< 2", for: "3m" },
+      values: [2, 2, 2],
+      status: "ok",
+    },
+    {
+      name: "formats sub-second latency in milliseconds",
+      fields: { name: "p95", metric: "p95_latency", threshold: "> 500ms" },
+      values: [0.75, 0.75, 0.75, 0.75, 0.75],
+      status: "breaching",
+      reason: /^p95 750ms > 500ms in 5 of 5/,
+    },
+    {
+      name: "formats latency over a second in seconds",
+      fields: { name: "p95", metric: "p95_latency", threshold: "> 2s" },
+      values: [2.4, 2.4, 2.4, 2.4, 2.4],
+      status: "breaching",
+      reason: /^p95 2\.4s > 2s in 5 of 5/,
+    },
+    {
+      name: "looks at 2-minute periods when the guardrail's period is 2m",
+      fields: { for: "6m", period: "2m" },
+      values: [2, null, 2, null, 2],
+      lastAt: "2026-03-02T10:34:00Z",
+      status: "breaching",
+      breaching: 3,
+      evaluated: 3,
+    },
+  ];
+
+  it.each(cases)("$name", (c) => {
+    const verdict = evaluateGuardrail({
+      guardrail: rule(c.fields),
+      datapoints: series(c.values, c.lastAt),
+      requestCounts: c.requests === "none" ? undefined : (c.requests ?? plenty),
+      baseline: c.baseline,
+      now: NOW,
+    });
+    expect(verdict.status).toBe(c.status);
+    if (c.breaching !== undefined) expect(verdict.breachingPoints).toBe(c.breaching);
+    if (c.evaluated !== undefined) expect(verdict.evaluatedPoints).toBe(c.evaluated);
+    if (c.reason) expect(verdict.reason).toMatch(c.reason);
+  });
+
+  it("reports the latest breaching value and when the breach began", () => {
+    const verdict = evaluateGuardrail({
+      guardrail: rule({ datapoints: "3 of 5" }),
+      datapoints: series([0.2, 4, 5, 6, 0.3]),
+      now: NOW,
+    });
+    expect(verdict).toMatchObject({ status: "breaching", observed: 6, since: new Date("2026-03-02T10:32:00Z") });
+  });
+
+  it("aligns periods to the datapoints' own timestamps, not to the minute", () => {
+    const offset = series([2, 2, 2, 2, 2]).map((d) => ({ at: new Date(d.at.getTime() - 20_000), value: d.value }));
+    const verdict = evaluateGuardrail({ guardrail: rule(), datapoints: offset, now: NOW });
+    expect(verdict).toMatchObject({ status: "breaching", breachingPoints: 5 });
+  });
+
+  it("ignores datapoints older than the window", () => {
+    const old = series([9, 9, 9, 9, 9], "2026-03-02T10:20:00Z");
+    const verdict = evaluateGuardrail({ guardrail: rule(), datapoints: old, now: NOW });
+    expect(verdict.status).toBe("inconclusive");
+  });
+});
+
+describe("sparkline", () => {
+  it("draws the lowest value as the shortest bar and the highest as the tallest", () => {
+    expect(sparkline([0, 1, 2, 3, 4, 5, 6, 7])).toBe("▁▂▃▄▅▆▇█");
+  });
+
+  it("shows gaps as dots", () => {
+    expect(sparkline([0, Number.NaN, 7])).toBe("▁·█");
+  });
+
+  it("draws a flat series flat", () => {
+    expect(sparkline([3, 3, 3])).toBe("▁▁▁");
+  });
+
+  it("draws nothing for no values", () => {
+    expect(sparkline([])).toBe("");
+  });
+});
