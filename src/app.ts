@@ -1,4 +1,5 @@
 import { App, type Receiver } from "@slack/bolt";
+import { register as registerDeploy } from "./commands/deploy.js";
 import { register as registerStatus } from "./commands/status.js";
 import { boltLogger } from "./logger.js";
 import type { Services } from "./services/index.js";
@@ -60,7 +61,10 @@ export function createApp(services: Services, options: AppOptions): App {
       app = new App({ ...common, receiver: transport.receiver });
       break;
   }
+  services.chat.bind(app.client);
   registerStatus(app, services);
+  registerDeploy(app, services);
+  options.scheduler?.add({ name: "deployments", intervalMs: 15_000, run: () => services.deployments.tick() });
   app.error(async (err) => {
     services.logger.error({ err: err.original ?? err, code: err.code }, "unhandled error in a Slack listener");
   });

@@ -85,9 +85,7 @@ function targetBlocks(s: TargetStatus, now: Date): Block[] {
     : ":unlock: unlocked";
   const cal = s.calendar.open
     ? ":large_green_circle: open for deploys"
-    : `:no_entry: ${s.calendar.blockers.map((b) => `${b.name}${b.endsAt ? ` until ${when(b.endsAt, s.timeZone, now)}` : ""}`).join("; ")}${
-        s.calendar.nextOpen ? `. Next open: ${when(s.calendar.nextOpen, s.timeZone, now)}` : ""
-      }`;
+    : `:no_entry: ${s.calendar.reasons.join(" ")}${s.calendar.nextOpen ? ` Next open: ${when(s.calendar.nextOpen, s.timeZone, now)}.` : ""}`;
   return [section(`*${s.service}* · *${s.environment}*  ${version} · ${tasks}\n${flight} · ${lock}\n${cal}`)];
 }
 

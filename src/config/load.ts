@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { isMap, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, DeploybotError, ErrorCode } from "../errors.js";
+import { freezeProblems } from "../policies/calendar.js";
 import { type Config, configSchema, ONCALL } from "./schema.js";
 
 /** `environments.production.approvals[0].from[1]`: the path form every config message uses. */
@@ -130,6 +131,8 @@ function crossCheck(config: Config): Array<{ path: PropertyKey[]; message: strin
           message: `window ends (${w.end}) before it starts (${w.start})`,
         });
     });
+    for (const p of freezeProblems(env.freezes))
+      problems.push({ path: [...base, "freezes", p.index, p.field], message: p.message });
     env.freezes.forEach((f, i) => {
       if ("from" in f && Date.parse(f.to) <= Date.parse(f.from))
         problems.push({

@@ -88,16 +88,19 @@ export class LocalConsole {
     this.world = new SimWorld(this.config, this.clock, this.store);
     this.slack = new SlackLikeServer(this.config, this.clock);
     const background = new Background(options.logger);
-    this.services = buildServices({
-      config: this.config,
-      store: this.store,
-      clock: this.clock,
-      ecs: new SimEcs(this.world),
-      metrics: new SimCloudWatch(this.world),
-      pager: new SimPagerDuty(this.world),
-      logger: options.logger,
-      background,
-    });
+    this.services = buildServices(
+      {
+        config: this.config,
+        store: this.store,
+        clock: this.clock,
+        ecs: new SimEcs(this.world),
+        metrics: new SimCloudWatch(this.world),
+        pager: new SimPagerDuty(this.world),
+        logger: options.logger,
+        background,
+      },
+      { oncallCacheMs: 0 },
+    );
     this.scheduler = new SimScheduler(this.clock, () => background.idle());
     this.user = Object.keys(this.config.users)[0] as string;
     this.channel = this.config.channels.deploys;

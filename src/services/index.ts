@@ -2,6 +2,10 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
 import type { Background } from "./background.js";
+import { SlackChat } from "./chat.js";
+import { DeploymentService } from "./deployments.js";
+import { OnCallDirectory } from "./oncall.js";
+import { People } from "./people.js";
 import type { EcsPort, MetricsPort, PagerPort } from "./ports.js";
 import { StatusService } from "./status.js";
 import type { Store } from "./store.js";
@@ -21,9 +25,36 @@ export interface Deps {
 
 /** The services the Slack listeners call; one instance per process. */
 export interface Services extends Deps {
+  chat: SlackChat;
+  people: People;
   status: StatusService;
+  deployments: DeploymentService;
 }
 
-export function buildServices(deps: Deps): Services {
-  return { ...deps, status: new StatusService(deps) };
+/** Wires the services from their dependencies; `oncallCacheMs` overrides the config (the console uses 0). */
+export function buildServices(deps: Deps, options: { oncallCacheMs?: number } = {}): Services {
+  const { config } = deps;
+  const pd = config.pagerduty;
+  const emails = new Map(
+    Object.values(config.users).flatMap((u) => (u.email ? [[u.email.toLowerCase(), u.slack_id] as const] : [])),
+  );
+  const oncall = pd
+    ? new OnCallDirectory({
+        pager: deps.pager,
+        scheduleIds: pd.schedules,
+        maxLevel: pd.max_escalation_level,
+        cacheMs: options.oncallCacheMs ?? pd.cache,
+        clock: deps.clock,
+        resolveEmail: async (email) => emails.get(email.toLowerCase()),
+      })
+    : null;
+  const chat = new SlackChat();
+  const people = new People(config, oncall);
+  return {
+    ...deps,
+    chat,
+    people,
+    status: new StatusService(deps),
+    deployments: new DeploymentService({ ...deps, chat, people }),
+  };
 }

@@ -67,7 +67,7 @@ export interface Deployment {
   approvalRule: Array<{ name?: string; from: string[]; count: number }> | null;
   expiresAt: string | null;
   ecsDeploymentArn: string | null;
-  progress: { running?: number; desired?: number; detail?: string } | null;
+  progress: { running?: number; desired?: number; detail?: string; bakeEndsAt?: string } | null;
   cardChannel: string | null;
   cardTs: string | null;
   createdAt: string;
@@ -99,6 +99,8 @@ export interface Approval {
   user: string;
   decision: "approve" | "reject";
   groupName: string | null;
+  /** The roles the person held at the moment of the click. */
+  roles: string[];
   note: string | null;
   at: string;
 }
@@ -138,6 +140,7 @@ const MIGRATIONS: readonly string[] = [
     user TEXT NOT NULL,
     decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
     group_name TEXT,
+    roles TEXT NOT NULL DEFAULT '[]',
     note TEXT,
     at TEXT NOT NULL,
     PRIMARY KEY (deployment_id, user)
@@ -463,9 +466,9 @@ export class Store {
   recordApproval(a: Approval): boolean {
     const info = this.db
       .prepare(
-        "INSERT OR IGNORE INTO approvals (deployment_id, user, decision, group_name, note, at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO approvals (deployment_id, user, decision, group_name, roles, note, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
       )
-      .run(a.deploymentId, a.user, a.decision, a.groupName, a.note, a.at);
+      .run(a.deploymentId, a.user, a.decision, a.groupName, JSON.stringify(a.roles), a.note, a.at);
     return info.changes === 1;
   }
 
@@ -477,6 +480,7 @@ export class Store {
       user: string;
       decision: "approve" | "reject";
       group_name: string | null;
+      roles: string;
       note: string | null;
       at: string;
     }>;
@@ -485,6 +489,7 @@ export class Store {
       user: r.user,
       decision: r.decision,
       groupName: r.group_name,
+      roles: JSON.parse(r.roles) as string[],
       note: r.note,
       at: r.at,
     }));

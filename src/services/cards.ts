@@ -1,0 +1,92 @@
+import { formatLocal, formatRelative } from "../clock.js";
+import { actions, type Block, context, fields, header, mention, section } from "../commands/blocks.js";
+import { type Approver, approvalProgress } from "../policies/approvals.js";
+import type { ChatMessage } from "./chat.js";
+import type { Approval, Deployment } from "./store.js";
+
+export const ACTION = {
+  approve: "deploy_approve",
+  reject: "deploy_reject",
+} as const;
+
+const STATUS_LINE: Record<Deployment["status"], string> = {
+  requested: ":hourglass: Requested",
+  awaiting_approval: ":raised_hand: Awaiting approval",
+  approved: ":white_check_mark: Approved, starting",
+  denied: ":no_entry: Denied",
+  rejected: ":x: Rejected",
+  expired: ":alarm_clock: Expired: nobody approved in time",
+  deploying: ":rocket: Deploying",
+  baking: ":bread: Baking",
+  succeeded: ":large_green_circle: Succeeded",
+  failed: ":red_circle: Failed",
+  rolling_back: ":rewind: Rolling back",
+  rolled_back: ":leftwards_arrow_with_hook: Rolled back",
+  cancelled: ":heavy_minus_sign: Cancelled",
+};
+
+export interface CardContext {
+  timeZone: string;
+  now: Date;
+  approvals: Approval[];
+  /** Approvers with the roles they held when they approved (from the audit of each approval). */
+  approvers: Approver[];
+  bakeEndsAt?: Date | null;
+  slackIdOf: (name: string) => string;
+}
+
+/** The one live card of a deploy, re-rendered from the store at every phase and updated in place. */
+export function deployCard(d: Deployment, c: CardContext): ChatMessage {
+  const who = (name: string) => mention(c.slackIdOf(name));
+  const flags = [
+    d.flags.hotfix ? "hotfix" : "",
+    d.flags.emergency ? `EMERGENCY: “${d.flags.emergency}”` : "",
+    d.flags.automatic ? "automatic" : "",
+  ]
+    .filter(Boolean)
+    .join(" · ");
+  const title = `${d.kind === "rollback" ? "Rollback" : "Deploy"} #${d.id} · ${d.service} ${d.version} → ${d.environment}`;
+  let status = STATUS_LINE[d.status];
+  const p = d.progress;
+  if (d.status === "deploying" && p?.desired !== undefined) status += `: tasks ${p.running ?? 0}/${p.desired}`;
+  if (d.status === "baking" && c.bakeEndsAt)
+    status += `: guardrails on, ${formatRelative(c.bakeEndsAt.getTime() - c.now.getTime())} left`;
+  if (p?.detail && (d.status === "failed" || d.status === "rolled_back" || d.status === "deploying"))
+    status += `\n> ${p.detail}`;
+  const blocks: Block[] = [
+    header(title),
+    fields([
+      `*Requested by*\n${who(d.requestedBy)}`,
+      `*Version*\n\`${d.version}\`${d.previousVersion ? ` (from \`${d.previousVersion}\`)` : ""}`,
+      `*Reason*\n${d.reason ?? "_none given_"}`,
+      `*Status*\n${status}`,
+    ]),
+  ];
+  if (flags) blocks.push(section(`*${flags}*`));
+  if (d.approvalRule && d.approvalRule.length > 0) {
+    const progress = approvalProgress(d.approvalRule, c.approvers);
+    const lines = progress.groups.map(
+      (g) =>
+        `${g.approvedBy.length >= g.count ? ":white_check_mark:" : ":white_circle:"} ${g.count} from ${g.from.join(" or ")}${g.approvedBy.length ? `: ${g.approvedBy.map(who).join(", ")}` : ""}`,
+    );
+    const rejected = c.approvals.find((a) => a.decision === "reject");
+    if (rejected) lines.push(`:x: Rejected by ${who(rejected.user)}${rejected.note ? `: “${rejected.note}”` : ""}`);
+    if (d.status === "awaiting_approval" && d.expiresAt) {
+      const exp = new Date(d.expiresAt);
+      lines.push(`Expires ${formatLocal(exp, c.timeZone)} (in ${formatRelative(exp.getTime() - c.now.getTime())}).`);
+    }
+    blocks.push(section(`*Approvals*\n${lines.join("\n")}`));
+  }
+  if (d.status === "awaiting_approval") {
+    blocks.push(
+      actions(`deploy_${d.id}`, [
+        { label: "Approve", actionId: ACTION.approve, value: String(d.id), style: "primary" },
+        { label: "Reject", actionId: ACTION.reject, value: String(d.id), style: "danger" },
+      ]),
+    );
+  }
+  if (d.decision?.reasons.length) blocks.push(context(d.decision.reasons.join(" ")));
+  if (d.decision?.bypassed.length)
+    blocks.push(context(`:warning: Bypassed safeties: ${d.decision.bypassed.join("; ")}`));
+  return { text: `${title}: ${STATUS_LINE[d.status].replace(/^:[a-z_]+: /, "")}`, blocks };
+}
