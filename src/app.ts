@@ -1,5 +1,6 @@
 import { App, type Receiver } from "@slack/bolt";
 import { register as registerDeploy } from "./commands/deploy.js";
+import { register as registerRollback } from "./commands/rollback.js";
 import { register as registerStatus } from "./commands/status.js";
 import { boltLogger } from "./logger.js";
 import type { Services } from "./services/index.js";
@@ -64,6 +65,7 @@ export function createApp(services: Services, options: AppOptions): App {
   services.chat.bind(app.client);
   registerStatus(app, services);
   registerDeploy(app, services);
+  registerRollback(app, services);
   options.scheduler?.add({ name: "deployments", intervalMs: 15_000, run: () => services.deployments.tick() });
   app.error(async (err) => {
     services.logger.error({ err: err.original ?? err, code: err.code }, "unhandled error in a Slack listener");

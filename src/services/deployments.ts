@@ -32,6 +32,12 @@ export class DeploymentService {
   /** The last card text sent per deployment, so a tick that changes nothing sends nothing. */
   private readonly lastCard = new Map<number, string>();
 
+  /** Set by the rollback service: how an approved rollback starts, and what happens when one ends. */
+  rollbackHooks: {
+    start(id: number): Promise<void>;
+    ended(d: Deployment, ok: boolean, detail: string): Promise<void>;
+  } | null = null;
+
   constructor(private readonly d: DeploymentDeps) {}
 
   private target(service: string, environment: string): Target {
@@ -184,7 +190,8 @@ export class DeploymentService {
     await this.refreshCard(id, `Approved by <@${clicker.slackId}>.`);
     if (satisfied) {
       if (d.flags.emergency) await this.announceEmergency(id, clicker);
-      await this.start(id);
+      if (d.kind === "rollback" && this.rollbackHooks) await this.rollbackHooks.start(id);
+      else await this.start(id);
     }
     return null;
   }
@@ -352,6 +359,28 @@ export class DeploymentService {
     }
     const ecs = await this.d.ecs.describeServiceDeployment(t.ecs, arn);
     const now = this.d.clock.now();
+    if (d.kind === "rollback") {
+      // A rollback that stopped an in-flight deployment succeeds when ECS finishes rolling that one back.
+      const success = d.flags.viaStop ? "ROLLBACK_SUCCESSFUL" : "SUCCESSFUL";
+      if (ecs.status === success) {
+        const done = this.d.store.transition(d.id, "succeeded", now, {
+          progress: { running: ecs.runningCount, desired: ecs.desiredCount },
+        });
+        this.audit(done, "deploybot", "rollback.succeeded", { ecsStatus: ecs.status });
+        await this.refreshCard(d.id, "Rollback finished: the service is stable on the previous version.");
+        await this.rollbackHooks?.ended(done, true, "");
+      } else if (["SUCCESSFUL", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED", "STOPPED"].includes(ecs.status)) {
+        const detail = ecs.statusReason ?? `ECS ended the rollback with ${ecs.status}`;
+        const failed = this.d.store.transition(d.id, "failed", now, { progress: { detail } });
+        this.audit(failed, "deploybot", "rollback.failed", { ecsStatus: ecs.status, reason: detail });
+        await this.refreshCard(d.id, `:red_circle: Rollback failed: ${detail}`);
+        await this.rollbackHooks?.ended(failed, false, detail);
+      } else if (ecs.runningCount !== d.progress?.running) {
+        this.d.store.patch(d.id, { progress: { running: ecs.runningCount, desired: ecs.desiredCount } }, now);
+        await this.refreshCard(d.id);
+      }
+      return;
+    }
     if (ecs.status === "SUCCESSFUL") {
       if (t.policy.bake > 0) {
         const bakeEndsAt = new Date(now.getTime() + t.policy.bake).toISOString();
@@ -393,7 +422,7 @@ export class DeploymentService {
       .map((a) => ({ user: a.user, roles: new Set(a.roles) }));
   }
 
-  private timeZone(d: Deployment): string {
+  timeZone(d: Deployment): string {
     return this.target(d.service, d.environment).timeZone;
   }
 
@@ -408,7 +437,7 @@ export class DeploymentService {
     });
   }
 
-  private async postCard(d: Deployment): Promise<void> {
+  async postCard(d: Deployment): Promise<void> {
     const card = this.render(d);
     const posted = await this.d.chat.post(this.d.config.channels.deploys, card);
     this.lastCard.set(d.id, JSON.stringify(card));
@@ -428,7 +457,7 @@ export class DeploymentService {
     if (note) await this.d.chat.post(d.cardChannel, { text: note }, d.cardTs);
   }
 
-  private audit(d: Deployment, actor: string, action: string, detail: Record<string, unknown>): void {
+  audit(d: Deployment, actor: string, action: string, detail: Record<string, unknown>): void {
     this.d.store.audit({
       at: this.d.clock.now(),
       actor,

@@ -7,6 +7,7 @@ import { DeploymentService } from "./deployments.js";
 import { OnCallDirectory } from "./oncall.js";
 import { People } from "./people.js";
 import type { EcsPort, MetricsPort, PagerPort } from "./ports.js";
+import { RollbackService } from "./rollbacks.js";
 import { StatusService } from "./status.js";
 import type { Store } from "./store.js";
 
@@ -29,6 +30,7 @@ export interface Services extends Deps {
   people: People;
   status: StatusService;
   deployments: DeploymentService;
+  rollbacks: RollbackService;
 }
 
 /** Wires the services from their dependencies; `oncallCacheMs` overrides the config (the console uses 0). */
@@ -50,11 +52,13 @@ export function buildServices(deps: Deps, options: { oncallCacheMs?: number } = 
     : null;
   const chat = new SlackChat();
   const people = new People(config, oncall);
+  const deployments = new DeploymentService({ ...deps, chat, people });
   return {
     ...deps,
     chat,
     people,
     status: new StatusService(deps),
-    deployments: new DeploymentService({ ...deps, chat, people }),
+    deployments,
+    rollbacks: new RollbackService({ ...deps, chat, people }, deployments),
   };
 }

@@ -56,10 +56,12 @@ export interface Deployment {
   flags: {
     hotfix?: boolean;
     emergency?: string;
-    dryRun?: boolean;
     severity?: string;
     automatic?: boolean;
+    /** For a rollback: the deployment it rolls back. */
     rollsBack?: number;
+    /** For a rollback: it stopped that deployment in flight (StopServiceDeployment) rather than deploying anew. */
+    viaStop?: boolean;
   };
   status: DeploymentStatus;
   /** Reasons of the policy decision, and the safeties an override bypassed. */

@@ -1,0 +1,101 @@
+import type { App, BlockButtonAction } from "@slack/bolt";
+import { CommandError } from "../errors.js";
+import type { Services } from "../services/index.js";
+import type { RollbackPlan } from "../services/rollbacks.js";
+import { actions, context, section } from "./blocks.js";
+import { parseRollback, USAGE } from "./parse.js";
+import { replyError } from "./reply.js";
+import { namesOf } from "./status.js";
+
+export const ROLLBACK_ACTION = { confirm: "rollback_confirm", cancel: "rollback_cancel" } as const;
+
+/** `/rollback`: authority now, a confirmation with Roll back / Cancel, authority again at the click. */
+export function register(app: App, services: Services): void {
+  app.command("/rollback", async ({ command, ack, respond }) => {
+    await ack();
+    try {
+      const cmd = parseRollback(command.text, namesOf(services));
+      if (cmd.kind === "help") {
+        await respond({
+          response_type: "ephemeral",
+          text: `Rollback\n${USAGE.rollback}`,
+          blocks: [section(`*Rollback*\n${USAGE.rollback}`)],
+        });
+        return;
+      }
+      const { plan, authority, needsApprovals } = await services.rollbacks.prepare(
+        cmd,
+        services.people.bySlackId(command.user_id),
+      );
+      const question = `Roll back *${plan.service} ${plan.environment}* from \`${plan.fromVersion}\` to \`${plan.toVersion}\`?`;
+      await respond({
+        response_type: "ephemeral",
+        text: question.replace(/[*`]/g, ""),
+        blocks: [
+          section(question),
+          context(
+            [
+              plan.reason ? `Reason: “${plan.reason}”` : "No reason given",
+              plan.severity
+                ? `severity ${plan.severity}${plan.severity === "P0" || plan.severity === "P1" ? " (pages PagerDuty)" : ""}`
+                : "",
+              `allowed because ${authority}`,
+              needsApprovals ? "it will also need the rollback approvals" : "",
+            ]
+              .filter(Boolean)
+              .join(" · "),
+          ),
+          actions("rollback_confirm", [
+            { label: "Roll back", actionId: ROLLBACK_ACTION.confirm, value: JSON.stringify(plan), style: "danger" },
+            { label: "Cancel", actionId: ROLLBACK_ACTION.cancel, value: "cancel" },
+          ]),
+        ],
+      });
+    } catch (err) {
+      await replyError(respond, err, services.logger);
+    }
+  });
+
+  app.action<BlockButtonAction>(ROLLBACK_ACTION.confirm, async ({ ack, action, body, respond }) => {
+    await ack();
+    try {
+      const plan = readPlan(action.value, services);
+      const person = services.people.bySlackId(body.user.id);
+      // Authority is checked again now: the on-call right or a role may have changed since the command.
+      const auth = await services.rollbacks.authorize(person, plan.environment);
+      const r = await services.rollbacks.execute(
+        plan,
+        { name: person.name, slackId: person.slackId, automatic: false, authority: auth.reason },
+        auth.needsApprovals,
+      );
+      await respond({
+        response_type: "ephemeral",
+        replace_original: true,
+        text: `Rollback #${r.id} of ${plan.service} ${plan.environment} to ${plan.toVersion}: ${r.status.replace(/_/g, " ")}. Follow it on its card in ${services.config.channels.deploys}.`,
+      });
+    } catch (err) {
+      await replyError(respond, err, services.logger);
+    }
+  });
+
+  app.action<BlockButtonAction>(ROLLBACK_ACTION.cancel, async ({ ack, respond }) => {
+    await ack();
+    await respond({ response_type: "ephemeral", replace_original: true, text: "Rollback cancelled; nothing changed." });
+  });
+}
+
+/** The plan carried by the button, validated against the config (a forged value changes nothing). */
+function readPlan(value: string | undefined, services: Services): RollbackPlan {
+  let plan: RollbackPlan;
+  try {
+    plan = JSON.parse(value ?? "") as RollbackPlan;
+  } catch {
+    throw new CommandError("That button does not carry a rollback; run /rollback again.");
+  }
+  if (!services.config.services[plan.service]?.environments[plan.environment] || typeof plan.toVersion !== "string") {
+    throw new CommandError(
+      "That rollback names a service or environment deploybot does not know; run /rollback again.",
+    );
+  }
+  return plan;
+}
