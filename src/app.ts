@@ -1,5 +1,6 @@
 import { App, type Receiver } from "@slack/bolt";
 import { register as registerDeploy } from "./commands/deploy.js";
+import { register as registerIncidents } from "./commands/incidents.js";
 import { register as registerRollback } from "./commands/rollback.js";
 import { register as registerStatus } from "./commands/status.js";
 import { boltLogger } from "./logger.js";
@@ -66,7 +67,16 @@ export function createApp(services: Services, options: AppOptions): App {
   registerStatus(app, services);
   registerDeploy(app, services);
   registerRollback(app, services);
+  registerIncidents(app, services);
   options.scheduler?.add({ name: "deployments", intervalMs: 15_000, run: () => services.deployments.tick() });
+  options.scheduler?.add({
+    name: "monitor",
+    intervalMs: services.config.monitor.interval,
+    run: async () => {
+      await services.monitor.cycle();
+      await services.monitor.postmortems();
+    },
+  });
   app.error(async (err) => {
     services.logger.error({ err: err.original ?? err, code: err.code }, "unhandled error in a Slack listener");
   });

@@ -82,7 +82,7 @@ const environment = z.strictObject({
   rollback_grace: duration.default(2 * 60_000),
 });
 
-export const PRESETS = ["alb_5xx_rate", "p95_latency", "p99_latency", "healthy_hosts", "cpu", "memory"] as const;
+export const PRESETS = ["error_rate", "p95_latency", "p99_latency", "healthy_hosts", "cpu", "memory"] as const;
 const customMetric = z.strictObject({
   namespace: z.string().min(1),
   name: z.string().min(1),

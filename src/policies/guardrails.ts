@@ -27,7 +27,7 @@ export interface GuardrailInput {
   guardrail: Guardrail;
   /** Oldest first, as the metrics port returns them. */
   datapoints: Datapoint[];
-  /** Request counts per period (the `${id}_requests` series of alb_5xx_rate); needed when `min_requests` is set. */
+  /** Request counts per period (the `${id}_requests` series of error_rate); needed when `min_requests` is set. */
   requestCounts?: Datapoint[];
   /** The metric over the pre-deploy window; needed by relative ("x baseline") thresholds. */
   baseline?: number | null;
@@ -96,7 +96,7 @@ export function evaluationShape(g: Pick<Guardrail, "name" | "for" | "period" | "
 type Valued = "percent" | "seconds" | "count";
 
 const PRESET_UNIT: Record<string, Valued> = {
-  alb_5xx_rate: "percent",
+  error_rate: "percent",
   cpu: "percent",
   memory: "percent",
   p95_latency: "seconds",

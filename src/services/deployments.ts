@@ -328,9 +328,14 @@ export class DeploymentService {
   /** The scheduled step: expire approvals, follow ECS deployments, end bake windows. */
   async tick(): Promise<void> {
     const now = this.d.clock.now();
-    for (const d of this.d.store.byStatus(["awaiting_approval", "deploying", "baking"])) {
+    for (const d of this.d.store.byStatus(["approved", "awaiting_approval", "deploying", "baking"])) {
       try {
-        if (d.status === "awaiting_approval") {
+        if (d.status === "approved") {
+          // Approved but never started: the process stopped between recording the approval and the first
+          // ECS call. Starting it now is the one call that was intended.
+          if (d.kind === "rollback" && this.rollbackHooks) await this.rollbackHooks.start(d.id);
+          else await this.start(d.id);
+        } else if (d.status === "awaiting_approval") {
           if (this.expireIfDue(d)) await this.refreshCard(d.id, "Nobody approved in time: the request expired.");
         } else if (d.status === "deploying") {
           await this.follow(d);

@@ -4,7 +4,9 @@ import type { Config } from "../config/schema.js";
 import type { Background } from "./background.js";
 import { SlackChat } from "./chat.js";
 import { DeploymentService } from "./deployments.js";
+import { Monitor } from "./monitor.js";
 import { OnCallDirectory } from "./oncall.js";
+import { Paging } from "./paging.js";
 import { People } from "./people.js";
 import type { EcsPort, MetricsPort, PagerPort } from "./ports.js";
 import { RollbackService } from "./rollbacks.js";
@@ -31,6 +33,8 @@ export interface Services extends Deps {
   status: StatusService;
   deployments: DeploymentService;
   rollbacks: RollbackService;
+  paging: Paging;
+  monitor: Monitor;
 }
 
 /** Wires the services from their dependencies; `oncallCacheMs` overrides the config (the console uses 0). */
@@ -52,13 +56,17 @@ export function buildServices(deps: Deps, options: { oncallCacheMs?: number } = 
     : null;
   const chat = new SlackChat();
   const people = new People(config, oncall);
+  const paging = new Paging(deps);
   const deployments = new DeploymentService({ ...deps, chat, people });
+  const rollbacks = new RollbackService({ ...deps, chat, people, paging }, deployments);
   return {
     ...deps,
     chat,
     people,
     status: new StatusService(deps),
     deployments,
-    rollbacks: new RollbackService({ ...deps, chat, people }, deployments),
+    paging,
+    rollbacks,
+    monitor: new Monitor({ ...deps, chat, people, paging }, deployments, rollbacks),
   };
 }

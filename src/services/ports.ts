@@ -84,7 +84,7 @@ export interface EcsPort {
 
 /** A metric as deploybot names it: a preset, a custom CloudWatch metric or a metric-math expression. */
 export type MetricSpec =
-  | { preset: "alb_5xx_rate" | "p95_latency" | "p99_latency" | "healthy_hosts" | "cpu" | "memory" }
+  | { preset: "error_rate" | "p95_latency" | "p99_latency" | "healthy_hosts" | "cpu" | "memory" }
   | { namespace: string; name: string; dimensions: Record<string, string>; stat: string }
   | { expression: string };
 

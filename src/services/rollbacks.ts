@@ -3,8 +3,8 @@ import type { RollbackCommand } from "../commands/parse.js";
 import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
 import { decideRollbackAuthority } from "../policies/rollback.js";
 import type { DeploymentDeps, DeploymentService } from "./deployments.js";
+import type { Paging } from "./paging.js";
 import type { Person } from "./people.js";
-import type { PagerPort } from "./ports.js";
 import type { Deployment } from "./store.js";
 import { findTarget, imageWithTag, strategyOf, type Target, versionOfImage } from "./targets.js";
 
@@ -35,7 +35,7 @@ export interface RollbackActor {
 /** `/rollback`: authority (roles + on call now), the target version, confirmation, and the ECS rollback. */
 export class RollbackService {
   constructor(
-    private readonly d: DeploymentDeps & { pager: PagerPort },
+    private readonly d: DeploymentDeps & { paging: Paging },
     private readonly deployments: DeploymentService,
   ) {
     deployments.rollbackHooks = {
@@ -341,33 +341,20 @@ export class RollbackService {
   /** The page for a P0/P1 rollback, deduplicated per service and environment. */
   private async page(r: Deployment, action: "trigger" | "resolve"): Promise<void> {
     const dedupKey = `deploybot/${r.service}/${r.environment}/rollback`;
-    const already = this.d.store.db
-      .prepare("SELECT status FROM pages WHERE dedup_key = ? AND action = ? AND at >= ?")
-      .get(dedupKey, action, r.createdAt) as { status: string } | undefined;
-    if (already?.status === "sent") return;
-    this.d.store.db
-      .prepare(
-        "INSERT OR REPLACE INTO pages (dedup_key, action, severity, summary, status, at) VALUES (?, ?, ?, ?, 'intended', ?)",
-      )
-      .run(dedupKey, action, "critical", `rollback ${r.service} ${r.environment}`, this.d.clock.now().toISOString());
     try {
-      await this.d.pager.sendEvent({
-        action,
-        dedupKey,
-        severity: r.flags.severity === "P0" ? "critical" : "error",
-        summary: `${r.flags.severity} rollback of ${r.service} ${r.environment} from ${r.previousVersion} to ${r.version}${r.reason ? `: ${r.reason}` : ""}`,
-        source: `deploybot/${r.service}/${r.environment}`,
-        customDetails: { rollback: r.id, requestedBy: r.requestedBy, automatic: Boolean(r.flags.automatic) },
-      });
-      this.d.store.db
-        .prepare("UPDATE pages SET status = 'sent' WHERE dedup_key = ? AND action = ?")
-        .run(dedupKey, action);
-      this.deployments.audit(r, "deploybot", `page.${action}`, { dedupKey });
+      const sent = await this.d.paging.send(
+        {
+          action,
+          dedupKey,
+          severity: r.flags.severity === "P0" ? "critical" : "error",
+          summary: `${r.flags.severity} rollback of ${r.service} ${r.environment} from ${r.previousVersion} to ${r.version}${r.reason ? `: ${r.reason}` : ""}`,
+          source: `deploybot/${r.service}/${r.environment}`,
+          customDetails: { rollback: r.id, requestedBy: r.requestedBy, automatic: Boolean(r.flags.automatic) },
+        },
+        r.createdAt,
+      );
+      if (sent) this.deployments.audit(r, "deploybot", `page.${action}`, { dedupKey });
     } catch (err) {
-      this.d.store.db
-        .prepare("UPDATE pages SET status = 'failed' WHERE dedup_key = ? AND action = ?")
-        .run(dedupKey, action);
-      this.d.logger.error({ err, dedupKey }, "could not page PagerDuty");
       await this.d.chat.post(this.d.config.channels.incidents, {
         text: `:warning: Could not page PagerDuty for rollback #${r.id}: ${asDeploybotError(err).message}`,
       });

@@ -107,6 +107,69 @@ export interface Approval {
   at: string;
 }
 
+/** What the monitor remembers about a breach, so a restarted process acts on it exactly once. */
+export interface IncidentDetail {
+  action: "alert" | "page" | "rollback";
+  shadow: boolean;
+  reason: string;
+  observed: number | null;
+  values: number[];
+  unit?: string;
+  threshold: string;
+  /** When the automatic rollback is due (after the grace period). */
+  rollbackAt?: string;
+  /** Set before the rollback is called; with no rollbackId it means "intended, maybe not called". */
+  rollbackIntentAt?: string;
+  rollbackId?: number;
+  rollbackSkipped?: string;
+  overriddenBy?: string;
+  acknowledgedBy?: string;
+  pageKey?: string;
+  postmortemPosted?: boolean;
+}
+
+export interface Incident {
+  id: number;
+  deploymentId: number;
+  guardrail: string;
+  severity: string;
+  status: "open" | "recovered";
+  firstSeen: string;
+  lastSeen: string;
+  resolvedAt: string | null;
+  channel: string | null;
+  ts: string | null;
+  detail: IncidentDetail;
+}
+
+interface IncidentRow {
+  id: number;
+  deployment_id: number;
+  guardrail: string;
+  severity: string;
+  status: Incident["status"];
+  first_seen: string;
+  last_seen: string;
+  resolved_at: string | null;
+  channel: string | null;
+  ts: string | null;
+  detail: string;
+}
+
+const toIncident = (r: IncidentRow): Incident => ({
+  id: r.id,
+  deploymentId: r.deployment_id,
+  guardrail: r.guardrail,
+  severity: r.severity,
+  status: r.status,
+  firstSeen: r.first_seen,
+  lastSeen: r.last_seen,
+  resolvedAt: r.resolved_at,
+  channel: r.channel,
+  ts: r.ts,
+  detail: JSON.parse(r.detail) as IncidentDetail,
+});
+
 /** Versioned migrations: index i moves the schema from user_version i to i + 1. Never edit a shipped one. */
 const MIGRATIONS: readonly string[] = [
   `
@@ -539,6 +602,80 @@ export class Store {
       environment: r.environment,
       detail: JSON.parse(r.detail) as Record<string, unknown>,
     }));
+  }
+
+  /** The incident of one guardrail of one deployment (a breach episode and what was done about it). */
+  getIncident(deploymentId: number, guardrail: string): Incident | undefined {
+    const row = this.db
+      .prepare("SELECT * FROM incidents WHERE deployment_id = ? AND guardrail = ?")
+      .get(deploymentId, guardrail) as IncidentRow | undefined;
+    return row ? toIncident(row) : undefined;
+  }
+
+  incidentById(id: number): Incident | undefined {
+    const row = this.db.prepare("SELECT * FROM incidents WHERE id = ?").get(id) as IncidentRow | undefined;
+    return row ? toIncident(row) : undefined;
+  }
+
+  /** Incidents in a status, oldest first. */
+  incidentsByStatus(status: Incident["status"]): Incident[] {
+    return (this.db.prepare("SELECT * FROM incidents WHERE status = ? ORDER BY id").all(status) as IncidentRow[]).map(
+      toIncident,
+    );
+  }
+
+  incidentsOf(deploymentId: number): Incident[] {
+    return (
+      this.db.prepare("SELECT * FROM incidents WHERE deployment_id = ? ORDER BY id").all(deploymentId) as IncidentRow[]
+    ).map(toIncident);
+  }
+
+  /** Records a new breach; returns undefined when this guardrail of this deployment already has an incident. */
+  openIncident(i: {
+    deploymentId: number;
+    guardrail: string;
+    severity: string;
+    at: Date;
+    detail: IncidentDetail;
+  }): Incident | undefined {
+    const info = this.db
+      .prepare(
+        "INSERT OR IGNORE INTO incidents (deployment_id, guardrail, severity, status, first_seen, last_seen, detail) VALUES (?, ?, ?, 'open', ?, ?, ?)",
+      )
+      .run(i.deploymentId, i.guardrail, i.severity, i.at.toISOString(), i.at.toISOString(), JSON.stringify(i.detail));
+    return info.changes === 1 ? this.incidentById(Number(info.lastInsertRowid)) : undefined;
+  }
+
+  /** Updates an incident's status, message, times and detail (merged). */
+  updateIncident(
+    id: number,
+    change: {
+      status?: Incident["status"];
+      lastSeen?: Date;
+      resolvedAt?: Date | null;
+      channel?: string;
+      ts?: string;
+      detail?: Partial<IncidentDetail>;
+    },
+  ): Incident {
+    return this.tx(() => {
+      const cur = this.incidentById(id);
+      if (!cur) throw new DeploybotError(ErrorCode.NotFound, `no incident #${id}`);
+      this.db
+        .prepare(
+          "UPDATE incidents SET status = ?, last_seen = ?, resolved_at = ?, channel = ?, ts = ?, detail = ? WHERE id = ?",
+        )
+        .run(
+          change.status ?? cur.status,
+          change.lastSeen?.toISOString() ?? cur.lastSeen,
+          change.resolvedAt === undefined ? cur.resolvedAt : (change.resolvedAt?.toISOString() ?? null),
+          change.channel ?? cur.channel,
+          change.ts ?? cur.ts,
+          JSON.stringify({ ...cur.detail, ...change.detail }),
+          id,
+        );
+      return this.incidentById(id) as Incident;
+    });
   }
 
   getKv<T>(key: string): T | undefined {

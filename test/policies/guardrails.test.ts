@@ -15,7 +15,7 @@ const MINUTE = 60_000;
 
 /** A guardrail as the config loader would produce it, defaults included. */
 function rule(overrides: Record<string, unknown> = {}): Guardrail {
-  return guardrail.parse({ name: "error_rate", metric: "alb_5xx_rate", threshold: "> 1%", for: "5m", ...overrides });
+  return guardrail.parse({ name: "error_rate", metric: "error_rate", threshold: "> 1%", for: "5m", ...overrides });
 }
 
 /** One datapoint per minute ending at 10:35 (the last complete period before NOW); null leaves a gap. */

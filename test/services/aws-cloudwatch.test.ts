@@ -89,9 +89,9 @@ describe("AwsCloudWatch.getMetricData", () => {
     expect(series.every((s) => s.status === "ok")).toBe(true);
   });
 
-  it("counts the hidden helper queries of alb_5xx_rate toward the 500 limit and never splits them from their expression", async () => {
+  it("counts the hidden helper queries of error_rate toward the 500 limit and never splits them from their expression", async () => {
     cw.on(GetMetricDataCommand).callsFake(echo);
-    const queries = Array.from({ length: 200 }, (_, i) => query(`r${i}`, { preset: "alb_5xx_rate" }));
+    const queries = Array.from({ length: 200 }, (_, i) => query(`r${i}`, { preset: "error_rate" }));
 
     const series = await adapter.getMetricData(queries, START, END);
 
@@ -111,7 +111,7 @@ describe("AwsCloudWatch.getMetricData", () => {
   it("translates the presets into the metrics, stats, dimensions and period CloudWatch expects", async () => {
     cw.on(GetMetricDataCommand).callsFake(echo);
     const queries = [
-      query("rate", { preset: "alb_5xx_rate" }),
+      query("rate", { preset: "error_rate" }),
       query("p95", { preset: "p95_latency" }),
       query("p99", { preset: "p99_latency" }, { periodSeconds: 300 }),
       query("hosts", { preset: "healthy_hosts" }),
@@ -162,7 +162,7 @@ describe("AwsCloudWatch.getMetricData", () => {
     });
   });
 
-  it("returns the request count of an alb_5xx_rate query as a second series named <id>_requests", async () => {
+  it("returns the request count of an error_rate query as a second series named <id>_requests", async () => {
     cw.on(GetMetricDataCommand).resolves({
       MetricDataResults: [
         { Id: "rate", StatusCode: "Complete", Timestamps: [T1, T2], Values: [0.5, 3.2] },
@@ -170,7 +170,7 @@ describe("AwsCloudWatch.getMetricData", () => {
       ],
     });
 
-    const series = await adapter.getMetricData([query("rate", { preset: "alb_5xx_rate" })], START, END);
+    const series = await adapter.getMetricData([query("rate", { preset: "error_rate" })], START, END);
 
     expect(requestSeriesId("rate")).toBe("rate_requests");
     expect(series).toEqual([
@@ -309,7 +309,7 @@ describe("AwsCloudWatch.getMetricData", () => {
     const noAlb = { cluster: "prod", ecsService: "payments-api" };
 
     const series = await adapter.getMetricData(
-      [query("rate", { preset: "alb_5xx_rate" }, { context: noAlb })],
+      [query("rate", { preset: "error_rate" }, { context: noAlb })],
       START,
       END,
     );
@@ -397,7 +397,7 @@ describe("AwsCloudWatch.getMetricData", () => {
   });
 
   it("refuses a query id that collides with another query's helper series", async () => {
-    const queries = [query("rate", { preset: "alb_5xx_rate" }), custom("rate_requests")];
+    const queries = [query("rate", { preset: "error_rate" }), custom("rate_requests")];
 
     await expect(adapter.getMetricData(queries, START, END)).rejects.toThrow(/used twice/);
   });

@@ -16,7 +16,7 @@ const MAX_PAGES = 50;
 const VALID_ID = /^[a-z][a-zA-Z0-9_]*$/;
 
 /**
- * The id of the request-count series that comes back next to every `alb_5xx_rate` query, so the
+ * The id of the request-count series that comes back next to every `error_rate` query, so the
  * evaluator can apply `min_requests`: a query with id "q3" returns "q3" (the rate, in percent) and
  * "q3_requests" (ALB RequestCount, Sum per period).
  */
@@ -89,7 +89,7 @@ export class AwsCloudWatch implements MetricsPort {
   }
 
   /**
-   * Fetches every query's series, in the order asked; an `alb_5xx_rate` query "q" also returns
+   * Fetches every query's series, in the order asked; an `error_rate` query "q" also returns
    * `requestSeriesId("q")` right after it.
    */
   async getMetricData(queries: MetricQuery[], start: Date, end: Date): Promise<MetricSeries[]> {
@@ -207,7 +207,7 @@ function checkIds(bundles: Bundle[]): void {
       if (seen.has(id)) {
         throw new DeploybotError(
           ErrorCode.Unknown,
-          `metric query id "${id}" is used twice in one GetMetricData request (alb_5xx_rate queries also use <id>_errors and <id>_requests)`,
+          `metric query id "${id}" is used twice in one GetMetricData request (error_rate queries also use <id>_errors and <id>_requests)`,
         );
       }
       seen.add(id);
@@ -277,7 +277,7 @@ function toBundle(query: MetricQuery): Bundle {
         dataQueries: [metricStat(id, "AWS/ECS", "MemoryUtilization", ecs, "Average", period, true)],
       };
   }
-  const returns = spec.preset === "alb_5xx_rate" ? [id, requestSeriesId(id)] : [id];
+  const returns = spec.preset === "error_rate" ? [id, requestSeriesId(id)] : [id];
   if (!context.loadBalancer || !context.targetGroup) {
     return {
       query,
@@ -297,7 +297,7 @@ function toBundle(query: MetricQuery): Bundle {
       return { query, returns, dataQueries: [metricStat(id, elb, "TargetResponseTime", alb, "p99", period, true)] };
     case "healthy_hosts":
       return { query, returns, dataQueries: [metricStat(id, elb, "HealthyHostCount", alb, "Minimum", period, true)] };
-    case "alb_5xx_rate": {
+    case "error_rate": {
       const errors = `${id}_errors`;
       const requests = requestSeriesId(id);
       return {

@@ -1,35 +1,50 @@
+import { requestSeriesId } from "../aws/cloudwatch.js";
 import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../ports.js";
 import type { SimWorld } from "./world.js";
 
-/** Simulated CloudWatch: every series reads the value `:metric` last set (or a healthy default), one point per period. */
+/**
+ * Simulated CloudWatch: every series reads the value `:metric` last set (or a healthy default), one point
+ * per period stamped at the period's start; an `error_rate` query also returns its request counts, as
+ * the real adapter does.
+ */
 export class SimCloudWatch implements MetricsPort {
   /** GetMetricData calls made, for tests and benchmarks. */
   calls = 0;
+  /** Emit an `aws` event per call (off for benchmarks). */
+  verbose = true;
   constructor(private readonly world: SimWorld) {}
 
   async getMetricData(queries: MetricQuery[], start: Date, end: Date): Promise<MetricSeries[]> {
     for (let i = 0; i < queries.length; i += 500) {
       this.calls++;
-      this.world.emit({
-        kind: "aws",
-        api: "cloudwatch",
-        op: "GetMetricData",
-        input: {
-          StartTime: start.toISOString(),
-          EndTime: end.toISOString(),
-          MetricDataQueries: queries.slice(i, i + 500).map((q) => q.id),
-        },
-      });
+      if (this.verbose) {
+        this.world.emit({
+          kind: "aws",
+          api: "cloudwatch",
+          op: "GetMetricData",
+          input: {
+            StartTime: start.toISOString(),
+            EndTime: end.toISOString(),
+            MetricDataQueries: queries
+              .slice(i, i + 500)
+              .map((q) => `${q.id}: ${q.service} ${q.environment} ${q.metricName}`),
+          },
+        });
+      }
     }
-    return queries.map((q) => {
+    const series = (id: string, q: MetricQuery, metric: string): MetricSeries => {
       const periodMs = q.periodSeconds * 1000;
       const datapoints: Datapoint[] = [];
-      const first = Math.ceil(start.getTime() / periodMs) * periodMs;
-      for (let t = first; t < end.getTime(); t += periodMs) {
-        const value = this.world.metricAt(q.service, q.environment, q.metricName, new Date(t));
+      for (let t = Math.ceil(start.getTime() / periodMs) * periodMs; t < end.getTime(); t += periodMs) {
+        const value = this.world.metricAt(q.service, q.environment, metric, new Date(t));
         if (value !== undefined && !Number.isNaN(value)) datapoints.push({ at: new Date(t), value });
       }
-      return { id: q.id, status: "ok", datapoints };
-    });
+      return { id, status: "ok", datapoints };
+    };
+    return queries.flatMap((q) =>
+      "preset" in q.spec && q.spec.preset === "error_rate"
+        ? [series(q.id, q, q.metricName), series(requestSeriesId(q.id), q, "request_count")]
+        : [series(q.id, q, q.metricName)],
+    );
   }
 }

@@ -184,7 +184,6 @@ export class SimWorld {
 
 /** What a healthy simulated service reads when nobody has set a value. */
 export const DEFAULT_METRICS: Record<string, number> = {
-  alb_5xx_rate: 0.1,
   error_rate: 0.1,
   request_count: 1200,
   p95_latency: 0.35,
