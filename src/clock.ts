@@ -50,9 +50,37 @@ export function formatRelative(ms: number): string {
   return `${s} s`;
 }
 
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatter(locale: string, options: Intl.DateTimeFormatOptions): Intl.DateTimeFormat {
+  const key = `${locale}|${JSON.stringify(options)}`;
+  let f = formatters.get(key);
+  if (!f) {
+    f = new Intl.DateTimeFormat(locale, options);
+    formatters.set(key, f);
+  }
+  return f;
+}
+
+/** Each English locale knows the abbreviations of its own region (en-ZA: SAST, en-GB: BST, en-US: EST). */
+const ZONE_LOCALES = ["en-GB", "en-US", "en-ZA", "en-AU", "en-IN", "en-NZ", "en-IE"];
+
+/** The zone's usual abbreviation at that instant (SAST, BST, CET...), else "GMT+2". */
+export function zoneName(at: Date, timeZone: string): string {
+  let fallback = "";
+  for (const locale of ZONE_LOCALES) {
+    const name = formatter(locale, { timeZone, timeZoneName: "short" })
+      .formatToParts(at)
+      .find((p) => p.type === "timeZoneName")?.value;
+    if (!name) continue;
+    if (!/^(GMT|UTC)[+-−]/.test(name)) return name;
+    fallback ||= name;
+  }
+  return fallback || timeZone;
+}
+
 /** "Mon 24 Nov 09:00 SAST"-style local time in an IANA zone. */
 export function formatLocal(at: Date, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat("en-GB", {
+  const parts = formatter("en-GB", {
     timeZone,
     weekday: "short",
     day: "2-digit",
@@ -60,8 +88,7 @@ export function formatLocal(at: Date, timeZone: string): string {
     hour: "2-digit",
     minute: "2-digit",
     hourCycle: "h23",
-    timeZoneName: "short",
   }).formatToParts(at);
   const get = (t: string) => parts.find((p) => p.type === t)?.value ?? "";
-  return `${get("weekday")} ${get("day")} ${get("month")} ${get("hour")}:${get("minute")} ${get("timeZoneName")}`;
+  return `${get("weekday")} ${get("day")} ${get("month")} ${get("hour")}:${get("minute")} ${zoneName(at, timeZone)}`;
 }

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
-import { isMap, LineCounter, parseDocument } from "yaml";
+import { isAlias, isMap, isSeq, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, DeploybotError, ErrorCode } from "../errors.js";
 import { freezeProblems } from "../policies/calendar.js";
-import { type Config, configSchema, ONCALL } from "./schema.js";
+import { type Config, configSchema, type Guardrail, ONCALL } from "./schema.js";
 
 /** `environments.production.approvals[0].from[1]`: the path form every config message uses. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -47,12 +47,18 @@ export function parseConfig(text: string, file = "deploybot.yml"): Config {
   // Top-level keys starting with "x-" hold YAML anchors shared by other sections (as in docker-compose).
   if (raw && typeof raw === "object")
     for (const key of Object.keys(raw)) if (key.startsWith("x-")) delete (raw as Record<string, unknown>)[key];
+  // The line of the deepest node on the path, following YAML aliases to the anchored node they share.
   const lineOf = (path: ReadonlyArray<PropertyKey>): string => {
-    for (let n = path.length; n >= 0; n--) {
-      const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
-      if (node && typeof node === "object" && node.range) return ` (line ${lines.linePos(node.range[0]).line})`;
+    let node: unknown = doc.contents;
+    let range: [number, number, number] | undefined;
+    for (const key of path) {
+      if (isAlias(node)) node = node.resolve(doc);
+      if (!isMap(node) && !isSeq(node)) break;
+      node = node.get(key as never, true);
+      const r = (node as { range?: [number, number, number] } | undefined)?.range;
+      if (r) range = r;
     }
-    return "";
+    return range ? ` (line ${lines.linePos(range[0]).line})` : "";
   };
   if (!isMap(doc.contents))
     throw new ConfigError(file, ["the file must be a YAML mapping with users, channels, environments and services"]);
@@ -142,7 +148,25 @@ function crossCheck(config: Config): Array<{ path: PropertyKey[]; message: strin
     });
   }
   for (const [svcName, svc] of Object.entries(config.services)) {
-    for (const envName of Object.keys(svc.environments)) {
+    for (const [envName, se] of Object.entries(svc.environments)) {
+      const names = new Set<string>();
+      se.guardrails.forEach((g, i) => {
+        const path = ["services", svcName, "environments", envName, "guardrails", i];
+        if (names.has(g.name))
+          problems.push({
+            path: [...path, "name"],
+            message: `guardrail name '${g.name}' is used twice; names identify breaches and pages`,
+          });
+        names.add(g.name);
+        for (const message of guardrailProblems(g))
+          problems.push({ path: [...path, message.field], message: message.text });
+        if (typeof g.metric === "string" && g.metric !== "cpu" && g.metric !== "memory" && !se.load_balancer) {
+          problems.push({
+            path: [...path, "metric"],
+            message: `${g.metric} reads the ALB's metrics: add load_balancer (name and target_group) to services.${svcName}.environments.${envName}`,
+          });
+        }
+      });
       if (!config.environments[envName]) {
         problems.push({
           path: ["services", svcName, "environments", envName],
@@ -159,6 +183,48 @@ function crossCheck(config: Config): Array<{ path: PropertyKey[]; message: strin
     });
   }
   return problems;
+}
+
+const RATE_PRESETS = new Set(["error_rate", "cpu", "memory"]);
+const LATENCY_PRESETS = new Set(["p95_latency", "p99_latency"]);
+
+/** Nonsense a guardrail can say that the schema alone cannot see: units that do not fit the metric, impossible windows. */
+function guardrailProblems(g: Guardrail): Array<{ field: string; text: string }> {
+  const out: Array<{ field: string; text: string }> = [];
+  const m = /^(>=?|<=?)\s*(\d+(?:\.\d+)?)\s*(%|ms|s|x baseline)?$/.exec(g.threshold.trim());
+  const value = Number(m?.[2]);
+  const unit = m?.[3];
+  if (unit === "%" && value > 100)
+    out.push({ field: "threshold", text: `'${g.threshold}' can never be reached: a percentage is at most 100%` });
+  if (typeof g.metric === "string" && unit !== "x baseline") {
+    if (RATE_PRESETS.has(g.metric) && unit !== "%")
+      out.push({ field: "threshold", text: `${g.metric} is a percentage: write the threshold with %, e.g. '> 1%'` });
+    if (LATENCY_PRESETS.has(g.metric) && unit !== "s" && unit !== "ms")
+      out.push({
+        field: "threshold",
+        text: `${g.metric} is a time: write the threshold in s or ms, e.g. '> 2s' or '> 500ms'`,
+      });
+    if (g.metric === "healthy_hosts" && unit !== undefined)
+      out.push({ field: "threshold", text: "healthy_hosts is a count of hosts: write a plain number, e.g. '< 2'" });
+  }
+  if (unit === "x baseline" && value <= 0)
+    out.push({ field: "threshold", text: "a relative threshold needs a factor above 0, e.g. '> 10x baseline'" });
+  if (g.datapoints === undefined && g.for < g.period) {
+    out.push({
+      field: "for",
+      text: `'for' (${g.for / 1000} s) is shorter than the period (${g.period / 1000} s): it must cover at least one period`,
+    });
+  }
+  if (g.period % 60_000 !== 0 && ![1000, 5000, 10_000, 30_000].includes(g.period)) {
+    out.push({ field: "period", text: "CloudWatch periods are 1, 5, 10, 30 s or a multiple of 60 s" });
+  }
+  if (g.datapoints) {
+    const [mm, nn] = g.datapoints.split(" of ").map(Number) as [number, number];
+    if (mm < 1 || mm > nn) out.push({ field: "datapoints", text: `'${g.datapoints}' must have 1 <= M <= N` });
+  }
+  if (g.min_requests !== undefined && g.metric !== "error_rate")
+    out.push({ field: "min_requests", text: "min_requests applies to error_rate (the ALB request count) only" });
+  return out;
 }
 
 /** Reads, parses and validates the config file once, at start. */
