@@ -55,6 +55,8 @@ export async function startSlack(opts: { configFile: string; dbFile: string; log
   await app.start();
   opts.logger.info(
     { mode: transport.kind, ...(transport.kind === "http" ? { port: transport.port } : {}) },
-    "deploybot is connected to Slack",
+    transport.kind === "http"
+      ? "deploybot is listening for Slack on /slack/events"
+      : "deploybot is connected to Slack (Socket Mode)",
   );
 }

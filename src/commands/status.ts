@@ -19,6 +19,25 @@ export function register(app: App, services: Services): void {
       await replyError(respond, err, services.logger);
     }
   });
+  registerHome(app, services);
+}
+
+/** App Home: the same overview as `/status`, refreshed whenever someone opens the tab. */
+function registerHome(app: App, services: Services): void {
+  app.event("app_home_opened", async ({ event, client }) => {
+    if (event.tab !== "home") return;
+    try {
+      const now = services.clock.now();
+      const blocks = [
+        header("deploybot"),
+        ...(await services.status.overview()).flatMap((s) => targetBlocks(s, now)),
+        ...footer(now),
+      ];
+      await client.views.publish({ user_id: event.user, view: { type: "home", blocks: blocks as never } });
+    } catch (err) {
+      services.logger.error({ err }, "could not publish App Home");
+    }
+  });
 }
 
 export function namesOf(services: Services): Names {
@@ -86,7 +105,12 @@ function targetBlocks(s: TargetStatus, now: Date): Block[] {
   const cal = s.calendar.open
     ? ":large_green_circle: open for deploys"
     : `:no_entry: ${s.calendar.reasons.join(" ")}${s.calendar.nextOpen ? ` Next open: ${when(s.calendar.nextOpen, s.timeZone, now)}.` : ""}`;
-  return [section(`*${s.service}* · *${s.environment}*  ${version} · ${tasks}\n${flight} · ${lock}\n${cal}`)];
+  const incidents = s.incidents.length
+    ? `\n:rotating_light: open: ${s.incidents.map((i) => `${i.severity} “${i.guardrail}” on #${i.deploymentId} since ${when(new Date(i.since), s.timeZone, now)}`).join("; ")}`
+    : "";
+  return [
+    section(`*${s.service}* · *${s.environment}*  ${version} · ${tasks}\n${flight} · ${lock}\n${cal}${incidents}`),
+  ];
 }
 
 function progressText(d: Deployment): string {

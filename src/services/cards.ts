@@ -85,7 +85,9 @@ export function deployCard(d: Deployment, c: CardContext): ChatMessage {
       ]),
     );
   }
-  if (d.decision?.reasons.length) blocks.push(context(d.decision.reasons.join(" ")));
+  // The gate's reasons explain a pending or refused request; once decided they would only be stale.
+  if (d.decision?.reasons.length && (d.status === "awaiting_approval" || d.status === "denied"))
+    blocks.push(context(d.decision.reasons.join(" ")));
   if (d.decision?.bypassed.length)
     blocks.push(context(`:warning: Bypassed safeties: ${d.decision.bypassed.join("; ")}`));
   return { text: `${title}: ${STATUS_LINE[d.status].replace(/^:[a-z_]+: /, "")}`, blocks };

@@ -27,6 +27,8 @@ export interface TargetStatus {
   inFlight: Deployment | null;
   lock: Lock | null;
   calendar: CalendarVerdict;
+  /** Guardrail breaches still open on this service and environment. */
+  incidents: Array<{ guardrail: string; severity: string; deploymentId: number; since: string }>;
 }
 
 export interface EnvironmentCalendar {
@@ -58,6 +60,18 @@ export class StatusService {
       inFlight,
       lock: this.deps.store.getLock(t.service, t.environment) ?? null,
       calendar: checkCalendar(t.policy, t.timeZone, now),
+      incidents: this.deps.store
+        .incidentsByStatus("open")
+        .filter((i) => {
+          const d = this.deps.store.getDeployment(i.deploymentId);
+          return d?.service === t.service && d.environment === t.environment;
+        })
+        .map((i) => ({
+          guardrail: i.guardrail,
+          severity: i.severity,
+          deploymentId: i.deploymentId,
+          since: i.firstSeen,
+        })),
     };
     try {
       const svc = await this.deps.ecs.describeService(t.ecs);
