@@ -240,6 +240,8 @@ export class SlackLikeServer {
           ? { ok: true, user: { id: entry[1].slack_id, name: entry[0], real_name: entry[1].name } }
           : { ok: false, error: "user_not_found" };
       }
+      case "usergroups.list":
+        return { ok: true, usergroups: [] };
       case "usergroups.users.list":
         return { ok: true, users: [] };
       default:

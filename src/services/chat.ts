@@ -14,8 +14,16 @@ export interface ChatPort {
   ephemeral(channel: string, user: string, message: ChatMessage): Promise<void>;
 }
 
+/** Slack's directory: who a PagerDuty email is, and who is in a user group. */
+export interface DirectoryPort {
+  /** users.lookupByEmail; undefined when nobody in the workspace has that email. */
+  lookupByEmail(email: string): Promise<string | undefined>;
+  /** Member Slack ids of a user group by its handle (usergroups.list + usergroups.users.list). */
+  usergroupMembers(handle: string): Promise<string[]>;
+}
+
 /** ChatPort on Slack's Web API: bound to the Bolt app's own client when the app is built. */
-export class SlackChat implements ChatPort {
+export class SlackChat implements ChatPort, DirectoryPort {
   private webClient: WebClient | undefined;
 
   bind(client: WebClient): void {
@@ -38,6 +46,31 @@ export class SlackChat implements ChatPort {
         { cause: err },
       );
     }
+  }
+
+  async lookupByEmail(email: string): Promise<string | undefined> {
+    try {
+      const res = await this.client.users.lookupByEmail({ email });
+      return res.user?.id;
+    } catch (err) {
+      if ((err as { data?: { error?: string } }).data?.error === "users_not_found") return undefined;
+      throw new DeploybotError(
+        ErrorCode.SlackFailed,
+        `Slack could not look up a user by email: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+
+  async usergroupMembers(handle: string): Promise<string[]> {
+    const name = handle.replace(/^@/, "");
+    const groups = await this.call("usergroups.list", () => this.client.usergroups.list({}));
+    const group = (groups.usergroups ?? []).find((g) => g.handle === name);
+    if (!group?.id) return [];
+    const members = await this.call("usergroups.users.list", () =>
+      this.client.usergroups.users.list({ usergroup: group.id as string }),
+    );
+    return members.users ?? [];
   }
 
   async post(channel: string, message: ChatMessage, threadTs?: string) {

@@ -41,6 +41,7 @@ export interface Services extends Deps {
 export function buildServices(deps: Deps, options: { oncallCacheMs?: number } = {}): Services {
   const { config } = deps;
   const pd = config.pagerduty;
+  const chat = new SlackChat();
   const emails = new Map(
     Object.values(config.users).flatMap((u) => (u.email ? [[u.email.toLowerCase(), u.slack_id] as const] : [])),
   );
@@ -51,11 +52,11 @@ export function buildServices(deps: Deps, options: { oncallCacheMs?: number } = 
         maxLevel: pd.max_escalation_level,
         cacheMs: options.oncallCacheMs ?? pd.cache,
         clock: deps.clock,
-        resolveEmail: async (email) => emails.get(email.toLowerCase()),
+        // The config's own emails first (an explicit mapping), then Slack's directory.
+        resolveEmail: async (email) => emails.get(email.toLowerCase()) ?? chat.lookupByEmail(email),
       })
     : null;
-  const chat = new SlackChat();
-  const people = new People(config, oncall);
+  const people = new People(config, oncall, chat, deps.clock);
   const paging = new Paging(deps);
   const deployments = new DeploymentService({ ...deps, chat, people });
   const rollbacks = new RollbackService({ ...deps, chat, people, paging }, deployments);
