@@ -62,7 +62,7 @@ export function register(app: App, services: Services): void {
       const plan = readPlan(action.value, services);
       const person = services.people.bySlackId(body.user.id);
       // Authority is checked again now: the on-call right or a role may have changed since the command.
-      const auth = await services.rollbacks.authorize(person, plan.environment);
+      const auth = await services.rollbacks.authorize(person, plan.environment, plan.service);
       const r = await services.rollbacks.execute(
         plan,
         { name: person.name, slackId: person.slackId, automatic: false, authority: auth.reason },

@@ -475,7 +475,7 @@ export class Monitor {
     const d = this.d.store.getDeployment(incident.deploymentId) as Deployment;
     let authority: string;
     try {
-      authority = (await this.rollbacks.authorize(person, d.environment)).reason;
+      authority = (await this.rollbacks.authorize(person, d.environment, d.service)).reason;
     } catch (err) {
       return asDeploybotError(err).message;
     }

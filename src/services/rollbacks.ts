@@ -51,7 +51,11 @@ export class RollbackService {
   }
 
   /** Checks authority now; returns the reason it was granted, or throws Forbidden with why not. */
-  async authorize(person: Person, environment: string): Promise<{ reason: string; needsApprovals: boolean }> {
+  async authorize(
+    person: Person,
+    environment: string,
+    service: string | null = null,
+  ): Promise<{ reason: string; needsApprovals: boolean }> {
     const policy = this.d.config.environments[environment];
     if (!policy) throw new DeploybotError(ErrorCode.NotFound, `unknown environment ${environment}`);
     const held = await this.d.people.rolesOf(person);
@@ -68,7 +72,7 @@ export class RollbackService {
         actor: person.name,
         action: "rollback.denied",
         deploymentId: null,
-        service: null,
+        service,
         environment,
         detail: { reason: verdict.reason },
       });
@@ -83,11 +87,18 @@ export class RollbackService {
     person: Person,
   ): Promise<{ plan: RollbackPlan; authority: string; needsApprovals: boolean }> {
     const t = this.target(cmd.service, cmd.environment);
-    const auth = await this.authorize(person, cmd.environment);
+    const auth = await this.authorize(person, cmd.environment, cmd.service);
     const current = await this.currentVersion(t);
+    // A deploy of deploybot's still in flight is what gets rolled back: back to what ran before it.
+    const inFlight = this.d.store
+      .history(t.service, t.environment, 20)
+      .find((x) => x.kind === "deploy" && (x.status === "deploying" || x.status === "baking"));
+    if (inFlight) current.version = inFlight.version;
     const to = cmd.version
       ? await this.named(t, cmd.version)
-      : await this.previousGood(t, current.version, current.taskDefinition);
+      : inFlight?.previousVersion
+        ? { version: inFlight.previousVersion, taskDefinition: inFlight.previousTaskDefinition }
+        : await this.previousGood(t, current.version, current.taskDefinition);
     if (!to) {
       throw new DeploybotError(
         ErrorCode.NotFound,
@@ -299,9 +310,7 @@ export class RollbackService {
         );
       await this.deployments.refreshCard(
         id,
-        viaStop
-          ? `Stopping ECS deployment in flight (StopServiceDeployment, ROLLBACK).`
-          : `Deploying ${r.version} again.`,
+        viaStop ? `Stopping ECS deployment in flight (StopServiceDeployment, ROLLBACK).` : `Deploying ${r.version}.`,
       );
     } catch (err) {
       const e = asDeploybotError(err, ErrorCode.AwsFailed);

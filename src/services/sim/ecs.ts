@@ -154,6 +154,8 @@ export class SimEcs implements EcsPort {
         ...(failing >= 0 ? { failAt: new Date(now.getTime() + FAIL_AFTER_MS).toISOString() } : {}),
       });
       svc.deployments.splice(20);
+      // ECS reports the new task definition on the service as soon as UpdateService returns.
+      svc.taskDefinitionArn = taskDefinitionArn;
     });
   }
 
