@@ -3,13 +3,14 @@ import { ACTION } from "../services/cards.js";
 import type { Services } from "../services/index.js";
 import { section } from "./blocks.js";
 import { parseDeploy, USAGE } from "./parse.js";
-import { replyError } from "./reply.js";
+import { afterAck, replyError } from "./reply.js";
 import { namesOf } from "./status.js";
 
 /** `/deploy` and its card's Approve / Reject buttons. */
 export function register(app: App, services: Services): void {
   app.command("/deploy", async ({ command, ack, respond }) => {
     await ack();
+    await afterAck();
     try {
       const cmd = parseDeploy(command.text, namesOf(services));
       if (cmd.kind === "help") {

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { RespondFn } from "@slack/bolt";
 import type { Logger } from "pino";
 import { DeploybotError, ErrorCode } from "../errors.js";
@@ -26,4 +27,12 @@ export async function replyError(respond: RespondFn, err: unknown, logger: Logge
   } catch (sendErr) {
     logger.error({ err: sendErr }, "could not send the error reply to Slack");
   }
+}
+
+/**
+ * Lets the event loop send this ack (and read other waiting requests) before the slow part of a command
+ * runs: under a burst of commands every ack goes out first, well inside Slack's 3 seconds.
+ */
+export async function afterAck(): Promise<void> {
+  await nextTurn();
 }

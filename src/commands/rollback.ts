@@ -4,7 +4,7 @@ import type { Services } from "../services/index.js";
 import type { RollbackPlan } from "../services/rollbacks.js";
 import { actions, context, section } from "./blocks.js";
 import { parseRollback, USAGE } from "./parse.js";
-import { replyError } from "./reply.js";
+import { afterAck, replyError } from "./reply.js";
 import { namesOf } from "./status.js";
 
 export const ROLLBACK_ACTION = { confirm: "rollback_confirm", cancel: "rollback_cancel" } as const;
@@ -13,6 +13,7 @@ export const ROLLBACK_ACTION = { confirm: "rollback_confirm", cancel: "rollback_
 export function register(app: App, services: Services): void {
   app.command("/rollback", async ({ command, ack, respond }) => {
     await ack();
+    await afterAck();
     try {
       const cmd = parseRollback(command.text, namesOf(services));
       if (cmd.kind === "help") {

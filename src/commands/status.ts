@@ -5,12 +5,13 @@ import type { EnvironmentCalendar, TargetStatus } from "../services/status.js";
 import type { Deployment } from "../services/store.js";
 import { type Block, context, divider, header, section } from "./blocks.js";
 import { type Names, parseStatus, USAGE } from "./parse.js";
-import { replyError } from "./reply.js";
+import { afterAck, replyError } from "./reply.js";
 
 /** `/status`: what runs where, what is in flight, and what the calendar allows. */
 export function register(app: App, services: Services): void {
   app.command("/status", async ({ command, ack, respond }) => {
     await ack();
+    await afterAck();
     try {
       const parsed = parseStatus(command.text, namesOf(services));
       const blocks = await render(parsed, services);
@@ -102,9 +103,7 @@ function targetBlocks(s: TargetStatus, now: Date): Block[] {
   const lock = s.lock
     ? `:lock: locked by #${s.lock.deploymentId} (<@${s.lock.holder}>) since ${when(new Date(s.lock.since), s.timeZone, now)}`
     : ":unlock: unlocked";
-  const cal = s.calendar.open
-    ? ":large_green_circle: open for deploys"
-    : `:no_entry: ${s.calendar.reasons.join(" ")}${s.calendar.nextOpen ? ` Next open: ${when(s.calendar.nextOpen, s.timeZone, now)}.` : ""}`;
+  const cal = s.calendar.open ? ":large_green_circle: open for deploys" : `:no_entry: ${s.calendar.reasons.join(" ")}`;
   const incidents = s.incidents.length
     ? `\n:rotating_light: open: ${s.incidents.map((i) => `${i.severity} “${i.guardrail}” on #${i.deploymentId} since ${when(new Date(i.since), s.timeZone, now)}`).join("; ")}`
     : "";

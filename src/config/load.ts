@@ -38,8 +38,8 @@ export function parseConfig(text: string, file = "deploybot.yml"): Config {
     throw new ConfigError(
       file,
       doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        return `${pos ? `line ${pos.line}: ` : ""}${e.message.split("\n")[0]}`;
+        const line = e.pos ? lines.linePos(e.pos[0]).line : undefined;
+        return `${line ? `line ${line}: ` : ""}${e.message.split("\n")[0]}`;
       }),
     );
   }

@@ -68,7 +68,8 @@ const environment = z.strictObject({
   windows: z.array(window).default([]),
   freezes: z.array(freeze).default([]),
   approvals: approvalRule,
-  hotfix_approvals: approvalRule.optional(),
+  // No default: a missing hotfix rule means "the normal rule", never "no approval".
+  hotfix_approvals: z.array(approvalGroup).optional(),
   approval_ttl: duration.default(30 * 60_000),
   emergency: z.strictObject({ approvals: approvalRule }).optional(),
   rollback: z

@@ -8,7 +8,7 @@ import { ManualClock, parseDuration } from "../clock.js";
 import { namesOf } from "../commands/status.js";
 import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
-import { asDeploybotError } from "../errors.js";
+import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
 import { Background } from "../services/background.js";
 import { buildServices, type Services } from "../services/index.js";
 import { SimScheduler } from "../services/scheduler.js";
@@ -77,10 +77,14 @@ export class LocalConsole {
     this.store = new Store(options.dbFile);
     const saved = this.store.getKv<{ clock: string }>("sim.world")?.clock;
     const start = options.at ?? saved ?? new Date().toISOString();
+    const refuse = (message: string) => {
+      this.store.close();
+      return new DeploybotError(ErrorCode.CommandInvalid, message);
+    };
     if (options.at && Number.isNaN(Date.parse(options.at)))
-      throw new Error(`--at ${options.at} is not an ISO time such as 2026-11-24T10:15:00+02:00`);
+      throw refuse(`--at ${options.at} is not an ISO time such as 2026-11-24T10:15:00+02:00`);
     if (options.at && saved && Date.parse(options.at) < Date.parse(saved)) {
-      throw new Error(
+      throw refuse(
         `--at ${options.at} is before this db's simulated time (${saved}); the simulated clock only moves forward`,
       );
     }
@@ -101,7 +105,11 @@ export class LocalConsole {
       },
       { oncallCacheMs: 0 },
     );
-    this.scheduler = new SimScheduler(this.clock, () => background.idle());
+    this.scheduler = new SimScheduler(
+      this.clock,
+      () => background.idle(),
+      (job, err) => this.error(`scheduled job ${job} failed: ${asDeploybotError(err).message}`),
+    );
     this.user = Object.keys(this.config.users)[0] as string;
     this.channel = this.config.channels.deploys;
     this.slack.onRecord((r) => this.options.emit(this.fromSlack(r)));

@@ -7,6 +7,7 @@
  * numbers meaningless (too little traffic, no baseline, too few datapoints) is inconclusive, and an
  * inconclusive outcome is never a breach.
  */
+import { zoneName } from "../clock.js";
 import type { Guardrail } from "../config/schema.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
 import type { Datapoint } from "../services/ports.js";
@@ -32,6 +33,8 @@ export interface GuardrailInput {
   /** The metric over the pre-deploy window; needed by relative ("x baseline") thresholds. */
   baseline?: number | null;
   now: Date;
+  /** The environment's IANA zone, for the times in the reason (default UTC). */
+  timeZone?: string;
 }
 
 export interface GuardrailVerdict {
@@ -122,8 +125,15 @@ export function formatValue(v: number, unit: Valued): string {
   return formatNumber(v);
 }
 
-function formatUtc(at: Date): string {
-  return `${at.toISOString().slice(11, 16)} UTC`;
+/** "10:31 SAST" in the environment's zone (UTC when none is given). */
+function formatClock(at: Date, timeZone = "UTC"): string {
+  const hhmm = new Intl.DateTimeFormat("en-GB", {
+    timeZone,
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).format(at);
+  return `${hhmm} ${zoneName(at, timeZone)}`;
 }
 
 function compare(value: number, op: ThresholdOp, limit: number): boolean {
@@ -220,7 +230,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     }
     if (requests < g.min_requests) {
       return inconclusive(
-        `only ${formatNumber(requests)} requests since ${formatUtc(new Date(firstStart))} (below min_requests ${g.min_requests}), too few to judge a rate`,
+        `only ${formatNumber(requests)} requests since ${formatClock(new Date(firstStart), input.timeZone)} (below min_requests ${g.min_requests}), too few to judge a rate`,
       );
     }
   }
@@ -260,7 +270,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   const observed: number | null = latestBreach ?? latestReal;
 
   if (breaching >= m) {
-    const sinceText = formatUtc(since as Date);
+    const sinceText = formatClock(since as Date, input.timeZone);
     return {
       status: "breaching",
       reason:
@@ -278,7 +288,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     const seen = real === 0 ? "no datapoints" : `only ${plural(real, "datapoint")}`;
     return {
       status: "inconclusive",
-      reason: `${g.name}: ${seen} of ${n} since ${formatUtc(new Date(firstStart))}, ${m} needed to judge ${thresholdText}`,
+      reason: `${g.name}: ${seen} of ${n} since ${formatClock(new Date(firstStart), input.timeZone)}, ${m} needed to judge ${thresholdText}`,
       observed: latestReal,
       breachingPoints: breaching,
       evaluatedPoints: evaluated,

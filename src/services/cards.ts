@@ -37,7 +37,7 @@ export interface CardContext {
 
 /** The one live card of a deploy, re-rendered from the store at every phase and updated in place. */
 export function deployCard(d: Deployment, c: CardContext): ChatMessage {
-  const who = (name: string) => mention(c.slackIdOf(name));
+  const who = (name: string) => (name === "deploybot" ? "deploybot (automatic)" : mention(c.slackIdOf(name)));
   const flags = [
     d.flags.hotfix ? "hotfix" : "",
     d.flags.emergency ? `EMERGENCY: “${d.flags.emergency}”` : "",

@@ -449,17 +449,39 @@ export class DeploymentService {
     this.d.store.patch(d.id, { cardChannel: posted.channel, cardTs: posted.ts }, this.d.clock.now());
   }
 
-  /** Re-renders the card in place; with `note`, also a short reply in its thread. */
+  /**
+   * Re-renders the card in place; with `note`, also a short reply in its thread. Slack is best effort:
+   * the deployment's state is already recorded, so a card that cannot be updated is posted again, and a
+   * Slack failure never undoes or repeats an ECS action.
+   */
   async refreshCard(id: number, note?: string): Promise<void> {
     const d = this.d.store.getDeployment(id);
     if (!d?.cardChannel || !d.cardTs) return;
     const card = this.render(d);
     const key = JSON.stringify(card);
+    let channel = d.cardChannel;
+    let ts = d.cardTs;
     if (this.lastCard.get(id) !== key) {
-      await this.d.chat.update(d.cardChannel, d.cardTs, card);
-      this.lastCard.set(id, key);
+      try {
+        await this.d.chat.update(channel, ts, card);
+        this.lastCard.set(id, key);
+      } catch (err) {
+        this.d.logger.warn({ err, deployment: id }, "could not update the deploy card; posting it again");
+        try {
+          ({ channel, ts } = await this.d.chat.post(this.d.config.channels.deploys, card));
+          this.d.store.patch(id, { cardChannel: channel, cardTs: ts }, this.d.clock.now());
+          this.lastCard.set(id, key);
+        } catch (postErr) {
+          this.d.logger.error({ err: postErr, deployment: id }, "could not post the deploy card");
+          return;
+        }
+      }
     }
-    if (note) await this.d.chat.post(d.cardChannel, { text: note }, d.cardTs);
+    if (note) {
+      await this.d.chat.post(channel, { text: note }, ts).catch((err: unknown) => {
+        this.d.logger.error({ err, deployment: id }, "could not post in the deploy card's thread");
+      });
+    }
   }
 
   audit(d: Deployment, actor: string, action: string, detail: Record<string, unknown>): void {

@@ -30,8 +30,18 @@ export const MONITOR_ACTION = {
   acknowledge: "incident_ack",
 } as const;
 
-/** How many guardrail evaluations run between yields to the event loop, so a big cycle never blocks acks. */
-const EVALUATIONS_PER_SLICE = 250;
+/** The longest the monitor runs without giving the event loop a turn, so a big cycle never delays acks. */
+const SLICE_MS = 8;
+
+/** A function to await often: it yields to the event loop once SLICE_MS have passed since the last yield. */
+function timeSlicer(): () => Promise<void> {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < SLICE_MS) return;
+    await yieldToLoop();
+    since = performance.now();
+  };
+}
 
 export interface MonitorDeps {
   config: Config;
@@ -124,9 +134,15 @@ export class Monitor {
   /** One monitoring cycle. */
   async cycle(): Promise<void> {
     const now = this.d.clock.now();
+    const slice = timeSlicer();
     const watches = this.watches();
+    await slice();
     if (watches.length > 0) {
-      const queries = watches.map((w) => this.query(w, `g${w.deployment.id}_${w.index}`));
+      const queries: MetricQuery[] = [];
+      for (const w of watches) {
+        queries.push(this.query(w, `g${w.deployment.id}_${w.index}`));
+        await slice();
+      }
       const longest = Math.max(...watches.map((w) => (evaluationShape(w.guardrail).n + 1) * w.guardrail.period));
       let series: MetricSeries[];
       try {
@@ -135,10 +151,11 @@ export class Monitor {
         this.d.logger.warn({ err }, "metrics could not be read this cycle: every guardrail is inconclusive");
         series = [];
       }
+      await slice();
       const byId = new Map(series.map((s) => [s.id, s]));
       const baselines = await this.baselines(watches);
       for (let i = 0; i < watches.length; i++) {
-        if (i > 0 && i % EVALUATIONS_PER_SLICE === 0) await yieldToLoop();
+        await slice();
         const w = watches[i] as Watch;
         const id = queries[i]?.id as string;
         const s = byId.get(id);
@@ -157,6 +174,7 @@ export class Monitor {
                 requestCounts: byId.get(requestSeriesId(id))?.datapoints ?? [],
                 baseline: baselines.get(`${w.deployment.id}/${w.index}`) ?? null,
                 now,
+                timeZone: w.target.timeZone,
               });
         try {
           await this.act(w, verdict, s?.datapoints.map((p) => p.value) ?? []);
@@ -168,7 +186,11 @@ export class Monitor {
         }
       }
     }
-    await this.pendingRollbacks();
+    try {
+      await this.pendingRollbacks();
+    } catch (err) {
+      this.d.logger.error({ err }, "pending rollbacks could not be checked this cycle");
+    }
   }
 
   /** Pre-deploy baselines for relative thresholds, read once per deploy and guardrail and kept in the store. */
@@ -363,12 +385,19 @@ export class Monitor {
         await this.render(incident);
         continue;
       }
-      await this.rollback(incident, {
-        name: "deploybot",
-        slackId: null,
-        automatic: true,
-        authority: `automatic: guardrail “${incident.guardrail}” breached (${det.reason})`,
-      });
+      try {
+        await this.rollback(incident, {
+          name: "deploybot",
+          slackId: null,
+          automatic: true,
+          authority: `automatic: guardrail “${incident.guardrail}” breached (${det.reason})`,
+        });
+      } catch (err) {
+        this.d.logger.error(
+          { err, incident: incident.id },
+          "automatic rollback failed; retried next cycle unless one was recorded",
+        );
+      }
     }
   }
 
@@ -377,11 +406,12 @@ export class Monitor {
     actor: { name: string; slackId: string | null; automatic: boolean; authority: string },
   ): Promise<string | null> {
     const d = this.d.store.getDeployment(incident.deploymentId) as Deployment;
-    // Another guardrail of the same deploy may already have rolled it back, or a person may have.
+    // Another guardrail of the same deploy may already have rolled it back, or a person may have, or this
+    // very rollback was recorded before the process stopped: whatever its outcome, never call it twice.
     const sibling = this.d.store.incidentsOf(d.id).find((i) => i.detail.rollbackId);
     const rolledBack = this.d.store
-      .byStatus(["deploying", "approved", "succeeded", "rolling_back", "rolled_back"])
-      .find((x) => x.kind === "rollback" && x.flags.rollsBack === d.id);
+      .history(d.service, d.environment, 50)
+      .find((x) => x.kind === "rollback" && x.flags.rollsBack === d.id && x.status !== "cancelled");
     if (sibling?.detail.rollbackId || rolledBack) {
       const id = sibling?.detail.rollbackId ?? rolledBack?.id;
       const updated = this.d.store.updateIncident(incident.id, { detail: { rollbackId: id as number } });
@@ -479,7 +509,7 @@ export class Monitor {
     } catch (err) {
       return asDeploybotError(err).message;
     }
-    this.audit(d, "rollback.now", { by: person.name, guardrail: incident.guardrail });
+    this.audit(d, "rollback.now", { by: person.name, guardrail: incident.guardrail }, person.name);
     return this.rollback(incident, { name: person.name, slackId: person.slackId, automatic: false, authority });
   }
 
@@ -491,17 +521,22 @@ export class Monitor {
     const policy = this.d.config.environments[d.environment];
     const held = await this.d.people.rolesOf(person);
     if (!policy || !canOverride(policy, held.roles)) {
-      this.audit(d, "override.refused", { by: person.name, guardrail: incident.guardrail });
+      this.audit(d, "override.refused", { by: person.name, guardrail: incident.guardrail }, person.name);
       return `Only ${policy?.override.join(" or ") || "an override role"} may continue despite a breach; you hold ${[...held.roles].join(", ") || "no role"}.`;
     }
     if (incident.detail.rollbackId) return `Too late: rollback #${incident.detail.rollbackId} has already started.`;
     if (incident.detail.overriddenBy) return `${incident.detail.overriddenBy} already chose to continue.`;
     const updated = this.d.store.updateIncident(incident.id, { detail: { overriddenBy: person.name } });
-    this.audit(d, "override.continue", {
-      by: person.name,
-      guardrail: incident.guardrail,
-      bypassed: [`guardrail: ${incident.guardrail}`],
-    });
+    this.audit(
+      d,
+      "override.continue",
+      {
+        by: person.name,
+        guardrail: incident.guardrail,
+        bypassed: [`guardrail: ${incident.guardrail}`],
+      },
+      person.name,
+    );
     await this.render(updated);
     await this.thread(
       updated,
@@ -517,27 +552,39 @@ export class Monitor {
     if (incident.detail.acknowledgedBy) return `${incident.detail.acknowledgedBy} already acknowledged it.`;
     const d = this.d.store.getDeployment(incident.deploymentId) as Deployment;
     const updated = this.d.store.updateIncident(incident.id, { detail: { acknowledgedBy: person.name } });
-    this.audit(d, "incident.acknowledged", { by: person.name, guardrail: incident.guardrail });
+    this.audit(d, "incident.acknowledged", { by: person.name, guardrail: incident.guardrail }, person.name);
     if (updated.detail.pageKey) await this.page(updated, d, "acknowledge", `acknowledged by ${person.name}`);
     await this.render(updated);
     await this.thread(updated, `:eyes: Acknowledged by ${mention(person.slackId)}.`);
     return null;
   }
 
-  /** The #incidents message of a breach, re-rendered from the incident and updated in place. */
+  /**
+   * The #incidents message of a breach, re-rendered from the incident and updated in place. Slack is best
+   * effort here: a message that cannot be updated (deleted, or lost) is posted again, and a Slack outage
+   * never stops the monitor from acting.
+   */
   private async render(incident: Incident): Promise<void> {
     const d = this.d.store.getDeployment(incident.deploymentId) as Deployment;
     const msg = this.message(incident, d);
     const key = JSON.stringify(msg);
-    if (!incident.ts) {
+    try {
+      if (incident.ts && incident.channel) {
+        if (this.lastMessage.get(incident.id) === key) return;
+        try {
+          await this.d.chat.update(incident.channel, incident.ts, msg);
+          this.lastMessage.set(incident.id, key);
+          return;
+        } catch (err) {
+          this.d.logger.warn({ err, incident: incident.id }, "could not update the incident message; posting it again");
+        }
+      }
       const posted = await this.d.chat.post(this.d.config.channels.incidents, msg);
       this.d.store.updateIncident(incident.id, { channel: posted.channel, ts: posted.ts });
       this.lastMessage.set(incident.id, key);
-      return;
+    } catch (err) {
+      this.d.logger.error({ err, incident: incident.id }, "could not post the incident message");
     }
-    if (this.lastMessage.get(incident.id) === key) return;
-    await this.d.chat.update(incident.channel as string, incident.ts, msg);
-    this.lastMessage.set(incident.id, key);
   }
 
   private message(incident: Incident, d: Deployment): { text: string; blocks: Block[] } {
@@ -595,10 +642,14 @@ export class Monitor {
   private async thread(incident: Incident, text: string): Promise<void> {
     const fresh = this.d.store.incidentById(incident.id) ?? incident;
     if (!fresh.ts || !fresh.channel) return;
-    await this.d.chat.post(fresh.channel, { text }, fresh.ts);
+    try {
+      await this.d.chat.post(fresh.channel, { text }, fresh.ts);
+    } catch (err) {
+      this.d.logger.error({ err, incident: incident.id }, "could not post in the incident thread");
+    }
   }
 
-  private audit(d: Deployment, action: string, detail: Record<string, unknown>): void {
-    this.deployments.audit(d, "deploybot", action, detail);
+  private audit(d: Deployment, action: string, detail: Record<string, unknown>, actor = "deploybot"): void {
+    this.deployments.audit(d, actor, action, detail);
   }
 }

@@ -343,7 +343,9 @@ export class RollbackService {
     const text = ok
       ? `:leftwards_arrow_with_hook: Rolled back *${r.service} ${r.environment}* from \`${r.previousVersion}\` to \`${r.version}\` by ${who}${r.flags.severity ? ` (${r.flags.severity})` : ""}${r.reason ? `: “${r.reason}”` : ""}. Took ${took}.`
       : `:red_circle: Rollback of *${r.service} ${r.environment}* to \`${r.version}\` by ${who} FAILED after ${took}: ${detail}`;
-    await this.d.chat.post(this.d.config.channels.incidents, { text });
+    await this.d.chat.post(this.d.config.channels.incidents, { text }).catch((err: unknown) => {
+      this.d.logger.error({ err, rollback: r.id }, "could not report the rollback in #incidents");
+    });
     if (ok && (r.flags.severity === "P0" || r.flags.severity === "P1")) await this.page(r, "resolve");
   }
 

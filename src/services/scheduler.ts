@@ -59,6 +59,7 @@ export class SimScheduler implements Scheduler {
   constructor(
     private readonly clock: ManualClock,
     private readonly afterEach: () => Promise<void> = async () => {},
+    private readonly onError: (job: string, err: unknown) => void = () => {},
   ) {}
 
   add(job: Job): void {
@@ -78,7 +79,12 @@ export class SimScheduler implements Scheduler {
       this.clock.set(new Date(next));
       for (const j of this.jobs) {
         if (next % j.intervalMs === 0) {
-          await j.run();
+          // As with node-cron, a failing run is reported and time goes on.
+          try {
+            await j.run();
+          } catch (err) {
+            this.onError(j.name, err);
+          }
           await this.afterEach();
         }
       }

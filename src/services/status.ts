@@ -44,6 +44,8 @@ export interface EnvironmentCalendar {
 export class StatusService {
   /** Task definitions never change once registered, so their versions are cached by ARN. */
   private readonly versions = new Map<string, string>();
+  /** An environment's calendar changes at most once a minute; all its services share one verdict. */
+  private readonly calendars = new Map<string, CalendarVerdict>();
 
   constructor(private readonly deps: { config: Config; store: Store; ecs: EcsPort; clock: Clock }) {}
 
@@ -59,7 +61,7 @@ export class StatusService {
       timeZone: t.timeZone,
       inFlight,
       lock: this.deps.store.getLock(t.service, t.environment) ?? null,
-      calendar: checkCalendar(t.policy, t.timeZone, now),
+      calendar: this.calendar(t, now),
       incidents: this.deps.store
         .incidentsByStatus("open")
         .filter((i) => {
@@ -93,6 +95,17 @@ export class StatusService {
         ecsError: asDeploybotError(err).message,
       };
     }
+  }
+
+  private calendar(t: Target, now: Date): CalendarVerdict {
+    const key = `${t.environment}|${Math.floor(now.getTime() / 60_000)}`;
+    let verdict = this.calendars.get(key);
+    if (!verdict) {
+      if (this.calendars.size > 100) this.calendars.clear();
+      verdict = checkCalendar(t.policy, t.timeZone, now);
+      this.calendars.set(key, verdict);
+    }
+    return verdict;
   }
 
   private async versionOf(t: Target, arn: string): Promise<string> {
