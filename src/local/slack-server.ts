@@ -240,6 +240,18 @@ export class SlackLikeServer {
           ? { ok: true, user: { id: entry[1].slack_id, name: entry[0], real_name: entry[1].name } }
           : { ok: false, error: "user_not_found" };
       }
+      case "chat.getPermalink": {
+        const m = this.messages.find(
+          (x) => x.channelId === this.channelId(String(args.channel ?? "")) && x.ts === args.message_ts,
+        );
+        return m
+          ? {
+              ok: true,
+              channel: m.channelId,
+              permalink: `https://local.slack.test/archives/${m.channelId}/p${m.ts.replace(".", "")}`,
+            }
+          : { ok: false, error: "message_not_found" };
+      }
       case "usergroups.list":
         return { ok: true, usergroups: [] };
       case "usergroups.users.list":

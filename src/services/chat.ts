@@ -12,6 +12,8 @@ export interface ChatPort {
   post(channel: string, message: ChatMessage, threadTs?: string): Promise<{ channel: string; ts: string }>;
   update(channel: string, ts: string, message: ChatMessage): Promise<void>;
   ephemeral(channel: string, user: string, message: ChatMessage): Promise<void>;
+  /** A link to a posted message (chat.getPermalink). */
+  permalink(channel: string, ts: string): Promise<string>;
 }
 
 /** Slack's directory: who a PagerDuty email is, and who is in a user group. */
@@ -94,6 +96,11 @@ export class SlackChat implements ChatPort, DirectoryPort {
         ...(message.blocks ? { blocks: message.blocks as never } : {}),
       }),
     );
+  }
+
+  async permalink(channel: string, ts: string): Promise<string> {
+    const res = await this.call("chat.getPermalink", () => this.client.chat.getPermalink({ channel, message_ts: ts }));
+    return res.permalink as string;
   }
 
   async ephemeral(channel: string, user: string, message: ChatMessage) {

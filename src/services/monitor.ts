@@ -77,6 +77,8 @@ const PRESET_UNITS: Record<string, "percent" | "seconds" | "count"> = {
  */
 export class Monitor {
   private readonly lastMessage = new Map<number, string>();
+  /** Permalinks of deploy cards, by deployment id (a card's link never changes once posted). */
+  private readonly cardLinks = new Map<number, string>();
 
   constructor(
     private readonly d: MonitorDeps,
@@ -566,6 +568,7 @@ export class Monitor {
    */
   private async render(incident: Incident): Promise<void> {
     const d = this.d.store.getDeployment(incident.deploymentId) as Deployment;
+    await this.linkCard(d);
     const msg = this.message(incident, d);
     const key = JSON.stringify(msg);
     try {
@@ -584,6 +587,15 @@ export class Monitor {
       this.lastMessage.set(incident.id, key);
     } catch (err) {
       this.d.logger.error({ err, incident: incident.id }, "could not post the incident message");
+    }
+  }
+
+  private async linkCard(d: Deployment): Promise<void> {
+    if (this.cardLinks.has(d.id) || !d.cardChannel || !d.cardTs) return;
+    try {
+      this.cardLinks.set(d.id, await this.d.chat.permalink(d.cardChannel, d.cardTs));
+    } catch (err) {
+      this.d.logger.warn({ err, deployment: d.id }, "no permalink for the deploy card");
     }
   }
 
@@ -608,7 +620,7 @@ export class Monitor {
     const blocks: Block[] = [
       section(`${title}\n${det.reason}${values ? `\n${values}` : ""}`),
       context(
-        `Deploy #${d.id} \`${d.version}\` by ${mention(this.d.people.slackIdOf(d.requestedBy))} · card in ${this.d.config.channels.deploys} · threshold ${det.threshold} · ${what}${det.acknowledgedBy ? ` · acknowledged by ${det.acknowledgedBy}` : ""}`,
+        `Deploy #${d.id} \`${d.version}\` by ${mention(this.d.people.slackIdOf(d.requestedBy))} · ${this.cardLinks.has(d.id) ? `<${this.cardLinks.get(d.id)}|deploy card>` : `card in ${this.d.config.channels.deploys}`} · threshold ${det.threshold} · ${what}${det.acknowledgedBy ? ` · acknowledged by ${det.acknowledgedBy}` : ""}`,
       ),
     ];
     if (incident.status === "open" && incident.severity === "critical" && !det.shadow) {
