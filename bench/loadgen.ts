@@ -4,7 +4,8 @@
  * own process so that sending and timing requests adds nothing to the event loop being measured.
  */
 import { createHmac } from "node:crypto";
-import { Agent, request } from "node:http";
+import { Agent, createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 
 export interface WaveRequest {
   kind: "wave";
@@ -20,7 +21,33 @@ export interface WaveResult {
   statuses: number[];
 }
 
+export interface SinkRequest {
+  kind: "sink";
+}
+
+export interface SinkResult {
+  kind: "sink";
+  /** The response_url base the bot replies to: this process plays Slack's side of it. */
+  url: string;
+  /** Replies received so far. */
+  received: number;
+}
+
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+
+// Slack's end of response_url lives here, not in the measured process: in production Slack answers it.
+let received = 0;
+const sink = createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    received++;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end('{"ok":true}');
+  });
+});
+const sinkReady = new Promise<string>((resolve) =>
+  sink.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(sink.address() as AddressInfo).port}/response/`)),
+);
 
 function send(url: string, secret: string, body: string): Promise<{ ms: number; status: number }> {
   return new Promise((resolve, reject) => {
@@ -50,7 +77,11 @@ function send(url: string, secret: string, body: string): Promise<{ ms: number; 
   });
 }
 
-process.on("message", async (msg: WaveRequest) => {
+process.on("message", async (msg: WaveRequest | SinkRequest) => {
+  if (msg.kind === "sink") {
+    process.send?.({ kind: "sink", url: await sinkReady, received } satisfies SinkResult);
+    return;
+  }
   if (msg.kind !== "wave") return;
   const results = await Promise.all(msg.bodies.map((b) => send(msg.url, msg.signingSecret, b)));
   const out: WaveResult = {

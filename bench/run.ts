@@ -14,7 +14,7 @@ import { createApp } from "../src/app.js";
 import { SlackLikeServer } from "../src/local/slack-server.js";
 import { MAX_QUERIES_PER_CALL } from "../src/services/aws/cloudwatch.js";
 import { type Bot, buildBot, GUARDRAILS_PER_DEPLOY } from "./fixtures.js";
-import type { WaveRequest, WaveResult } from "./loadgen.js";
+import type { SinkResult, WaveRequest, WaveResult } from "./loadgen.js";
 
 const SIZES = [1, 100, 1000];
 const WARMUP_CYCLES = 2;
@@ -133,11 +133,23 @@ class LoadGen {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
   }
-  wave(req: WaveRequest): Promise<WaveResult> {
+  private ask<T extends { kind: string }>(req: { kind: string }): Promise<T> {
     return new Promise((resolve) => {
-      this.child.once("message", (m) => resolve(m as WaveResult));
+      const onMessage = (m: T) => {
+        if (m.kind !== req.kind) return;
+        this.child.off("message", onMessage);
+        resolve(m);
+      };
+      this.child.on("message", onMessage);
       this.child.send(req);
     });
+  }
+  wave(req: WaveRequest): Promise<WaveResult> {
+    return this.ask<WaveResult>(req);
+  }
+  /** The response_url sink in the load generator's process, and how many replies it has received. */
+  sink(): Promise<SinkResult> {
+    return this.ask<SinkResult>({ kind: "sink" });
   }
   stop(): void {
     this.child.kill();
@@ -210,17 +222,16 @@ async function measureAcks(bot: Bot) {
   // One histogram per loaded wave: re-enabling one histogram would count the pause between waves as delay.
   const loadEld = { p99Ms: [] as number[], maxMs: [] as number[] };
 
+  const sinkUrl = (await gen.sink()).url;
   /** Waits until deploybot has posted every /status reply to response_url, so waves do not overlap. */
   const settle = async () => {
     const deadline = Date.now() + 30_000;
-    while (slack.records.length < responsesExpected.n && Date.now() < deadline) await sleep(10);
+    while ((await gen.sink()).received < responsesExpected.n && Date.now() < deadline) await sleep(10);
     await bot.services.background.idle();
   };
   const wave = async (which: "bare" | "idle" | "load", record: boolean) => {
     const url = urlOf(which === "bare" ? bareServer : deploybotServer);
-    const bodies = Array.from({ length: CONCURRENCY }, (_, i) =>
-      statusBody(slack.responseUrl("CDEPLOYS", "U0ALICE01"), i),
-    );
+    const bodies = Array.from({ length: CONCURRENCY }, (_, i) => statusBody(`${sinkUrl}${i}`, i));
     let result: WaveResult;
     if (which === "load") {
       const cycling = cycleContinuously(bot);
