@@ -130,6 +130,16 @@ function crossCheck(config: Config): Array<{ path: PropertyKey[]; message: strin
       });
     if (env.rollback) checkRoles(env.rollback.allowed, [...base, "rollback", "allowed"]);
     checkRoles(env.override, [...base, "override"]);
+    env.watch?.forEach((p, i) => {
+      if (p.every < config.monitor.interval) {
+        problems.push({
+          path: [...base, "watch", i, "every"],
+          message: `checks cannot come more often than monitor.interval (${config.monitor.interval / 1000} s)`,
+        });
+      }
+      if (p.for < p.every)
+        problems.push({ path: [...base, "watch", i, "for"], message: "a phase must last at least one 'every'" });
+    });
     env.windows.forEach((w, i) => {
       if (w.start >= w.end)
         problems.push({

@@ -81,6 +81,11 @@ const environment = z.strictObject({
   override: z.array(name).default([]),
   bake: duration.default(0),
   rollback_grace: duration.default(2 * 60_000),
+  /**
+   * How often and how long guardrails are checked after the rollout starts, phase by phase (seed 001:
+   * every 5 min for 30 min, then every 15 min for 90 min). Without it: every monitor cycle until the bake ends.
+   */
+  watch: z.array(z.strictObject({ every: duration, for: duration })).optional(),
 });
 
 export const PRESETS = ["error_rate", "p95_latency", "p99_latency", "healthy_hosts", "cpu", "memory"] as const;

@@ -309,6 +309,7 @@ export class DeploymentService {
         this.d.clock.now(),
       );
       const startedAt = new Date(this.d.clock.now().getTime() - 1000);
+      this.d.store.patch(id, { startedAt: this.d.clock.now().toISOString() }, this.d.clock.now());
       await this.d.ecs.updateService(t.ecs, targetArn, strategyOf(t.settings));
       this.audit(d, "deploybot", "ecs.update_service", {
         taskDefinition: targetArn,

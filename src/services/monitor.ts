@@ -30,6 +30,11 @@ export const MONITOR_ACTION = {
   acknowledge: "incident_ack",
 } as const;
 
+/** How long a watch schedule lasts after the rollout starts (0 without one). */
+function watchLength(schedule: Array<{ every: number; for: number }> | undefined): number {
+  return (schedule ?? []).reduce((sum, p) => sum + p.for, 0);
+}
+
 /** The longest the monitor runs without giving the event loop a turn, so a big cycle never delays acks. */
 const SLICE_MS = 8;
 
@@ -88,20 +93,49 @@ export class Monitor {
 
   /** The deploys being watched now, and deploys whose incidents are still open. */
   private watches(): Watch[] {
+    const now = this.d.clock.now().getTime();
     const ids = new Set<number>();
     const list: Deployment[] = [];
-    for (const d of this.d.store.byStatus(["deploying", "baking"]))
-      if (d.kind === "deploy" && !ids.has(d.id)) ids.add(d.id) && list.push(d);
+    const add = (d: Deployment | undefined) => {
+      if (d && !ids.has(d.id)) {
+        ids.add(d.id);
+        list.push(d);
+      }
+    };
+    for (const d of this.d.store.byStatus(["deploying", "baking"])) if (d.kind === "deploy") add(d);
+    // Environments with a watch schedule go on watching after the bake window, for as long as it says.
+    const longest = Math.max(0, ...Object.values(this.d.config.environments).map((e) => watchLength(e.watch)));
+    if (longest > 0) {
+      for (const d of this.d.store.succeededSince(new Date(now - longest - this.d.config.monitor.interval))) add(d);
+    }
+    const open = new Set<number>();
     for (const i of this.d.store.incidentsByStatus("open")) {
-      if (ids.has(i.deploymentId)) continue;
-      const d = this.d.store.getDeployment(i.deploymentId);
-      if (d) ids.add(d.id) && list.push(d);
+      open.add(i.deploymentId);
+      add(this.d.store.getDeployment(i.deploymentId));
     }
     return list.flatMap((deployment) => {
       const target = findTarget(this.d.config, deployment.service, deployment.environment);
-      if (!target) return [];
+      // A deploy with an open incident is evaluated every cycle, so recovery is seen as soon as it happens.
+      if (!target || (!open.has(deployment.id) && !this.due(deployment, target, now))) return [];
       return target.settings.guardrails.map((guardrail, index) => ({ deployment, target, guardrail, index }));
     });
+  }
+
+  /** Is this cycle one of the deploy's checks? Every cycle in flight, or on the watch schedule's grid. */
+  private due(d: Deployment, t: Target, now: number): boolean {
+    const inFlight = d.status === "deploying" || d.status === "baking";
+    const schedule = t.policy.watch;
+    if (!schedule || !d.startedAt) return inFlight;
+    // Phase p checks at every `every` after its start, up to and including its end: with 5m for 30m then
+    // 15m for 90m, that is minutes 5, 10 ... 30, then 45, 60 ... 120 after the rollout started.
+    const interval = this.d.config.monitor.interval;
+    let start = Date.parse(d.startedAt);
+    for (const phase of schedule) {
+      const offset = now - start;
+      if (offset >= phase.every && offset < phase.for + interval && offset % phase.every < interval) return true;
+      start += phase.for;
+    }
+    return false;
   }
 
   private query(w: Watch, id: string): MetricQuery {

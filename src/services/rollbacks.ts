@@ -156,6 +156,11 @@ export class RollbackService {
       (x) => x.status === "succeeded" && x.version !== current && x.taskDefinition && x.taskDefinition !== currentArn,
     );
     if (good) return { version: good.version, taskDefinition: good.taskDefinition };
+    // What ran before deploybot deployed the current version was good enough to be running in this environment.
+    const currentDeploy = history.find((x) => x.kind === "deploy" && x.status === "succeeded" && x.version === current);
+    if (currentDeploy?.previousVersion && currentDeploy.previousVersion !== current) {
+      return { version: currentDeploy.previousVersion, taskDefinition: currentDeploy.previousTaskDefinition };
+    }
     // ECS's previous revision is only a fallback for a service deploybot has never deployed: with history,
     // the revision before the current one may be exactly the version that was rolled back.
     if (history.some((x) => x.taskDefinition)) return null;

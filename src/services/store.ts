@@ -75,6 +75,8 @@ export interface Deployment {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
+  /** When the rollout began on ECS (the UpdateService or StopServiceDeployment call). */
+  startedAt: string | null;
 }
 
 export interface AuditEntry {
@@ -264,6 +266,9 @@ const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  `
+  ALTER TABLE deployments ADD COLUMN started_at TEXT;
+  `,
 ];
 
 interface DeploymentRow {
@@ -289,6 +294,7 @@ interface DeploymentRow {
   created_at: string;
   updated_at: string;
   finished_at: string | null;
+  started_at: string | null;
 }
 
 const json = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
@@ -317,6 +323,7 @@ function toDeployment(r: DeploymentRow): Deployment {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     finishedAt: r.finished_at,
+    startedAt: r.started_at,
   };
 }
 
@@ -347,6 +354,7 @@ export type DeploymentPatch = Partial<
     | "taskDefinition"
     | "previousVersion"
     | "previousTaskDefinition"
+    | "startedAt"
   >
 >;
 
@@ -361,6 +369,7 @@ const COLUMN: Record<keyof DeploymentPatch, string> = {
   taskDefinition: "task_definition",
   previousVersion: "previous_version",
   previousTaskDefinition: "previous_task_definition",
+  startedAt: "started_at",
 };
 const JSON_COLUMNS = new Set(["decision", "approvalRule", "progress"]);
 
@@ -492,6 +501,16 @@ export class Store {
     const rows = this.db
       .prepare(`SELECT * FROM deployments WHERE status IN (${list.map(() => "?").join(", ")}) ORDER BY id`)
       .all(...list) as DeploymentRow[];
+    return rows.map(toDeployment);
+  }
+
+  /** Deploys that succeeded and whose rollout started at or after `since`, oldest first. */
+  succeededSince(since: Date): Deployment[] {
+    const rows = this.db
+      .prepare(
+        "SELECT * FROM deployments WHERE status = 'succeeded' AND kind = 'deploy' AND started_at >= ? ORDER BY id",
+      )
+      .all(since.toISOString()) as DeploymentRow[];
     return rows.map(toDeployment);
   }
 

@@ -2,8 +2,6 @@ import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { type ConsoleEvent, LocalConsole } from "../../src/local/console.js";
 
-const EXAMPLE = fileURLToPath(new URL("../../examples/deploybot.yml", import.meta.url));
-
 /** A local console on the example config and an in-memory db, with every event it emits kept in order. */
 export interface Scenario {
   con: LocalConsole;
@@ -23,11 +21,11 @@ export interface Scenario {
   stop(): Promise<void>;
 }
 
-/** Starts a console at `at` (an ISO time with offset) on examples/deploybot.yml. */
-export async function scenario(at: string): Promise<Scenario> {
+/** Starts a console at `at` (an ISO time with offset) on examples/deploybot.yml, or on another example. */
+export async function scenario(at: string, example = "deploybot.yml"): Promise<Scenario> {
   const events: ConsoleEvent[] = [];
   const con = new LocalConsole({
-    configFile: EXAMPLE,
+    configFile: fileURLToPath(new URL(`../../examples/${example}`, import.meta.url)),
     dbFile: ":memory:",
     at,
     logger: pino({ level: "silent" }),
