@@ -1,4 +1,6 @@
-import { App, type Receiver } from "@slack/bolt";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { App, HTTPReceiver, type Receiver } from "@slack/bolt";
+import type { Logger } from "pino";
 import { register as registerDeploy } from "./commands/deploy.js";
 import { register as registerIncidents } from "./commands/incidents.js";
 import { register as registerRollback } from "./commands/rollback.js";
@@ -42,10 +44,10 @@ export function createApp(services: Services, options: AppOptions): App {
     case "socket":
       app = new App({ ...common, socketMode: true, appToken: transport.appToken });
       break;
-    case "http":
-      app = new App({
-        ...common,
+    case "http": {
+      const receiver = new HTTPReceiver({
         signingSecret: transport.signingSecret,
+        logger: common.logger,
         ...(transport.port !== undefined ? { port: transport.port } : {}),
         customRoutes: [
           {
@@ -58,7 +60,10 @@ export function createApp(services: Services, options: AppOptions): App {
           },
         ],
       });
+      receiver.requestListener = refuseFutureRequests(receiver.requestListener, services.logger);
+      app = new App({ ...common, receiver });
       break;
+    }
     case "receiver":
       app = new App({ ...common, receiver: transport.receiver });
       break;
@@ -81,4 +86,29 @@ export function createApp(services: Services, options: AppOptions): App {
     services.logger.error({ err: err.original ?? err, code: err.code }, "unhandled error in a Slack listener");
   });
   return app;
+}
+
+/** How far ahead of our clock a Slack request timestamp may be (clock skew), as Bolt allows behind it. */
+const MAX_FUTURE_SKEW_S = 5 * 60;
+
+/**
+ * Bolt refuses signed requests stamped more than 5 minutes in the past but accepts any stamped in the future,
+ * so a captured request with a future timestamp could be replayed for as long as it stays "future". This
+ * refuses those before Bolt sees them; the signature itself is still checked by Bolt.
+ */
+export function refuseFutureRequests(
+  listener: (req: IncomingMessage, res: ServerResponse) => void,
+  logger: Logger,
+  nowSeconds: () => number = () => Math.floor(Date.now() / 1000),
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const stamp = Number(req.headers["x-slack-request-timestamp"]);
+    if (Number.isFinite(stamp) && stamp > nowSeconds() + MAX_FUTURE_SKEW_S) {
+      logger.warn({ stamp }, "refused a Slack request stamped in the future");
+      res.writeHead(401);
+      res.end();
+      return;
+    }
+    listener(req, res);
+  };
 }

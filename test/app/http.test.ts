@@ -174,6 +174,15 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
     expect(all[0]?.text).toContain("api");
   });
 
+  it("rejects a correctly signed request stamped 10 minutes in the future with 401 (Bolt alone would accept it)", async () => {
+    const res = await post(slashBody("/status", ""), { ts: Math.floor(Date.now() / 1000) + 600 });
+    expect(res.status).toBe(401);
+
+    expect((await post(slashBody("/status", "web"), { ts: Math.floor(Date.now() / 1000) + 60 })).status).toBe(200);
+    const all = await records(1);
+    expect(all).toHaveLength(1);
+  });
+
   it("rejects a request without signature headers with 401", async () => {
     const res = await fetch(`${h.base}/slack/events`, {
       method: "POST",
