@@ -60,14 +60,25 @@ export function register(app: App, services: Services): void {
   app.action<BlockButtonAction>(ROLLBACK_ACTION.confirm, async ({ ack, action, body, respond }) => {
     await ack();
     try {
-      const plan = readPlan(action.value, services);
+      const asked = readPlan(action.value, services);
       const person = services.people.bySlackId(body.user.id);
-      // Authority is checked again now: the on-call right or a role may have changed since the command.
-      const auth = await services.rollbacks.authorize(person, plan.environment, plan.service);
+      // The plan is derived again now, from the store and ECS, with authority checked again: the button
+      // only says which service, environment and version were confirmed, and a forged value gains nothing.
+      const { plan, authority, needsApprovals } = await services.rollbacks.prepare(
+        {
+          kind: "rollback",
+          service: asked.service,
+          environment: asked.environment,
+          version: asked.toVersion,
+          reason: asked.reason,
+          severity: asked.severity,
+        },
+        person,
+      );
       const r = await services.rollbacks.execute(
         plan,
-        { name: person.name, slackId: person.slackId, automatic: false, authority: auth.reason },
-        auth.needsApprovals,
+        { name: person.name, slackId: person.slackId, automatic: false, authority },
+        needsApprovals,
       );
       await respond({
         response_type: "ephemeral",
@@ -93,7 +104,13 @@ function readPlan(value: string | undefined, services: Services): RollbackPlan {
   } catch {
     throw new CommandError("That button does not carry a rollback; run /rollback again.");
   }
-  if (!services.config.services[plan.service]?.environments[plan.environment] || typeof plan.toVersion !== "string") {
+  const severities = [null, "P0", "P1", "P2", "P3"];
+  if (
+    !services.config.services[plan.service]?.environments[plan.environment] ||
+    typeof plan.toVersion !== "string" ||
+    !severities.includes(plan.severity ?? null) ||
+    (plan.reason !== null && (typeof plan.reason !== "string" || plan.reason.length > 500))
+  ) {
     throw new CommandError(
       "That rollback names a service or environment deploybot does not know; run /rollback again.",
     );

@@ -17,6 +17,9 @@ type Deploy = Extract<DeployCommand, { kind: "deploy" }>;
 
 const REVISION_RE = /^[A-Za-z0-9_-]+:\d+$/;
 
+/** How long after recording an intent deploybot waits to see its ECS deployment before calling it lost. */
+const NO_ECS_DEPLOYMENT_AFTER_MS = 3 * 60_000;
+
 export interface DeploymentDeps {
   config: Config;
   store: Store;
@@ -170,7 +173,9 @@ export class DeploymentService {
     }
     const now = this.d.clock.now();
     const satisfied = this.d.store.tx(() => {
-      this.d.store.recordApproval({
+      // Read again inside the transaction: another approver may have clicked while roles were looked up.
+      if (this.d.store.getDeployment(id)?.status !== "awaiting_approval") return false;
+      const recorded = this.d.store.recordApproval({
         deploymentId: id,
         user: clicker.name,
         decision: "approve",
@@ -179,8 +184,9 @@ export class DeploymentService {
         note: null,
         at: now.toISOString(),
       });
+      if (!recorded) return false;
       this.audit(d, clicker.name, "approval.approve", { roles: [...held.roles], oncall: held.oncall });
-      const progress = approvalProgress(d.approvalRule ?? [], [...already, approver]);
+      const progress = approvalProgress(d.approvalRule ?? [], this.approvers(id));
       if (progress.satisfied) {
         const ok = this.d.store.transition(id, "approved", now);
         this.audit(ok, "deploybot", "deploy.approved", { approvers: progress.groups.flatMap((g) => g.approvedBy) });
@@ -266,6 +272,9 @@ export class DeploymentService {
   /** Takes the lock and starts the ECS deployment; the intent is recorded (status deploying) before any ECS call. */
   async start(id: number): Promise<void> {
     const d = this.d.store.getDeployment(id) as Deployment;
+    // Only an approved deploy starts, once: this check and the move to deploying below run in one synchronous
+    // step, so a click and a tick racing to start the same deploy cannot both get through.
+    if (d.status !== "approved") return;
     const t = this.target(d.service, d.environment);
     const now = this.d.clock.now();
     const held = this.d.store.acquireLock(d.service, d.environment, id, d.requestedBy, now);
@@ -359,7 +368,18 @@ export class DeploymentService {
     if (!arn) {
       // The process may have stopped between UpdateService and recording the ECS deployment: find it.
       const [latest] = await this.d.ecs.listServiceDeployments(t.ecs, new Date(d.updatedAt));
-      if (!latest) return;
+      if (!latest) {
+        // Still nothing well after the intent: the process stopped before calling ECS. Nothing changed on
+        // ECS, so the safe end is to fail it and free the lock, rather than make a call nobody is watching.
+        if (this.d.clock.now().getTime() - Date.parse(d.updatedAt) < NO_ECS_DEPLOYMENT_AFTER_MS) return;
+        const detail =
+          "ECS shows no deployment for this request (deploybot stopped before calling ECS); nothing was changed, ask again";
+        const failed = this.d.store.transition(d.id, "failed", this.d.clock.now(), { progress: { detail } });
+        this.audit(failed, "deploybot", `${d.kind}.failed`, { reason: detail });
+        await this.refreshCard(d.id, `:red_circle: ${detail}.`);
+        if (d.kind === "rollback") await this.rollbackHooks?.ended(failed, false, detail);
+        return;
+      }
       arn = latest.arn;
       this.d.store.patch(d.id, { ecsDeploymentArn: arn }, this.d.clock.now());
     }

@@ -13,7 +13,7 @@ import {
   parseThreshold,
   sparkline,
 } from "../policies/guardrails.js";
-import { canOverride } from "../policies/rollback.js";
+import { canOverride, decideRollbackAuthority, rollbackRoles } from "../policies/rollback.js";
 import { requestSeriesId } from "./aws/cloudwatch.js";
 import type { ChatPort } from "./chat.js";
 import type { DeploymentService } from "./deployments.js";
@@ -286,16 +286,26 @@ export class Monitor {
         return;
       }
       if (existing) {
-        // Breaching again after a recovery: the same incident reopens; a rollback already done is not repeated.
+        // Breaching again after a recovery is a new episode: paged again, its grace period scheduled again, and
+        // a new Continue anyway or Acknowledge needed. A rollback already done is not repeated.
         const reopened = this.d.store.updateIncident(existing.id, {
           status: "open",
           lastSeen: now,
           resolvedAt: null,
-          detail: { reason: verdict.reason, observed: verdict.observed, values: values.slice(-15) },
+          detail: {
+            reason: verdict.reason,
+            observed: verdict.observed,
+            values: values.slice(-15),
+            rollbackAt: undefined,
+            rollbackIntentAt: undefined,
+            rollbackSkipped: undefined,
+            overriddenBy: undefined,
+            acknowledgedBy: undefined,
+          },
         });
         this.audit(d, "guardrail.breach_again", { guardrail: g.name, reason: verdict.reason });
         await this.thread(reopened, `:warning: Breaching again: ${verdict.reason}`);
-        await this.startActions(reopened, w, existing.firstSeen);
+        await this.startActions(reopened, w, now.toISOString());
         return;
       }
       const detail: IncidentDetail = {
@@ -440,6 +450,7 @@ export class Monitor {
   private async rollback(
     incident: Incident,
     actor: { name: string; slackId: string | null; automatic: boolean; authority: string },
+    needsApprovals = false,
   ): Promise<string | null> {
     const d = this.d.store.getDeployment(incident.deploymentId) as Deployment;
     // Another guardrail of the same deploy may already have rolled it back, or a person may have, or this
@@ -476,6 +487,7 @@ export class Monitor {
         severity: null,
       },
       actor,
+      needsApprovals,
     );
     const updated = this.d.store.updateIncident(incident.id, { detail: { rollbackId: r.id } });
     await this.render(updated);
@@ -539,14 +551,19 @@ export class Monitor {
     if (incident.detail.rollbackId)
       return `A rollback is already running or done (rollback #${incident.detail.rollbackId}).`;
     const d = this.d.store.getDeployment(incident.deploymentId) as Deployment;
-    let authority: string;
+    let auth: { reason: string; needsApprovals: boolean };
     try {
-      authority = (await this.rollbacks.authorize(person, d.environment, d.service)).reason;
+      auth = await this.rollbacks.authorize(person, d.environment, d.service);
     } catch (err) {
       return asDeploybotError(err).message;
     }
     this.audit(d, "rollback.now", { by: person.name, guardrail: incident.guardrail }, person.name);
-    return this.rollback(incident, { name: person.name, slackId: person.slackId, automatic: false, authority });
+    // A person's rollback keeps the environment's rollback approvals; only deploybot's own skips them.
+    return this.rollback(
+      incident,
+      { name: person.name, slackId: person.slackId, automatic: false, authority: auth.reason },
+      auth.needsApprovals,
+    );
   }
 
   /** Continue anyway: only the executive override role stops a pending automatic rollback. */
@@ -587,6 +604,24 @@ export class Monitor {
     if (!incident) return "That incident no longer exists.";
     if (incident.detail.acknowledgedBy) return `${incident.detail.acknowledgedBy} already acknowledged it.`;
     const d = this.d.store.getDeployment(incident.deploymentId) as Deployment;
+    // Acknowledging stops PagerDuty's escalation, so only a responder may: someone who may roll back here
+    // (including whoever is on call now) or hold the override role. Checked at the click.
+    const policy = this.d.config.environments[d.environment];
+    const held = await this.d.people.rolesOf(person);
+    const responder =
+      policy &&
+      (decideRollbackAuthority({
+        environment: d.environment,
+        policy,
+        user: person.name,
+        roles: held.roles,
+        oncall: held.oncall,
+      }).allowed ||
+        canOverride(policy, held.roles));
+    if (!responder) {
+      this.audit(d, "incident.acknowledge_refused", { by: person.name, guardrail: incident.guardrail }, person.name);
+      return `Acknowledging pauses PagerDuty's escalation, so it takes someone who may roll back ${d.environment} (${rollbackRoles(policy as NonNullable<typeof policy>).join(", ")}) or ${policy?.override.join(", ") || "an override role"}.`;
+    }
     const updated = this.d.store.updateIncident(incident.id, { detail: { acknowledgedBy: person.name } });
     this.audit(d, "incident.acknowledged", { by: person.name, guardrail: incident.guardrail }, person.name);
     if (updated.detail.pageKey) await this.page(updated, d, "acknowledge", `acknowledged by ${person.name}`);

@@ -136,13 +136,34 @@ export class RollbackService {
     };
   }
 
+  /**
+   * A named target must have run here before (deploybot's history, or the revision family of this service):
+   * a rollback bypasses freezes and deploy approvals, so it must never become a way to ship a new version.
+   */
   private async named(t: Target, version: string): Promise<{ version: string; taskDefinition: string | null }> {
-    if (REVISION_RE.test(version))
-      return { version, taskDefinition: (await this.d.ecs.describeTaskDefinition(t.ecs, version)).arn };
-    const known = this.d.store
-      .history(t.service, t.environment, 200)
-      .find((x) => x.version === version && x.taskDefinition);
-    return { version, taskDefinition: known?.taskDefinition ?? null };
+    if (REVISION_RE.test(version)) {
+      const def = await this.d.ecs.describeTaskDefinition(t.ecs, version);
+      const running = await this.d.ecs.describeService(t.ecs);
+      const current = await this.d.ecs.describeTaskDefinition(t.ecs, running.taskDefinitionArn);
+      if (def.family !== current.family) {
+        throw new DeploybotError(
+          ErrorCode.CommandInvalid,
+          `${version} is not a revision of ${t.service} ${t.environment}'s task definition family (${current.family}).`,
+        );
+      }
+      return { version, taskDefinition: def.arn };
+    }
+    const history = this.d.store.history(t.service, t.environment, 500);
+    const ran = history.find(
+      (x) => x.version === version && x.taskDefinition && (x.status === "succeeded" || x.status === "rolled_back"),
+    );
+    if (ran) return { version, taskDefinition: ran.taskDefinition };
+    const before = history.find((x) => x.previousVersion === version && x.previousTaskDefinition);
+    if (before) return { version, taskDefinition: before.previousTaskDefinition };
+    throw new DeploybotError(
+      ErrorCode.CommandInvalid,
+      `${version} has not run in ${t.service} ${t.environment} as far as deploybot knows, so it cannot be a rollback target. To ship a version, use /deploy: its freezes, windows and approvals apply.`,
+    );
   }
 
   /** The last version that succeeded here before the current one (deploybot's history, else ECS's previous revision). */
@@ -183,18 +204,22 @@ export class RollbackService {
   async execute(plan: RollbackPlan, actor: RollbackActor, needsApprovals = false): Promise<Deployment> {
     const t = this.target(plan.service, plan.environment);
     const now = this.d.clock.now();
-    const inFlight = this.d.store
-      .history(plan.service, plan.environment, 20)
-      .find(
-        (x) =>
-          x.status === "deploying" || x.status === "baking" || x.status === "rolling_back" || x.status === "approved",
-      );
-    if (inFlight?.kind === "rollback") {
+    const recent = this.d.store.history(plan.service, plan.environment, 20);
+    // One rollback at a time, counting one that still waits for its approvals.
+    const pending = recent.find(
+      (x) =>
+        x.kind === "rollback" &&
+        (x.status === "awaiting_approval" || x.status === "approved" || x.status === "deploying"),
+    );
+    if (pending) {
       throw new DeploybotError(
         ErrorCode.LockHeld,
-        `Rollback #${inFlight.id} of ${plan.service} ${plan.environment} is already running (${inFlight.status.replace(/_/g, " ")}).`,
+        `Rollback #${pending.id} of ${plan.service} ${plan.environment} is already ${pending.status === "awaiting_approval" ? "waiting for approval" : "running"}.`,
       );
     }
+    const inFlight = recent.find(
+      (x) => x.kind === "deploy" && (x.status === "deploying" || x.status === "baking" || x.status === "approved"),
+    );
     const lastGood = this.d.store
       .history(plan.service, plan.environment, 50)
       .find((x) => x.kind === "deploy" && x.status === "succeeded" && x.version === plan.fromVersion);
@@ -251,32 +276,53 @@ export class RollbackService {
   /** Runs an approved rollback on ECS: stop the deployment in flight, else deploy the target revision. */
   private async run(id: number): Promise<void> {
     const r = this.d.store.getDeployment(id) as Deployment;
+    // Only an approved rollback starts, and only once: the check and the move to deploying happen in one
+    // synchronous step, so a tick and a click racing to start it cannot both get past here.
+    if (r.status !== "approved") return;
     const t = this.target(r.service, r.environment);
     const now = this.d.clock.now();
     const rolledBack = r.flags.rollsBack ? this.d.store.getDeployment(r.flags.rollsBack) : undefined;
-    this.d.store.tx(() => {
+    const held = this.d.store.tx(() => {
+      const lock = this.d.store.getLock(r.service, r.environment);
       // The rollback takes the lock from the deploy it ends; that deploy moves to rolling_back, not left dangling.
+      const endsHolder = lock && rolledBack && lock.deploymentId === rolledBack.id;
+      if (lock && !endsHolder && lock.deploymentId !== r.id) return lock;
       if (rolledBack && (rolledBack.status === "deploying" || rolledBack.status === "baking")) {
         this.d.store.transition(rolledBack.id, "rolling_back", now);
         this.d.store.releaseLock(rolledBack.id);
       }
-      const held = this.d.store.acquireLock(r.service, r.environment, r.id, r.requestedBy, now);
-      if (held)
-        throw new DeploybotError(
-          ErrorCode.LockHeld,
-          `deploy #${held.deploymentId} holds the lock of ${r.service} ${r.environment}`,
-        );
+      this.d.store.acquireLock(r.service, r.environment, r.id, r.requestedBy, now);
       this.d.store.transition(id, "deploying", now);
       this.deployments.audit(r, "deploybot", "ecs.rollback.intent", { rollsBack: rolledBack?.id ?? null });
+      return null;
     });
+    if (held) {
+      const detail = `deployment #${held.deploymentId} holds the lock of ${r.service} ${r.environment}`;
+      const failed = this.d.store.transition(id, "failed", now, { progress: { detail } });
+      this.deployments.audit(failed, "deploybot", "rollback.failed", {
+        reason: "lock held",
+        holder: held.deploymentId,
+      });
+      await this.deployments.refreshCard(id, `Could not start: ${detail}.`);
+      await this.ended(failed, false, detail);
+      return;
+    }
     if (r.flags.severity === "P0" || r.flags.severity === "P1") await this.page(r, "trigger");
     try {
       let viaStop = false;
       if (rolledBack?.ecsDeploymentArn && rolledBack.status !== "succeeded") {
         const ecs = await this.d.ecs.describeServiceDeployment(t.ecs, rolledBack.ecsDeploymentArn);
         if (ecs.status === "IN_PROGRESS" || ecs.status === "PENDING") {
+          // Recorded before the call: a restart follows the stopped deployment, never a new one.
+          this.d.store.patch(
+            id,
+            { ecsDeploymentArn: rolledBack.ecsDeploymentArn, startedAt: this.d.clock.now().toISOString() },
+            this.d.clock.now(),
+          );
+          this.d.store.db
+            .prepare("UPDATE deployments SET flags = json_set(flags, '$.viaStop', json('true')) WHERE id = ?")
+            .run(id);
           await this.d.ecs.stopServiceDeployment(t.ecs, rolledBack.ecsDeploymentArn);
-          this.d.store.patch(id, { ecsDeploymentArn: rolledBack.ecsDeploymentArn }, this.d.clock.now());
           this.deployments.audit(r, "deploybot", "ecs.stop_service_deployment", {
             arn: rolledBack.ecsDeploymentArn,
             stopType: "ROLLBACK",
@@ -284,11 +330,7 @@ export class RollbackService {
           viaStop = true;
         }
       }
-      if (viaStop) {
-        this.d.store.db
-          .prepare("UPDATE deployments SET flags = json_set(flags, '$.viaStop', json('true')) WHERE id = ?")
-          .run(id);
-      } else {
+      if (!viaStop) {
         let arn = r.taskDefinition;
         if (!arn) {
           const svc = await this.d.ecs.describeService(t.ecs);
@@ -303,6 +345,7 @@ export class RollbackService {
           this.d.store.patch(id, { taskDefinition: arn }, this.d.clock.now());
         }
         const startedAt = new Date(this.d.clock.now().getTime() - 1000);
+        this.d.store.patch(id, { startedAt: this.d.clock.now().toISOString() }, this.d.clock.now());
         await this.d.ecs.updateService(t.ecs, arn, strategyOf(t.settings));
         this.deployments.audit(r, "deploybot", "ecs.update_service", { taskDefinition: arn, rollback: true });
         const [latest] = await this.d.ecs.listServiceDeployments(t.ecs, startedAt);
@@ -330,18 +373,27 @@ export class RollbackService {
   private async ended(r: Deployment, ok: boolean, detail: string): Promise<void> {
     const now = this.d.clock.now();
     const rolledBack = r.flags.rollsBack ? this.d.store.getDeployment(r.flags.rollsBack) : undefined;
-    if (rolledBack && (rolledBack.status === "rolling_back" || rolledBack.status === "succeeded")) {
-      const settled = this.d.store.transition(
-        rolledBack.id,
-        ok ? "rolled_back" : "failed",
-        now,
-        ok ? {} : { progress: { detail: `rollback #${r.id} failed: ${detail}` } },
-      );
-      this.deployments.audit(settled, "deploybot", ok ? "deploy.rolled_back" : "deploy.failed", { rollback: r.id });
-      await this.deployments.refreshCard(
-        rolledBack.id,
-        ok ? `Rolled back to ${r.version} by rollback #${r.id}.` : `Rollback #${r.id} failed: ${detail}`,
-      );
+    // A rollback that worked ends the deploy it rolled back; one that failed leaves a finished deploy as it was
+    // (it still runs) and marks one caught mid-rollout failed.
+    const settle = ok
+      ? rolledBack?.status === "rolling_back" || rolledBack?.status === "succeeded"
+      : rolledBack?.status === "rolling_back";
+    if (rolledBack && settle) {
+      try {
+        const settled = this.d.store.transition(
+          rolledBack.id,
+          ok ? "rolled_back" : "failed",
+          now,
+          ok ? {} : { progress: { detail: `rollback #${r.id} failed: ${detail}` } },
+        );
+        this.deployments.audit(settled, "deploybot", ok ? "deploy.rolled_back" : "deploy.failed", { rollback: r.id });
+        await this.deployments.refreshCard(
+          rolledBack.id,
+          ok ? `Rolled back to ${r.version} by rollback #${r.id}.` : `Rollback #${r.id} failed: ${detail}`,
+        );
+      } catch (err) {
+        this.d.logger.error({ err, deployment: rolledBack.id }, "could not settle the rolled-back deploy");
+      }
     }
     const took = formatRelative(now.getTime() - Date.parse(r.createdAt));
     const who = r.flags.automatic ? "deploybot (automatic)" : `<@${this.d.people.slackIdOf(r.requestedBy)}>`;
@@ -371,9 +423,11 @@ export class RollbackService {
       );
       if (sent) this.deployments.audit(r, "deploybot", `page.${action}`, { dedupKey });
     } catch (err) {
-      await this.d.chat.post(this.d.config.channels.incidents, {
-        text: `:warning: Could not page PagerDuty for rollback #${r.id}: ${asDeploybotError(err).message}`,
-      });
+      await this.d.chat
+        .post(this.d.config.channels.incidents, {
+          text: `:warning: Could not page PagerDuty for rollback #${r.id}: ${asDeploybotError(err).message}`,
+        })
+        .catch((postErr: unknown) => this.d.logger.error({ err: postErr }, "could not report a paging failure"));
     }
   }
 }

@@ -7,7 +7,6 @@ import {
   TUESDAY,
   twoGoodProductionDeploys,
   V142_TASK_DEFINITION,
-  V143_TASK_DEFINITION,
   WEDNESDAY,
 } from "../helpers/rollback-history.js";
 import { type Scenario, scenario } from "../helpers/scenario.js";
@@ -259,25 +258,31 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     expect(auditActions(t)).toContain("rollback.denied");
   });
 
-  it("registers a task definition for a named version deploybot never deployed, then updates the service to it", async () => {
+  it("refuses a named version that never ran here: a rollback must not become a way around freezes and approvals", async () => {
     const t = await open();
     await twoGoodProductionDeploys(t);
 
     const before = t.mark();
     await t.run(":as carol", "/rollback web production to v9.9.9");
-    expect(confirmations(t, "carol", before)[0]?.text).toContain("from `v1.4.3` to `v9.9.9`");
+    expect(confirmations(t, "carol", before)).toEqual([]);
+    expect(t.ephemeralsFor("carol", before)[0]).toContain("v9.9.9 has not run in web production");
+    expect(t.awsOps(before)).not.toContain("RegisterTaskDefinition");
+    expect(t.awsOps(before)).not.toContain("UpdateService");
+    expect(t.con.store.getDeployment(3)).toBeUndefined();
+  });
+
+  it("rolls back to a named version that ran before deploybot's first deploy, using the task definition it ran on", async () => {
+    const t = await open();
+    await twoGoodProductionDeploys(t);
+
+    const before = t.mark();
+    await t.run(":as carol", "/rollback web production to v1.4.0");
+    expect(confirmations(t, "carol", before)[0]?.text).toContain("from `v1.4.3` to `v1.4.0`");
     await t.run(":click Roll back");
 
-    const registered = awsCalls(t, "RegisterTaskDefinition", before);
-    expect(registered).toHaveLength(1);
-    expect(JSON.stringify(registered[0]?.input)).toMatch(/web:v9\.9\.9"/);
-    const ops = t.awsOps(before);
-    expect(ops.indexOf("RegisterTaskDefinition")).toBeLessThan(ops.indexOf("UpdateService"));
+    expect(awsCalls(t, "RegisterTaskDefinition", before)).toHaveLength(0);
     const update = awsCalls(t, "UpdateService", before)[0]?.input?.taskDefinition;
-    expect(update).toBe("arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-web:4");
-    expect(update).not.toBe(V142_TASK_DEFINITION);
-    expect(update).not.toBe(V143_TASK_DEFINITION);
-    expect(t.con.store.getDeployment(3)?.taskDefinition).toBe(update);
+    expect(update).toBe("arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-web:1");
   });
 
   it("tells carol there is nothing to roll back to on a fresh staging service, naming how to pick a version", async () => {
