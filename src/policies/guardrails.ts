@@ -107,7 +107,11 @@ const PRESET_UNIT: Record<string, Valued> = {
   healthy_hosts: "count",
 };
 
-/** The unit the metric's values are in: the threshold's own unit, else the preset's, else a plain number. */
+/** The unit a guardrail's values are in: its threshold's own unit, else its preset's, else a plain number. */
+export function guardrailUnit(g: Guardrail): Valued {
+  return valueUnit(g, parseThreshold(g.threshold));
+}
+
 function valueUnit(g: Guardrail, threshold: Threshold): Valued {
   if (threshold.unit !== "baseline") return threshold.unit;
   return typeof g.metric === "string" ? (PRESET_UNIT[g.metric] ?? "count") : "count";

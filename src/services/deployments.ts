@@ -151,14 +151,9 @@ export class DeploymentService {
 
   /** Approve clicked: checked now, with the clicker's roles now; returns a refusal for the clicker, or null. */
   async approve(id: number, clicker: Person): Promise<string | null> {
-    const d = this.d.store.getDeployment(id);
-    if (!d) return `There is no deploy #${id}.`;
-    const refusal = this.refusalForDecided(d);
-    if (refusal) return refusal;
-    if (this.expireIfDue(d)) {
-      await this.refreshCard(id, "Approval request expired.");
-      return `This request expired at ${formatLocal(new Date(d.expiresAt as string), this.timeZone(d))}; ask again with /deploy.`;
-    }
+    const open = await this.stillOpen(id);
+    if (typeof open === "string") return open;
+    const d = open;
     const held = await this.d.people.rolesOf(clicker);
     const approver: Approver = { user: clicker.name, roles: held.roles };
     const already = this.approvers(id);
@@ -204,14 +199,9 @@ export class DeploymentService {
 
   /** Reject clicked: an eligible approver (or the requester, withdrawing) ends the request. */
   async reject(id: number, clicker: Person, note: string | null = null): Promise<string | null> {
-    const d = this.d.store.getDeployment(id);
-    if (!d) return `There is no deploy #${id}.`;
-    const refusal = this.refusalForDecided(d);
-    if (refusal) return refusal;
-    if (this.expireIfDue(d)) {
-      await this.refreshCard(id, "Approval request expired.");
-      return "This request has already expired.";
-    }
+    const open = await this.stillOpen(id);
+    if (typeof open === "string") return open;
+    const d = open;
     const held = await this.d.people.rolesOf(clicker);
     const roles = new Set((d.approvalRule ?? []).flatMap((g) => g.from));
     const isRequester = clicker.name === d.requestedBy;
@@ -238,6 +228,19 @@ export class DeploymentService {
       `${isRequester ? "Withdrawn" : "Rejected"} by <@${clicker.slackId}>${note ? `: “${note}”` : ""}.`,
     );
     return null;
+  }
+
+  /** The request a click is about, if it still awaits approval; else why not (expiring it when its time is up). */
+  private async stillOpen(id: number): Promise<Deployment | string> {
+    const d = this.d.store.getDeployment(id);
+    if (!d) return `There is no deploy #${id}.`;
+    const refusal = this.refusalForDecided(d);
+    if (refusal) return refusal;
+    if (this.expireIfDue(d)) {
+      await this.refreshCard(id, "Approval request expired.");
+      return `This request expired at ${formatLocal(new Date(d.expiresAt as string), this.timeZone(d))}; ask again with /deploy.`;
+    }
+    return d;
   }
 
   private refusalForDecided(d: Deployment): string | null {

@@ -10,6 +10,7 @@ import {
   evaluationShape,
   formatValue,
   type GuardrailVerdict,
+  guardrailUnit,
   parseThreshold,
   sparkline,
 } from "../policies/guardrails.js";
@@ -65,15 +66,6 @@ interface Watch {
   guardrail: Guardrail;
   index: number;
 }
-
-const PRESET_UNITS: Record<string, "percent" | "seconds" | "count"> = {
-  error_rate: "percent",
-  cpu: "percent",
-  memory: "percent",
-  p95_latency: "seconds",
-  p99_latency: "seconds",
-  healthy_hosts: "count",
-};
 
 /**
  * The guardrail monitor: every cycle, one batch of metric queries for every guardrail of every deploy
@@ -262,12 +254,6 @@ export class Monitor {
     return out;
   }
 
-  private unitOf(g: Guardrail): "percent" | "seconds" | "count" {
-    const t = parseThreshold(g.threshold);
-    if (t.unit !== "baseline") return t.unit;
-    return typeof g.metric === "string" ? (PRESET_UNITS[g.metric] ?? "count") : "count";
-  }
-
   private pageKey(d: Deployment, g: Guardrail): string {
     return `deploybot/${d.service}/${d.environment}/deploy-${d.id}/${g.name.replace(/\s+/g, "-")}`;
   }
@@ -314,7 +300,7 @@ export class Monitor {
         reason: verdict.reason,
         observed: verdict.observed,
         values: values.slice(-15),
-        unit: this.unitOf(g),
+        unit: guardrailUnit(g),
         threshold: g.threshold,
         ...(g.severity === "critical" || g.action !== "alert" ? { pageKey: this.pageKey(d, g) } : {}),
         ...(g.action === "rollback" && !g.shadow
