@@ -7,6 +7,7 @@ import {
   DescribeTaskDefinitionCommand,
   ECSClient,
   InvalidParameterException,
+  LimitExceededException,
   ListServiceDeploymentsCommand,
   RegisterTaskDefinitionCommand,
   type TaskDefinition as SdkTaskDefinition,
@@ -362,6 +363,25 @@ describe("AwsEcs.updateService", () => {
 
     expect(err.message).toContain("ECS rejected ecs:UpdateService for ECS service web");
     expect(err.message).toContain("AWS said: The service must use the ECS deployment controller");
+    expect(ecs).toHaveReceivedCommandTimes(UpdateServiceCommand, 1);
+  });
+});
+
+describe("AwsEcs quotas", () => {
+  it("does not retry ECS's LimitExceededException: it is a quota, not a rate limit", async () => {
+    ecs
+      .on(UpdateServiceCommand)
+      .rejects(
+        new LimitExceededException({
+          message: "The limit for the resource was exceeded.",
+          $metadata: { httpStatusCode: 400 },
+        }),
+      );
+
+    const err = await caught(adapter().ecsAdapter.updateService(target, TD_25, { type: "ROLLING" }));
+
+    expect(err.message).not.toContain("throttled");
+    expect(err.message).toContain("The limit for the resource was exceeded.");
     expect(ecs).toHaveReceivedCommandTimes(UpdateServiceCommand, 1);
   });
 });

@@ -1,4 +1,3 @@
-import { setTimeout as delay } from "node:timers/promises";
 import {
   CloudWatchClient,
   GetMetricDataCommand,
@@ -8,6 +7,7 @@ import {
 } from "@aws-sdk/client-cloudwatch";
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../ports.js";
+import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
 
 /** GetMetricData takes at most 500 MetricDataQueries per call, helper series included. */
 export const MAX_QUERIES_PER_CALL = 500;
@@ -24,14 +24,8 @@ export function requestSeriesId(queryId: string): string {
   return `${queryId}_requests`;
 }
 
-export interface AwsCloudWatchRetry {
-  /** Calls made in all before giving up on throttling or server errors (default 4). */
-  maxAttempts?: number;
-  /** Wait before the second attempt; doubles after each further failure (default 250 ms). */
-  baseDelayMs?: number;
-  /** Injected so tests do not wait. */
-  sleep?: (ms: number) => Promise<void>;
-}
+/** How AwsCloudWatch retries throttling and server errors (see AwsRetryOptions). */
+export type AwsCloudWatchRetry = AwsRetryOptions;
 
 /** One MetricQuery as CloudWatch sees it: its MetricDataQueries (never split across calls) and the series it returns. */
 type Bundle =
@@ -47,45 +41,24 @@ interface Accumulated {
   points: Datapoint[];
 }
 
-const THROTTLING_NAMES = new Set([
-  "Throttling",
-  "ThrottlingException",
-  "ThrottledException",
-  "TooManyRequestsException",
-  "RequestLimitExceeded",
-  "RequestThrottled",
-  "RequestThrottledException",
-  "LimitExceededException",
-  "LimitExceededFault",
-]);
-const TRANSIENT_NAMES = new Set([
-  "InternalServiceFault",
-  "InternalServiceError",
-  "InternalFailure",
-  "ServiceUnavailable",
-  "TimeoutError",
-]);
-const TRANSIENT_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"]);
-
 /**
  * The CloudWatch adapter: all queries of a polling cycle, grouped by region and sent as few GetMetricData
  * calls as the 500-query limit allows, every NextToken followed. A query CloudWatch could not answer
  * comes back as an error series (inconclusive for the evaluator); a call that fails as a whole throws a
  * DeploybotError that says what to check.
  */
+/** CloudWatch answers a GetMetricData rate limit with these names too. */
+const CLOUDWATCH_THROTTLING: ReadonlySet<string> = new Set(["LimitExceededException", "LimitExceededFault"]);
+
 export class AwsCloudWatch implements MetricsPort {
   private readonly clients = new Map<string, CloudWatchClient>();
   private readonly createClient: (region: string) => CloudWatchClient;
-  private readonly maxAttempts: number;
-  private readonly baseDelayMs: number;
-  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly retry: RetrySettings;
 
   constructor(createClient?: (region: string) => CloudWatchClient, retry: AwsCloudWatchRetry = {}) {
     // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
     this.createClient = createClient ?? ((region) => new CloudWatchClient({ region, maxAttempts: 1 }));
-    this.maxAttempts = Math.max(1, retry.maxAttempts ?? 4);
-    this.baseDelayMs = retry.baseDelayMs ?? 250;
-    this.sleep = retry.sleep ?? ((ms) => delay(ms).then(() => undefined));
+    this.retry = retrySettings(retry);
   }
 
   /**
@@ -158,22 +131,16 @@ export class AwsCloudWatch implements MetricsPort {
 
   private async call(region: string, input: GetMetricDataCommandInput) {
     const client = this.client(region);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await client.send(new GetMetricDataCommand(input));
-      } catch (err) {
-        if (!isRetryable(err)) throw toDeploybotError(err, region);
-        if (attempt >= this.maxAttempts) {
-          const what = isThrottling(err) ? "throttled" : "failed with a server error on";
-          throw new DeploybotError(
-            ErrorCode.AwsFailed,
-            `CloudWatch ${what} GetMetricData in ${region} ${attempt} times in a row (last: ${describeError(err)}): poll less often (monitor.interval) or ask AWS for a higher GetMetricData quota`,
-            { cause: err },
-          );
-        }
-        await this.sleep(this.baseDelayMs * 2 ** (attempt - 1));
-      }
-    }
+    return withRetry(this.retry, () => client.send(new GetMetricDataCommand(input)), {
+      throttling: CLOUDWATCH_THROTTLING,
+      notRetryable: (err) => toDeploybotError(err, region),
+      exhausted: (err, attempts, what) =>
+        new DeploybotError(
+          ErrorCode.AwsFailed,
+          `CloudWatch ${what} GetMetricData in ${region} ${attempts} times in a row (last: ${describeError(err)}): poll less often (monitor.interval) or ask AWS for a higher GetMetricData quota`,
+          { cause: err },
+        ),
+    });
   }
 }
 
@@ -365,40 +332,6 @@ function toSeries(id: string, acc: Accumulated | undefined): MetricSeries {
     default:
       return errorSeries(id, `CloudWatch answered ${status ?? "without a status"}${said}`, datapoints);
   }
-}
-
-interface SdkErrorShape {
-  name?: string;
-  message?: string;
-  code?: string;
-  $fault?: string;
-  $metadata?: { httpStatusCode?: number };
-  $retryable?: { throttling?: boolean };
-}
-
-function shape(err: unknown): SdkErrorShape {
-  return err && typeof err === "object" ? (err as SdkErrorShape) : { message: String(err) };
-}
-
-function isThrottling(err: unknown): boolean {
-  const e = shape(err);
-  return THROTTLING_NAMES.has(e.name ?? "") || e.$metadata?.httpStatusCode === 429 || e.$retryable?.throttling === true;
-}
-
-function isRetryable(err: unknown): boolean {
-  if (isThrottling(err)) return true;
-  const e = shape(err);
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  return (
-    TRANSIENT_NAMES.has(e.name ?? "") ||
-    TRANSIENT_CODES.has(e.code ?? "") ||
-    (e.$fault === "server" && [500, 502, 503, 504].includes(status))
-  );
-}
-
-function describeError(err: unknown): string {
-  const e = shape(err);
-  return e.name && e.message ? `${e.name}: ${e.message}` : (e.message ?? e.name ?? "unknown error");
 }
 
 /** Turns an SDK error from GetMetricData into a DeploybotError that says what to check. */

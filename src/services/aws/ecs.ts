@@ -1,4 +1,3 @@
-import { setTimeout as delay } from "node:timers/promises";
 import {
   DescribeServiceDeploymentsCommand,
   DescribeServiceRevisionsCommand,
@@ -26,15 +25,10 @@ import type {
   ServiceState,
   TaskDefinition,
 } from "../ports.js";
+import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
 
-export interface AwsEcsRetry {
-  /** Calls made in all before giving up on throttling or server errors (default 4). */
-  maxAttempts?: number;
-  /** Wait before the second attempt; doubles after each further failure (default 250 ms). */
-  baseDelayMs?: number;
-  /** Injected so tests do not wait. */
-  sleep?: (ms: number) => Promise<void>;
-}
+/** How AwsEcs retries throttling and server errors (see AwsRetryOptions). */
+export type AwsEcsRetry = AwsRetryOptions;
 
 /** What `TaskDefinition.raw` holds for this adapter: the SDK's description, copied by registerTaskDefinition. */
 interface RawTaskDefinition {
@@ -63,33 +57,18 @@ const STATUSES: ReadonlySet<string> = new Set<EcsDeploymentStatus>([
   "ROLLBACK_FAILED",
 ]);
 
-const THROTTLING_NAMES = new Set([
-  "ThrottlingException",
-  "ThrottledException",
-  "TooManyRequestsException",
-  "RequestLimitExceeded",
-  "RequestThrottled",
-  "RequestThrottledException",
-]);
-const TRANSIENT_NAMES = new Set(["ServerException", "InternalFailure", "ServiceUnavailable", "TimeoutError"]);
-const TRANSIENT_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"]);
-
 /** The ECS adapter: one SDK call per port method (plus DescribeServiceRevisions), SDK errors turned into DeploybotErrors. */
 export class AwsEcs implements EcsPort {
   private readonly clients = new Map<string, ECSClient>();
   private readonly createClient: (region: string) => ECSClient;
-  private readonly maxAttempts: number;
-  private readonly baseDelayMs: number;
-  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly retry: RetrySettings;
   /** Service revisions never change, so their task definitions are looked up once. */
   private readonly revisionTaskDefinitions = new Map<string, string>();
 
   constructor(createClient?: (region: string) => ECSClient, retry: AwsEcsRetry = {}) {
     // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
     this.createClient = createClient ?? ((region) => new ECSClient({ region, maxAttempts: 1 }));
-    this.maxAttempts = Math.max(1, retry.maxAttempts ?? 4);
-    this.baseDelayMs = retry.baseDelayMs ?? 250;
-    this.sleep = retry.sleep ?? ((ms) => delay(ms).then(() => undefined));
+    this.retry = retrySettings(retry);
   }
 
   async describeService(target: EcsTarget): Promise<ServiceState> {
@@ -321,22 +300,15 @@ export class AwsEcs implements EcsPort {
   /** Sends with exponential backoff on throttling and server errors; everything else is mapped at once. */
   private async call<T>(context: CallContext, send: (client: ECSClient) => Promise<T>): Promise<T> {
     const client = this.client(context.target.region);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await send(client);
-      } catch (err) {
-        if (!isRetryable(err)) throw toDeploybotError(err, context);
-        if (attempt >= this.maxAttempts) {
-          const what = isThrottling(err) ? "throttled" : "failed with a server error on";
-          throw new DeploybotError(
-            ErrorCode.AwsFailed,
-            `ECS ${what} ${context.action} for ${context.subject} ${attempt} times in a row (last: ${describeError(err)}): try again in a minute`,
-            { cause: err },
-          );
-        }
-        await this.sleep(this.baseDelayMs * 2 ** (attempt - 1));
-      }
-    }
+    return withRetry(this.retry, () => send(client), {
+      notRetryable: (err) => toDeploybotError(err, context),
+      exhausted: (err, attempts, what) =>
+        new DeploybotError(
+          ErrorCode.AwsFailed,
+          `ECS ${what} ${context.action} for ${context.subject} ${attempts} times in a row (last: ${describeError(err)}): try again in a minute`,
+          { cause: err },
+        ),
+    });
   }
 }
 
@@ -434,40 +406,6 @@ function incomplete(context: CallContext, what: string): DeploybotError {
 
 function detail(text: string | undefined): string {
   return text ? ` (${text})` : "";
-}
-
-interface AwsErrorShape {
-  name?: string;
-  message?: string;
-  code?: string;
-  $metadata?: { httpStatusCode?: number };
-  $fault?: string;
-  $retryable?: { throttling?: boolean };
-}
-
-function shape(err: unknown): AwsErrorShape {
-  return typeof err === "object" && err !== null ? (err as AwsErrorShape) : { message: String(err) };
-}
-
-function isThrottling(err: unknown): boolean {
-  const e = shape(err);
-  return THROTTLING_NAMES.has(e.name ?? "") || e.$metadata?.httpStatusCode === 429 || e.$retryable?.throttling === true;
-}
-
-function isRetryable(err: unknown): boolean {
-  if (isThrottling(err)) return true;
-  const e = shape(err);
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  return (
-    TRANSIENT_NAMES.has(e.name ?? "") ||
-    TRANSIENT_CODES.has(e.code ?? "") ||
-    (e.$fault === "server" && [500, 502, 503, 504].includes(status))
-  );
-}
-
-function describeError(err: unknown): string {
-  const e = shape(err);
-  return e.name && e.message ? `${e.name}: ${e.message}` : (e.message ?? e.name ?? "unknown error");
 }
 
 /** Turns one SDK error into a DeploybotError that says what failed and what to change. */
