@@ -369,14 +369,12 @@ describe("AwsEcs.updateService", () => {
 
 describe("AwsEcs quotas", () => {
   it("does not retry ECS's LimitExceededException: it is a quota, not a rate limit", async () => {
-    ecs
-      .on(UpdateServiceCommand)
-      .rejects(
-        new LimitExceededException({
-          message: "The limit for the resource was exceeded.",
-          $metadata: { httpStatusCode: 400 },
-        }),
-      );
+    ecs.on(UpdateServiceCommand).rejects(
+      new LimitExceededException({
+        message: "The limit for the resource was exceeded.",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
 
     const err = await caught(adapter().ecsAdapter.updateService(target, TD_25, { type: "ROLLING" }));
 
