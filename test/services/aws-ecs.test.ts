@@ -313,6 +313,46 @@ describe("AwsEcs.updateService", () => {
     },
   ];
 
+  it("keeps the service's alarms, lifecycle hooks and task percentages, and drops another strategy's settings", async () => {
+    const alarms = { alarmNames: ["web-5xx"], enable: true, rollback: true };
+    const lifecycleHooks = [
+      {
+        hookTargetArn: "arn:aws:lambda:af-south-1:123456789012:function:smoke",
+        roleArn: "arn:aws:iam::123456789012:role/hooks",
+        lifecycleStages: ["POST_TEST_TRAFFIC_SHIFT" as const],
+      },
+    ];
+    ecs.on(DescribeServicesCommand).resolves({
+      services: [
+        {
+          serviceName: "web",
+          deploymentConfiguration: {
+            alarms,
+            lifecycleHooks,
+            maximumPercent: 150,
+            minimumHealthyPercent: 50,
+            strategy: "CANARY",
+            canaryConfiguration: { canaryPercent: 10, canaryBakeTimeInMinutes: 5 },
+            deploymentCircuitBreaker: { enable: false, rollback: false },
+          },
+        },
+      ],
+    });
+    ecs.on(UpdateServiceCommand).resolves({});
+
+    await adapter().ecsAdapter.updateService(target, TD_25, { type: "LINEAR", stepPercent: 25, stepBakeMinutes: 5 });
+
+    expect(ecs.commandCalls(UpdateServiceCommand)[0]?.args[0].input.deploymentConfiguration).toStrictEqual({
+      alarms,
+      lifecycleHooks,
+      maximumPercent: 150,
+      minimumHealthyPercent: 50,
+      deploymentCircuitBreaker: { enable: true, rollback: true },
+      strategy: "LINEAR",
+      linearConfiguration: { stepPercent: 25, stepBakeTimeInMinutes: 5 },
+    });
+  });
+
   it.each(cases)(
     "starts a $strategy.type deployment with the circuit breaker rolling back on failure",
     async ({ strategy, deploymentConfiguration }) => {

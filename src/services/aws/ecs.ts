@@ -164,6 +164,21 @@ export class AwsEcs implements EcsPort {
   }
 
   async updateService(target: EcsTarget, taskDefinitionArn: string, strategy: DeploymentStrategy): Promise<void> {
+    // The service's own deployment settings that deploybot does not manage (CloudWatch alarms, blue/green
+    // lifecycle hooks, task percentages) are read first and sent back, so a deploy never drops them.
+    const read = this.context(target, "ecs:DescribeServices", serviceSubject(target));
+    const described = await this.call(read, (client) =>
+      client.send(new DescribeServicesCommand({ cluster: target.cluster, services: [target.service] })),
+    );
+    const current = described?.services?.find(
+      (s) => s.serviceName === target.service || s.serviceArn?.endsWith(`/${target.service}`),
+    )?.deploymentConfiguration;
+    const kept = {
+      ...(current?.alarms ? { alarms: current.alarms } : {}),
+      ...(current?.lifecycleHooks?.length ? { lifecycleHooks: current.lifecycleHooks } : {}),
+      ...(current?.maximumPercent !== undefined ? { maximumPercent: current.maximumPercent } : {}),
+      ...(current?.minimumHealthyPercent !== undefined ? { minimumHealthyPercent: current.minimumHealthyPercent } : {}),
+    };
     const context = this.context(target, "ecs:UpdateService", serviceSubject(target));
     await this.call(context, (client) =>
       client.send(
@@ -171,7 +186,7 @@ export class AwsEcs implements EcsPort {
           cluster: target.cluster,
           service: target.service,
           taskDefinition: taskDefinitionArn,
-          deploymentConfiguration: deploymentConfiguration(strategy),
+          deploymentConfiguration: { ...kept, ...deploymentConfiguration(strategy) },
         }),
       ),
     );

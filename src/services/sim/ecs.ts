@@ -122,6 +122,8 @@ export class SimEcs implements EcsPort {
   }
 
   async updateService(target: EcsTarget, taskDefinitionArn: string, strategy: DeploymentStrategy): Promise<void> {
+    // As the real adapter: the service's own deployment settings are read first and kept.
+    this.call("DescribeServices", { cluster: target.cluster, services: [target.service] });
     this.call("UpdateService", {
       cluster: target.cluster,
       service: target.service,
