@@ -11,11 +11,9 @@ import type { ChatPort } from "./chat.js";
 import type { People, Person } from "./people.js";
 import type { EcsPort } from "./ports.js";
 import type { Deployment, DeploymentStatus, Store } from "./store.js";
-import { findTarget, imageWithTag, strategyOf, type Target, versionOfImage } from "./targets.js";
+import { findTarget, imageWithTag, REVISION_RE, strategyOf, type Target, versionOfImage } from "./targets.js";
 
 type Deploy = Extract<DeployCommand, { kind: "deploy" }>;
-
-const REVISION_RE = /^[A-Za-z0-9_-]+:\d+$/;
 
 /** How long after recording an intent deploybot waits to see its ECS deployment before calling it lost. */
 const NO_ECS_DEPLOYMENT_AFTER_MS = 3 * 60_000;

@@ -6,11 +6,9 @@ import type { DeploymentDeps, DeploymentService } from "./deployments.js";
 import type { Paging } from "./paging.js";
 import type { Person } from "./people.js";
 import type { Deployment } from "./store.js";
-import { findTarget, imageWithTag, strategyOf, type Target, versionOfImage } from "./targets.js";
+import { findTarget, imageWithTag, REVISION_RE, strategyOf, type Target, versionOfImage } from "./targets.js";
 
 type Rollback = Extract<RollbackCommand, { kind: "rollback" }>;
-
-const REVISION_RE = /^[A-Za-z0-9_-]+:\d+$/;
 
 /** What a confirmed rollback will do; carried in the confirmation button so the click needs no lookup. */
 export interface RollbackPlan {
@@ -319,9 +317,7 @@ export class RollbackService {
             { ecsDeploymentArn: rolledBack.ecsDeploymentArn, startedAt: this.d.clock.now().toISOString() },
             this.d.clock.now(),
           );
-          this.d.store.db
-            .prepare("UPDATE deployments SET flags = json_set(flags, '$.viaStop', json('true')) WHERE id = ?")
-            .run(id);
+          this.d.store.patch(id, { flags: { ...r.flags, viaStop: true } }, this.d.clock.now());
           await this.d.ecs.stopServiceDeployment(t.ecs, rolledBack.ecsDeploymentArn);
           this.deployments.audit(r, "deploybot", "ecs.stop_service_deployment", {
             arn: rolledBack.ecsDeploymentArn,

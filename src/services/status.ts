@@ -62,18 +62,12 @@ export class StatusService {
       inFlight,
       lock: this.deps.store.getLock(t.service, t.environment) ?? null,
       calendar: this.calendar(t, now),
-      incidents: this.deps.store
-        .incidentsByStatus("open")
-        .filter((i) => {
-          const d = this.deps.store.getDeployment(i.deploymentId);
-          return d?.service === t.service && d.environment === t.environment;
-        })
-        .map((i) => ({
-          guardrail: i.guardrail,
-          severity: i.severity,
-          deploymentId: i.deploymentId,
-          since: i.firstSeen,
-        })),
+      incidents: this.deps.store.openIncidentsOf(t.service, t.environment).map((i) => ({
+        guardrail: i.guardrail,
+        severity: i.severity,
+        deploymentId: i.deploymentId,
+        since: i.firstSeen,
+      })),
     };
     try {
       const svc = await this.deps.ecs.describeService(t.ecs);

@@ -355,6 +355,7 @@ export type DeploymentPatch = Partial<
     | "previousVersion"
     | "previousTaskDefinition"
     | "startedAt"
+    | "flags"
   >
 >;
 
@@ -370,8 +371,9 @@ const COLUMN: Record<keyof DeploymentPatch, string> = {
   previousVersion: "previous_version",
   previousTaskDefinition: "previous_task_definition",
   startedAt: "started_at",
+  flags: "flags",
 };
-const JSON_COLUMNS = new Set(["decision", "approvalRule", "progress"]);
+const JSON_COLUMNS = new Set(["decision", "approvalRule", "progress", "flags"]);
 
 /** deploybot's durable state in SQLite (WAL): deployments, approvals, locks, the audit log, incidents and pages. */
 export class Store {
@@ -646,6 +648,18 @@ export class Store {
     return (this.db.prepare("SELECT * FROM incidents WHERE status = ? ORDER BY id").all(status) as IncidentRow[]).map(
       toIncident,
     );
+  }
+
+  /** Open incidents of deployments of one service in one environment. */
+  openIncidentsOf(service: string, environment: string): Incident[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT i.* FROM incidents i JOIN deployments d ON d.id = i.deployment_id
+           WHERE i.status = 'open' AND d.service = ? AND d.environment = ? ORDER BY i.id`,
+        )
+        .all(service, environment) as IncidentRow[]
+    ).map(toIncident);
   }
 
   incidentsOf(deploymentId: number): Incident[] {

@@ -327,7 +327,8 @@ export class AwsEcs implements EcsPort {
   }
 }
 
-function deploymentConfiguration(strategy: DeploymentStrategy): SdkDeploymentConfiguration {
+/** The deploymentConfiguration deploybot sends with UpdateService: the circuit breaker always rolls back. */
+export function deploymentConfiguration(strategy: DeploymentStrategy): SdkDeploymentConfiguration {
   const config: SdkDeploymentConfiguration = {
     deploymentCircuitBreaker: { enable: true, rollback: true },
     strategy: strategy.type,

@@ -1,4 +1,5 @@
 import { DeploybotError, ErrorCode } from "../../errors.js";
+import { deploymentConfiguration } from "../aws/ecs.js";
 import type {
   DeploymentStrategy,
   EcsDeployment,
@@ -128,7 +129,7 @@ export class SimEcs implements EcsPort {
       cluster: target.cluster,
       service: target.service,
       taskDefinition: taskDefinitionArn,
-      deploymentConfiguration: ecsDeploymentConfiguration(strategy),
+      deploymentConfiguration: deploymentConfiguration(strategy),
     });
     this.settle(target);
     const id = this.world.nextId();
@@ -204,29 +205,5 @@ export class SimEcs implements EcsPort {
       d.status = "ROLLBACK_IN_PROGRESS";
       d.rollbackAt = now;
     });
-  }
-}
-
-/** The deploymentConfiguration deploybot sends with UpdateService: the circuit breaker always rolls back. */
-export function ecsDeploymentConfiguration(strategy: DeploymentStrategy): Record<string, unknown> {
-  const base = { deploymentCircuitBreaker: { enable: true, rollback: true }, strategy: strategy.type };
-  switch (strategy.type) {
-    case "ROLLING":
-      return base;
-    case "BLUE_GREEN":
-      return { ...base, bakeTimeInMinutes: strategy.bakeTimeMinutes };
-    case "LINEAR":
-      return {
-        ...base,
-        linearConfiguration: { stepPercent: strategy.stepPercent, stepBakeTimeInMinutes: strategy.stepBakeMinutes },
-      };
-    case "CANARY":
-      return {
-        ...base,
-        canaryConfiguration: {
-          canaryPercent: strategy.canaryPercent,
-          canaryBakeTimeInMinutes: strategy.canaryBakeMinutes,
-        },
-      };
   }
 }
