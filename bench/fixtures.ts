@@ -8,16 +8,16 @@ import type {
 } from "@aws-sdk/client-cloudwatch";
 import { pino } from "pino";
 import { parse, stringify } from "yaml";
+import { AwsCloudWatch } from "../src/adapters/aws/cloudwatch.js";
+import { SimEcs } from "../src/adapters/sim/ecs.js";
+import { SimPagerDuty } from "../src/adapters/sim/pagerduty.js";
+import { SimWorld } from "../src/adapters/sim/world.js";
 import { ManualClock } from "../src/clock.js";
 import { parseConfig } from "../src/config/load.js";
 import type { Config } from "../src/config/schema.js";
-import { AwsCloudWatch } from "../src/services/aws/cloudwatch.js";
 import { Background } from "../src/services/background.js";
 import { buildServices, type Services } from "../src/services/index.js";
-import { SimEcs } from "../src/services/sim/ecs.js";
-import { SimPagerDuty } from "../src/services/sim/pagerduty.js";
-import { SimWorld } from "../src/services/sim/world.js";
-import { Store } from "../src/services/store.js";
+import { Store } from "../src/store/index.js";
 
 /** A Tuesday inside the example config's deploy window (the clock does not matter to the monitor, only to /status). */
 export const BENCH_NOW = "2026-11-24T10:30:00+02:00";

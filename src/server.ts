@@ -1,18 +1,18 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
+import { AwsCloudWatch } from "./adapters/aws/cloudwatch.js";
+import { AwsEcs } from "./adapters/aws/ecs.js";
+import { PagerDutyAdapter } from "./adapters/pagerduty.js";
 import { createApp } from "./app.js";
 import { systemClock } from "./clock.js";
 import { loadConfig } from "./config/load.js";
 import { DeploybotError, ErrorCode } from "./errors.js";
-import { AwsCloudWatch } from "./services/aws/cloudwatch.js";
-import { AwsEcs } from "./services/aws/ecs.js";
+import type { PagerPort } from "./ports.js";
 import { Background } from "./services/background.js";
 import { buildServices } from "./services/index.js";
-import { PagerDutyAdapter } from "./services/pagerduty.js";
-import type { PagerPort } from "./services/ports.js";
 import { CronScheduler } from "./services/scheduler.js";
-import { Store } from "./services/store.js";
+import { Store } from "./store/index.js";
 
 /** PagerDuty when its keys are not set: nothing can be paged and nobody is on call (fail closed). */
 const noPagerDuty = (why: string): PagerPort => ({

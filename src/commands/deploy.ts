@@ -1,7 +1,7 @@
 import type { App, BlockButtonAction } from "@slack/bolt";
-import { ACTION } from "../services/cards.js";
 import type { Services } from "../services/index.js";
-import { section } from "./blocks.js";
+import { ACTION } from "../slack/actions.js";
+import { section } from "../slack/blocks.js";
 import { parseDeploy, USAGE } from "./parse.js";
 import { afterAck, replyError } from "./reply.js";
 import { namesOf } from "./status.js";

@@ -1,14 +1,14 @@
 import type { App, BlockButtonAction } from "@slack/bolt";
 import type { Services } from "../services/index.js";
-import { MONITOR_ACTION } from "../services/monitor.js";
+import { ACTION } from "../slack/actions.js";
 import { replyError } from "./reply.js";
 
 /** The buttons of a guardrail breach in #incidents: Roll back now, Continue anyway, Acknowledge. */
 export function register(app: App, services: Services): void {
   const handlers = {
-    [MONITOR_ACTION.rollbackNow]: services.monitor.rollbackNow.bind(services.monitor),
-    [MONITOR_ACTION.continue]: services.monitor.continueAnyway.bind(services.monitor),
-    [MONITOR_ACTION.acknowledge]: services.monitor.acknowledge.bind(services.monitor),
+    [ACTION.incidentRollbackNow]: services.monitor.rollbackNow.bind(services.monitor),
+    [ACTION.incidentContinue]: services.monitor.continueAnyway.bind(services.monitor),
+    [ACTION.incidentAcknowledge]: services.monitor.acknowledge.bind(services.monitor),
   };
   for (const [actionId, run] of Object.entries(handlers)) {
     app.action<BlockButtonAction>(actionId, async ({ ack, action, body, respond }) => {

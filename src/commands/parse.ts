@@ -1,3 +1,4 @@
+import type { DeployRequest, RollbackRequest, Severity } from "../domain/requests.js";
 import { CommandError } from "../errors.js";
 
 /** The names a command may refer to, from the config. */
@@ -32,29 +33,9 @@ export type StatusCommand =
   | { kind: "history"; service: string; environment: string }
   | { kind: "freezes" };
 
-export type DeployCommand =
-  | { kind: "help" }
-  | {
-      kind: "deploy";
-      service: string;
-      version: string;
-      environment: string;
-      hotfix: boolean;
-      dryRun: boolean;
-      reason: string | null;
-      emergency: string | null;
-    };
+export type DeployCommand = { kind: "help" } | DeployRequest;
 
-export type RollbackCommand =
-  | { kind: "help" }
-  | {
-      kind: "rollback";
-      service: string;
-      environment: string;
-      version: string | null;
-      reason: string | null;
-      severity: "P0" | "P1" | "P2" | "P3" | null;
-    };
+export type RollbackCommand = { kind: "help" } | RollbackRequest;
 
 /** Splits command text into words, keeping "quoted text" (straight or curly quotes) as one word. */
 export function tokenize(text: string): string[] {
@@ -292,7 +273,7 @@ export function parseRollback(text: string, names: Names): RollbackCommand {
   }
   if (extra.length > 0) throw new CommandError(`Unexpected \`${extra.join(" ")}\`.\nUsage: ${usage}`);
   const sev = flags.get("--severity");
-  let severity: RollbackCommand extends infer R ? (R extends { severity: infer S } ? S : never) : never = null;
+  let severity: Severity | null = null;
   if (typeof sev === "string") {
     const upper = sev.toUpperCase();
     if (upper !== "P0" && upper !== "P1" && upper !== "P2" && upper !== "P3") {

@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import type { RespondFn } from "@slack/bolt";
 import type { Logger } from "pino";
 import { DeploybotError, ErrorCode } from "../errors.js";
-import { section } from "./blocks.js";
+import { section } from "../slack/blocks.js";
 
 /**
  * Tells the user what went wrong, ephemerally: a DeploybotError's message as it is (they are written for

@@ -2,12 +2,11 @@ import type { App, BlockButtonAction } from "@slack/bolt";
 import { CommandError } from "../errors.js";
 import type { Services } from "../services/index.js";
 import type { RollbackPlan } from "../services/rollbacks.js";
-import { actions, context, section } from "./blocks.js";
+import { ACTION } from "../slack/actions.js";
+import { actions, context, section } from "../slack/blocks.js";
 import { parseRollback, USAGE } from "./parse.js";
 import { afterAck, replyError } from "./reply.js";
 import { namesOf } from "./status.js";
-
-export const ROLLBACK_ACTION = { confirm: "rollback_confirm", cancel: "rollback_cancel" } as const;
 
 /** `/rollback`: authority now, a confirmation with Roll back / Cancel, authority again at the click. */
 export function register(app: App, services: Services): void {
@@ -47,8 +46,8 @@ export function register(app: App, services: Services): void {
               .join(" · "),
           ),
           actions("rollback_confirm", [
-            { label: "Roll back", actionId: ROLLBACK_ACTION.confirm, value: JSON.stringify(plan), style: "danger" },
-            { label: "Cancel", actionId: ROLLBACK_ACTION.cancel, value: "cancel" },
+            { label: "Roll back", actionId: ACTION.rollbackConfirm, value: JSON.stringify(plan), style: "danger" },
+            { label: "Cancel", actionId: ACTION.rollbackCancel, value: "cancel" },
           ]),
         ],
       });
@@ -57,7 +56,7 @@ export function register(app: App, services: Services): void {
     }
   });
 
-  app.action<BlockButtonAction>(ROLLBACK_ACTION.confirm, async ({ ack, action, body, respond }) => {
+  app.action<BlockButtonAction>(ACTION.rollbackConfirm, async ({ ack, action, body, respond }) => {
     await ack();
     try {
       const asked = readPlan(action.value, services);
@@ -90,7 +89,7 @@ export function register(app: App, services: Services): void {
     }
   });
 
-  app.action<BlockButtonAction>(ROLLBACK_ACTION.cancel, async ({ ack, respond }) => {
+  app.action<BlockButtonAction>(ACTION.rollbackCancel, async ({ ack, respond }) => {
     await ack();
     await respond({ response_type: "ephemeral", replace_original: true, text: "Rollback cancelled; nothing changed." });
   });

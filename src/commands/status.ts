@@ -2,8 +2,8 @@ import type { App } from "@slack/bolt";
 import { formatLocal, formatRelative } from "../clock.js";
 import type { Services } from "../services/index.js";
 import type { EnvironmentCalendar, TargetStatus } from "../services/status.js";
-import type { Deployment } from "../services/store.js";
-import { type Block, context, divider, header, section } from "./blocks.js";
+import { type Block, context, divider, header, section } from "../slack/blocks.js";
+import type { Deployment } from "../store/index.js";
 import { type Names, parseStatus, USAGE } from "./parse.js";
 import { afterAck, replyError } from "./reply.js";
 

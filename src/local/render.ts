@@ -1,4 +1,4 @@
-import type { Block } from "./slack-server.js";
+import type { Block } from "../slack/blocks.js";
 
 type TextObj = { type?: string; text?: string } | undefined;
 

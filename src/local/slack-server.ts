@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
+import type { Block } from "../slack/blocks.js";
 
 /** What the bot did in Slack, as the Slack-like server saw it. */
 export interface SlackRecord {
@@ -15,9 +16,6 @@ export interface SlackRecord {
   threadTs?: string;
   at: Date;
 }
-
-// Block Kit is JSON we build and render; a loose shape is enough here.
-export type Block = Record<string, unknown> & { type: string };
 
 interface StoredMessage {
   channel: string;

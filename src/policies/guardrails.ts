@@ -10,7 +10,7 @@
 import { zoneName } from "../clock.js";
 import type { Guardrail } from "../config/schema.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
-import type { Datapoint } from "../services/ports.js";
+import type { Datapoint } from "../ports.js";
 
 export type ThresholdOp = ">" | ">=" | "<" | "<=";
 export type ThresholdUnit = "percent" | "seconds" | "count" | "baseline";

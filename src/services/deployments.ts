@@ -1,19 +1,18 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { formatLocal, formatRelative } from "../clock.js";
-import type { DeployCommand } from "../commands/parse.js";
 import type { Config } from "../config/schema.js";
+import type { DeployRequest } from "../domain/requests.js";
+import { findTarget, imageWithTag, REVISION_RE, strategyOf, type Target, versionOfImage } from "../domain/targets.js";
 import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
 import { type Approver, approvalProgress, canApprove, describeRule } from "../policies/approvals.js";
 import { type Decision, decideDeploy } from "../policies/gate.js";
-import { deployCard } from "./cards.js";
-import type { ChatPort } from "./chat.js";
+import type { ChatPort, EcsPort } from "../ports.js";
+import { deployCard } from "../slack/cards.js";
+import type { Deployment, DeploymentStatus, Store } from "../store/index.js";
 import type { People, Person } from "./people.js";
-import type { EcsPort } from "./ports.js";
-import type { Deployment, DeploymentStatus, Store } from "./store.js";
-import { findTarget, imageWithTag, REVISION_RE, strategyOf, type Target, versionOfImage } from "./targets.js";
 
-type Deploy = Extract<DeployCommand, { kind: "deploy" }>;
+type Deploy = DeployRequest;
 
 /** How long after recording an intent deploybot waits to see its ECS deployment before calling it lost. */
 const NO_ECS_DEPLOYMENT_AFTER_MS = 3 * 60_000;

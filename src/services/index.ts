@@ -1,17 +1,17 @@
 import type { Logger } from "pino";
+import { SlackChat } from "../adapters/slack.js";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
+import type { EcsPort, MetricsPort, PagerPort } from "../ports.js";
+import type { Store } from "../store/index.js";
 import type { Background } from "./background.js";
-import { SlackChat } from "./chat.js";
 import { DeploymentService } from "./deployments.js";
 import { Monitor } from "./monitor.js";
 import { OnCallDirectory } from "./oncall.js";
 import { Paging } from "./paging.js";
 import { People } from "./people.js";
-import type { EcsPort, MetricsPort, PagerPort } from "./ports.js";
 import { RollbackService } from "./rollbacks.js";
 import { StatusService } from "./status.js";
-import type { Store } from "./store.js";
 
 /** What deploybot is built from: the config, the store, the clock and the adapters behind the ports. */
 export interface Deps {

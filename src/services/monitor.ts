@@ -1,9 +1,10 @@
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { Logger } from "pino";
+import { requestSeriesId } from "../adapters/aws/cloudwatch.js";
 import type { Clock } from "../clock.js";
 import { formatLocal, formatRelative } from "../clock.js";
-import { actions, type Block, context, mention, section } from "../commands/blocks.js";
 import type { Config, Guardrail } from "../config/schema.js";
+import { findTarget, type Target } from "../domain/targets.js";
 import { asDeploybotError } from "../errors.js";
 import {
   evaluateGuardrail,
@@ -15,21 +16,14 @@ import {
   sparkline,
 } from "../policies/guardrails.js";
 import { canOverride, decideRollbackAuthority, rollbackRoles } from "../policies/rollback.js";
-import { requestSeriesId } from "./aws/cloudwatch.js";
-import type { ChatPort } from "./chat.js";
+import type { ChatPort, MetricQuery, MetricSeries, MetricsPort } from "../ports.js";
+import { ACTION } from "../slack/actions.js";
+import { actions, type Block, context, mention, section } from "../slack/blocks.js";
+import type { Deployment, Incident, IncidentDetail, Store } from "../store/index.js";
 import type { DeploymentService } from "./deployments.js";
 import type { Paging } from "./paging.js";
 import type { People, Person } from "./people.js";
-import type { MetricQuery, MetricSeries, MetricsPort } from "./ports.js";
 import type { RollbackService } from "./rollbacks.js";
-import type { Deployment, Incident, IncidentDetail, Store } from "./store.js";
-import { findTarget, type Target } from "./targets.js";
-
-export const MONITOR_ACTION = {
-  rollbackNow: "incident_rollback_now",
-  continue: "incident_continue",
-  acknowledge: "incident_ack",
-} as const;
 
 /** How long a watch schedule lasts after the rollout starts (0 without one). */
 function watchLength(schedule: Array<{ every: number; for: number }> | undefined): number {
@@ -686,17 +680,17 @@ export class Monitor {
             : [
                 {
                   label: "Roll back now",
-                  actionId: MONITOR_ACTION.rollbackNow,
+                  actionId: ACTION.incidentRollbackNow,
                   value: String(incident.id),
                   style: "danger" as const,
                 },
               ]),
           ...(det.rollbackId || det.overriddenBy
             ? []
-            : [{ label: "Continue anyway", actionId: MONITOR_ACTION.continue, value: String(incident.id) }]),
+            : [{ label: "Continue anyway", actionId: ACTION.incidentContinue, value: String(incident.id) }]),
           ...(det.acknowledgedBy
             ? []
-            : [{ label: "Acknowledge", actionId: MONITOR_ACTION.acknowledge, value: String(incident.id) }]),
+            : [{ label: "Acknowledge", actionId: ACTION.incidentAcknowledge, value: String(incident.id) }]),
         ]),
       );
     }

@@ -1,6 +1,6 @@
 import type { Clock } from "../clock.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
-import type { OnCallEntry, PagerPort } from "./ports.js";
+import type { OnCallEntry, PagerPort } from "../ports.js";
 
 /** Longest allowed cache: beyond a minute someone could keep the on-call right well after handing over. */
 export const MAX_CACHE_MS = 60_000;

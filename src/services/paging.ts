@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { asDeploybotError } from "../errors.js";
-import type { PageEvent, PagerPort } from "./ports.js";
-import type { Store } from "./store.js";
+import type { PageEvent, PagerPort } from "../ports.js";
+import type { Store } from "../store/index.js";
 
 /**
  * Sends PagerDuty events at most once per dedup key, action and episode: the intent is written before

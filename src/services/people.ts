@@ -1,7 +1,7 @@
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
 import { ONCALL } from "../config/schema.js";
-import type { DirectoryPort } from "./chat.js";
+import type { DirectoryPort } from "../ports.js";
 import type { OnCallDirectory } from "./oncall.js";
 
 export interface Person {

@@ -1,14 +1,14 @@
 import { formatRelative } from "../clock.js";
-import type { RollbackCommand } from "../commands/parse.js";
+import type { RollbackRequest } from "../domain/requests.js";
+import { findTarget, imageWithTag, REVISION_RE, strategyOf, type Target, versionOfImage } from "../domain/targets.js";
 import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
 import { decideRollbackAuthority } from "../policies/rollback.js";
+import type { Deployment } from "../store/index.js";
 import type { DeploymentDeps, DeploymentService } from "./deployments.js";
 import type { Paging } from "./paging.js";
 import type { Person } from "./people.js";
-import type { Deployment } from "./store.js";
-import { findTarget, imageWithTag, REVISION_RE, strategyOf, type Target, versionOfImage } from "./targets.js";
 
-type Rollback = Extract<RollbackCommand, { kind: "rollback" }>;
+type Rollback = RollbackRequest;
 
 /** What a confirmed rollback will do; carried in the confirmation button so the click needs no lookup. */
 export interface RollbackPlan {

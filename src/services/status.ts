@@ -1,5 +1,6 @@
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
+import { allTargets, findTarget, type Target, timeZoneOf, versionOfImage } from "../domain/targets.js";
 import { asDeploybotError } from "../errors.js";
 import {
   type ActiveFreeze,
@@ -10,9 +11,8 @@ import {
   type UpcomingFreeze,
   windowStatus,
 } from "../policies/calendar.js";
-import type { EcsPort } from "./ports.js";
-import { type Deployment, IN_FLIGHT, type Lock, type Store } from "./store.js";
-import { allTargets, findTarget, type Target, timeZoneOf, versionOfImage } from "./targets.js";
+import type { EcsPort } from "../ports.js";
+import { type Deployment, IN_FLIGHT, type Lock, type Store } from "../store/index.js";
 
 export interface TargetStatus {
   service: string;

@@ -8,7 +8,7 @@ import {
   sparkline,
   type Threshold,
 } from "../../src/policies/guardrails.js";
-import type { Datapoint } from "../../src/services/ports.js";
+import type { Datapoint } from "../../src/ports.js";
 
 const NOW = new Date("2026-03-02T10:36:00Z");
 const MINUTE = 60_000;

@@ -1,13 +1,13 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { SimPagerDuty } from "../../src/adapters/sim/pagerduty.js";
+import { SimWorld } from "../../src/adapters/sim/world.js";
 import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config/load.js";
 import type { EnvironmentPolicy } from "../../src/config/schema.js";
 import { canOverride, decideRollbackAuthority } from "../../src/policies/rollback.js";
 import { OnCallDirectory } from "../../src/services/oncall.js";
 import { People } from "../../src/services/people.js";
-import { SimPagerDuty } from "../../src/services/sim/pagerduty.js";
-import { SimWorld } from "../../src/services/sim/world.js";
 
 const config = loadConfig(fileURLToPath(new URL("../../examples/deploybot.yml", import.meta.url)));
 const production = config.environments.production as EnvironmentPolicy;

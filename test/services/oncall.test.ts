@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { DeploybotError, ErrorCode } from "../../src/errors.js";
+import type { OnCallEntry, PageEvent, PagerPort } from "../../src/ports.js";
 import { OnCallDirectory, type OnCallDirectoryOptions } from "../../src/services/oncall.js";
-import type { OnCallEntry, PageEvent, PagerPort } from "../../src/services/ports.js";
 
 /** A PagerPort that answers onCalls with whatever the test put in `answer` and records every question. */
 class FakePager implements PagerPort {

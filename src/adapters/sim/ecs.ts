@@ -1,5 +1,4 @@
 import { DeploybotError, ErrorCode } from "../../errors.js";
-import { deploymentConfiguration } from "../aws/ecs.js";
 import type {
   DeploymentStrategy,
   EcsDeployment,
@@ -8,7 +7,8 @@ import type {
   EcsTarget,
   ServiceState,
   TaskDefinition,
-} from "../ports.js";
+} from "../../ports.js";
+import { deploymentConfiguration } from "../aws/ecs.js";
 import { SIM_ACCOUNT, type SimWorld } from "./world.js";
 
 /** A new task starts every simulated minute; a deployment of 4 tasks succeeds after 4 minutes. */

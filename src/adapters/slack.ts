@@ -1,28 +1,6 @@
 import type { WebClient } from "@slack/web-api";
 import { DeploybotError, ErrorCode } from "../errors.js";
-import type { Block } from "../local/slack-server.js";
-
-export interface ChatMessage {
-  text: string;
-  blocks?: Block[];
-}
-
-/** The Slack calls services make (cards, thread replies, incident posts), behind one narrow port. */
-export interface ChatPort {
-  post(channel: string, message: ChatMessage, threadTs?: string): Promise<{ channel: string; ts: string }>;
-  update(channel: string, ts: string, message: ChatMessage): Promise<void>;
-  ephemeral(channel: string, user: string, message: ChatMessage): Promise<void>;
-  /** A link to a posted message (chat.getPermalink). */
-  permalink(channel: string, ts: string): Promise<string>;
-}
-
-/** Slack's directory: who a PagerDuty email is, and who is in a user group. */
-export interface DirectoryPort {
-  /** users.lookupByEmail; undefined when nobody in the workspace has that email. */
-  lookupByEmail(email: string): Promise<string | undefined>;
-  /** Member Slack ids of a user group by its handle (usergroups.list + usergroups.users.list). */
-  usergroupMembers(handle: string): Promise<string[]>;
-}
+import type { ChatMessage, ChatPort, DirectoryPort } from "../ports.js";
 
 /** ChatPort on Slack's Web API: bound to the Bolt app's own client when the app is built. */
 export class SlackChat implements ChatPort, DirectoryPort {

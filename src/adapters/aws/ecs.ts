@@ -24,7 +24,7 @@ import type {
   EcsTarget,
   ServiceState,
   TaskDefinition,
-} from "../ports.js";
+} from "../../ports.js";
 import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
 
 /** How AwsEcs retries throttling and server errors (see AwsRetryOptions). */

@@ -4,6 +4,8 @@
  * never cross a port: adapters translate SDK shapes into these and SDK errors into DeploybotErrors.
  */
 
+import type { Block } from "./slack/blocks.js";
+
 /** Where one service of one environment runs on ECS. */
 export interface EcsTarget {
   region: string;
@@ -150,4 +152,26 @@ export interface PagerPort {
   sendEvent(event: PageEvent): Promise<void>;
   /** Who is on call now on these schedules, at escalation levels <= maxLevel. Throws when PagerDuty cannot be reached. */
   onCalls(scheduleIds: string[], maxLevel: number): Promise<OnCallEntry[]>;
+}
+
+export interface ChatMessage {
+  text: string;
+  blocks?: Block[];
+}
+
+/** The Slack calls services make (cards, thread replies, incident posts), behind one narrow port. */
+export interface ChatPort {
+  post(channel: string, message: ChatMessage, threadTs?: string): Promise<{ channel: string; ts: string }>;
+  update(channel: string, ts: string, message: ChatMessage): Promise<void>;
+  ephemeral(channel: string, user: string, message: ChatMessage): Promise<void>;
+  /** A link to a posted message (chat.getPermalink). */
+  permalink(channel: string, ts: string): Promise<string>;
+}
+
+/** Slack's directory: who a PagerDuty email is, and who is in a user group. */
+export interface DirectoryPort {
+  /** users.lookupByEmail; undefined when nobody in the workspace has that email. */
+  lookupByEmail(email: string): Promise<string | undefined>;
+  /** Member Slack ids of a user group by its handle (usergroups.list + usergroups.users.list). */
+  usergroupMembers(handle: string): Promise<string[]>;
 }

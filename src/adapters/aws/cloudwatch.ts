@@ -6,7 +6,7 @@ import {
   type MetricDataResult,
 } from "@aws-sdk/client-cloudwatch";
 import { DeploybotError, ErrorCode } from "../../errors.js";
-import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../ports.js";
+import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../../ports.js";
 import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
 
 /** GetMetricData takes at most 500 MetricDataQueries per call, helper series included. */

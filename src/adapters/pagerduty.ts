@@ -2,7 +2,7 @@ import { api as pdApi, event as pdEvent } from "@pagerduty/pdjs";
 import type { APIParameters, APIResponse } from "@pagerduty/pdjs/build/src/api.js";
 import type { EventParameters, EventPayloadV2, EventResponse } from "@pagerduty/pdjs/build/src/events.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
-import type { OnCallEntry, PageEvent, PagerPort } from "./ports.js";
+import type { OnCallEntry, PageEvent, PagerPort } from "../ports.js";
 
 /** The Events API v2 limit on `payload.summary`. */
 export const SUMMARY_MAX_CHARS = 1024;

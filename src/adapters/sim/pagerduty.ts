@@ -1,5 +1,5 @@
 import { DeploybotError, ErrorCode } from "../../errors.js";
-import type { OnCallEntry, PageEvent, PagerPort } from "../ports.js";
+import type { OnCallEntry, PageEvent, PagerPort } from "../../ports.js";
 import type { SimWorld } from "./world.js";
 
 /** Simulated PagerDuty: a schedule with one person on call (`:oncall NAME`), and every event recorded. */

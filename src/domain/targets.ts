@@ -1,5 +1,5 @@
 import type { Config, EnvironmentPolicy, ServiceEnvironment } from "../config/schema.js";
-import type { DeploymentStrategy, EcsTarget } from "./ports.js";
+import type { DeploymentStrategy, EcsTarget } from "../ports.js";
 
 /** A task definition revision such as `web:25`, as opposed to an image tag. */
 export const REVISION_RE = /^[A-Za-z0-9_-]+:\d+$/;

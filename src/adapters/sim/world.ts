@@ -1,7 +1,7 @@
 import type { Clock } from "../../clock.js";
 import type { Config } from "../../config/schema.js";
-import type { EcsDeployment, TaskDefinition } from "../ports.js";
-import type { Store } from "../store.js";
+import type { EcsDeployment, TaskDefinition } from "../../ports.js";
+import type { Store } from "../../store/index.js";
 
 /** What the simulated adapters report as they are called: the console prints these as `aws` and `page` lines. */
 export type SimEvent =

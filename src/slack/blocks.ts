@@ -1,6 +1,5 @@
-import type { Block } from "../local/slack-server.js";
-
-export type { Block };
+/** A Block Kit block: JSON deploybot builds and the console renders; a loose shape is enough. */
+export type Block = Record<string, unknown> & { type: string };
 
 /** Small Block Kit builders: every message deploybot posts is made of these. */
 export const header = (text: string): Block => ({

@@ -1,9 +1,9 @@
 import type { APIParameters, APIResponse } from "@pagerduty/pdjs/build/src/api.js";
 import type { EventParameters, EventResponse } from "@pagerduty/pdjs/build/src/events.js";
 import { describe, expect, it, vi } from "vitest";
+import { PagerDutyAdapter } from "../../src/adapters/pagerduty.js";
 import { DeploybotError, ErrorCode } from "../../src/errors.js";
-import { PagerDutyAdapter } from "../../src/services/pagerduty.js";
-import type { PageEvent } from "../../src/services/ports.js";
+import type { PageEvent } from "../../src/ports.js";
 
 const ROUTING_KEY = "R0UT1NGKEY0123456789abcdef012345";
 const API_TOKEN = "u+T0kenT0kenT0ken12";

@@ -1,13 +1,9 @@
 import { formatLocal, formatRelative } from "../clock.js";
-import { actions, type Block, context, fields, header, mention, section } from "../commands/blocks.js";
 import { type Approver, approvalProgress } from "../policies/approvals.js";
-import type { ChatMessage } from "./chat.js";
-import type { Approval, Deployment } from "./store.js";
-
-export const ACTION = {
-  approve: "deploy_approve",
-  reject: "deploy_reject",
-} as const;
+import type { ChatMessage } from "../ports.js";
+import type { Approval, Deployment } from "../store/index.js";
+import { ACTION } from "./actions.js";
+import { actions, type Block, context, fields, header, mention, section } from "./blocks.js";
 
 const STATUS_LINE: Record<Deployment["status"], string> = {
   requested: ":hourglass: Requested",

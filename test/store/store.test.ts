@@ -4,7 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { DeploybotError, ErrorCode, IllegalTransitionError } from "../../src/errors.js";
-import { type Deployment, type DeploymentStatus, Store } from "../../src/services/store.js";
+import { type Deployment, type DeploymentStatus, Store } from "../../src/store/index.js";
 
 /** Statuses in which a deployment holds its lock (the runbook's "one deploy at a time"). */
 const IN_FLIGHT = new Set<DeploymentStatus>(["approved", "deploying", "baking", "rolling_back"]);

@@ -18,9 +18,9 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { allCustomMatcher, type BaseMatcher } from "aws-sdk-client-mock-vitest";
 import { beforeEach, describe, expect, it, vi } from "vitest";
+import { AwsEcs } from "../../src/adapters/aws/ecs.js";
 import { DeploybotError, ErrorCode } from "../../src/errors.js";
-import { AwsEcs } from "../../src/services/aws/ecs.js";
-import type { DeploymentStrategy, EcsTarget } from "../../src/services/ports.js";
+import type { DeploymentStrategy, EcsTarget } from "../../src/ports.js";
 
 expect.extend(allCustomMatcher);
 
