@@ -13,13 +13,26 @@ export enum ErrorCode {
   Unknown = "deploybot_unknown",
 }
 
+/** How an outside failure may be retried: by the adapter that raised it, read by the reconciler. */
+export interface ErrorOptions {
+  cause?: unknown;
+  /** The same call may succeed later (throttling, an outage, a network error, a 5xx): worth retrying. */
+  transient?: boolean;
+  /** How long the other side asked to wait before the next call (Slack's Retry-After), when it said. */
+  retryAfterMs?: number;
+}
+
 /** Base class: a code, a message meant for a human, and the cause kept when wrapping. */
 export class DeploybotError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly transient: boolean;
+  readonly retryAfterMs: number | undefined;
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.name = new.target.name;
+    this.transient = options.transient ?? false;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

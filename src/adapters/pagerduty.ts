@@ -85,7 +85,8 @@ export class PagerDutyAdapter implements PagerPort {
         ...this.requestOptions(),
       });
     } catch (err) {
-      throw this.failure(`Sending ${what} to PagerDuty failed: ${this.describe(err)}`, err);
+      // No answer (network, timeout): PagerDuty may or may not have it; the same dedup key makes a resend safe.
+      throw this.failure(`Sending ${what} to PagerDuty failed: ${this.describe(err)}`, err, true);
     }
     if (res.status >= 200 && res.status < 300) return;
     const hint =
@@ -96,7 +97,11 @@ export class PagerDutyAdapter implements PagerPort {
           : res.status >= 500
             ? "; PagerDuty is having trouble, send it again later"
             : "";
-    throw this.failure(`PagerDuty refused ${what}: HTTP ${res.status}${this.detailsOf(res.data)}${hint}`);
+    throw this.failure(
+      `PagerDuty refused ${what}: HTTP ${res.status}${this.detailsOf(res.data)}${hint}`,
+      undefined,
+      res.status === 429 || res.status >= 500,
+    );
   }
 
   /** GET /oncalls for the schedules, all pages, keeping escalation levels <= maxLevel; throws when PagerDuty cannot be checked. */
@@ -181,12 +186,12 @@ export class PagerDutyAdapter implements PagerPort {
   }
 
   /** A PagerDutyFailed error whose message and cause carry neither the routing key nor the API token. */
-  private failure(message: string, cause?: unknown): DeploybotError {
+  private failure(message: string, cause?: unknown, transient = false): DeploybotError {
     const safeMessage = this.redact(message);
-    if (!(cause instanceof Error)) return new DeploybotError(ErrorCode.PagerDutyFailed, safeMessage);
+    if (!(cause instanceof Error)) return new DeploybotError(ErrorCode.PagerDutyFailed, safeMessage, { transient });
     const leaks = this.redact(`${cause.message}\n${cause.stack ?? ""}`) !== `${cause.message}\n${cause.stack ?? ""}`;
     const safeCause = leaks ? new Error(this.redact(cause.message)) : cause;
-    return new DeploybotError(ErrorCode.PagerDutyFailed, safeMessage, { cause: safeCause });
+    return new DeploybotError(ErrorCode.PagerDutyFailed, safeMessage, { cause: safeCause, transient });
   }
 
   private redact(text: string): string {

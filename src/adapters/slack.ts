@@ -19,12 +19,7 @@ export class SlackChat implements ChatPort, DirectoryPort {
     try {
       return await fn();
     } catch (err) {
-      const code = (err as { data?: { error?: string } }).data?.error ?? (err as Error).message;
-      throw new DeploybotError(
-        ErrorCode.SlackFailed,
-        `Slack refused ${what}: ${code}. Check the bot's scopes and that it can post in the channel.`,
-        { cause: err },
-      );
+      throw slackError(what, err);
     }
   }
 
@@ -91,4 +86,41 @@ export class SlackChat implements ChatPort, DirectoryPort {
       }),
     );
   }
+}
+
+/** Platform errors Slack answers when it is the one in trouble: asking again later may work. */
+const TRANSIENT_PLATFORM_ERRORS = new Set(["internal_error", "fatal_error", "service_unavailable", "request_timeout"]);
+
+/**
+ * A Web API failure as a DeploybotError: rate limits (with Slack's Retry-After), HTTP 5xx, network errors and
+ * Slack's own outages are transient; everything else (channel_not_found, not_in_channel...) needs a person.
+ */
+export function slackError(what: string, err: unknown): DeploybotError {
+  const e = err as { code?: string; retryAfter?: number; statusCode?: number; data?: { error?: string } };
+  if (e.code === "slack_webapi_rate_limited_error") {
+    const retryAfterMs = (e.retryAfter ?? 30) * 1000;
+    return new DeploybotError(
+      ErrorCode.SlackFailed,
+      `Slack rate-limited ${what}; retrying after ${retryAfterMs / 1000} s`,
+      {
+        cause: err,
+        transient: true,
+        retryAfterMs,
+      },
+    );
+  }
+  if (e.code === "slack_webapi_http_error" || e.code === "slack_webapi_request_error") {
+    const status = e.statusCode ?? 0;
+    return new DeploybotError(
+      ErrorCode.SlackFailed,
+      `Slack could not be reached for ${what} (${status ? `HTTP ${status}` : (err as Error).message})`,
+      { cause: err, transient: status === 0 || status === 429 || status >= 500 },
+    );
+  }
+  const code = e.data?.error ?? (err as Error).message;
+  return new DeploybotError(
+    ErrorCode.SlackFailed,
+    `Slack refused ${what}: ${code}. Check the bot's scopes and that it can post in the channel.`,
+    { cause: err, transient: TRANSIENT_PLATFORM_ERRORS.has(code) },
+  );
 }

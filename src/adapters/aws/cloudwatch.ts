@@ -138,7 +138,7 @@ export class AwsCloudWatch implements MetricsPort {
         new DeploybotError(
           ErrorCode.AwsFailed,
           `CloudWatch ${what} GetMetricData in ${region} ${attempts} times in a row (last: ${describeError(err)}): poll less often (monitor.interval) or ask AWS for a higher GetMetricData quota`,
-          { cause: err },
+          { cause: err, transient: true },
         ),
     });
   }

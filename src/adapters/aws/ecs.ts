@@ -321,7 +321,7 @@ export class AwsEcs implements EcsPort {
         new DeploybotError(
           ErrorCode.AwsFailed,
           `ECS ${what} ${context.action} for ${context.subject} ${attempts} times in a row (last: ${describeError(err)}): try again in a minute`,
-          { cause: err },
+          { cause: err, transient: true },
         ),
     });
   }
