@@ -37,6 +37,9 @@ export function createApp(services: Services, options: AppOptions): App {
     clientOptions: {
       ...(options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {}),
       retryConfig: options.slackApiUrl ? { retries: 0 } : { retries: 3 },
+      // A rate limit comes back as an error carrying Retry-After, for the caller to schedule; the client
+      // would otherwise sleep inside the call and hold up everything queued behind it.
+      rejectRateLimitedCalls: true,
     },
   };
   let app: App;
