@@ -15,7 +15,6 @@ import { SimWorld } from "../src/adapters/sim/world.js";
 import { ManualClock } from "../src/clock.js";
 import { parseConfig } from "../src/config/load.js";
 import type { Config } from "../src/config/schema.js";
-import { Background } from "../src/services/background.js";
 import { buildServices, type Services } from "../src/services/index.js";
 import { Store } from "../src/store/index.js";
 
@@ -134,9 +133,9 @@ export interface Bot {
  * buildServices), except CloudWatch: the real AwsCloudWatch adapter on the fake client above.
  * The SimWorld gets no store, so simulated ECS calls do not persist the world (a console-only cost).
  */
-export function buildBot(n: number, configOverride?: Config): Bot {
+export async function buildBot(n: number, configOverride?: Config): Promise<Bot> {
   const config = configOverride ?? benchConfig(n);
-  const store = new Store(":memory:");
+  const store = Store.sqlite(":memory:");
   const clock = new ManualClock(BENCH_NOW);
   const world = new SimWorld(config, clock);
   const logger = pino({ level: "silent" });
@@ -150,23 +149,22 @@ export function buildBot(n: number, configOverride?: Config): Bot {
       metrics: new AwsCloudWatch(() => fakeCloudWatchClient(counter), { sleep: async () => {} }),
       pager: new SimPagerDuty(world),
       logger,
-      background: new Background(logger),
     },
     { oncallCacheMs: 60_000 },
   );
-  seedDeployments(store, clock, n);
+  await seedDeployments(store, clock, n);
   return { n, config, store, clock, services, counter };
 }
 
 /** `n` deploys of bench0001..n to production, moved requested → approved → deploying → baking, bake ending in 25 min. */
-export function seedDeployments(store: Store, clock: ManualClock, n: number): void {
+export async function seedDeployments(store: Store, clock: ManualClock, n: number): Promise<void> {
   const now = clock.now();
   const started = new Date(now.getTime() - 5 * 60_000);
   const bakeEndsAt = new Date(now.getTime() + 25 * 60_000).toISOString();
-  store.tx(() => {
+  await store.tx(async () => {
     for (let i = 1; i <= n; i++) {
       const service = serviceName(i);
-      const d = store.createDeployment(
+      const d = await store.deployments.create(
         {
           kind: "deploy",
           service,
@@ -180,12 +178,13 @@ export function seedDeployments(store: Store, clock: ManualClock, n: number): vo
         },
         started,
       );
-      store.transition(d.id, "approved", started);
-      store.acquireLock(service, "production", d.id, "alice", started);
-      store.transition(d.id, "deploying", started, {
+      await store.deployments.apply(d.id, "allow", started);
+      await store.locks.acquire(service, "production", d.id, "alice", started);
+      await store.deployments.apply(d.id, "start", started, {
+        startedAt: started.toISOString(),
         ecsDeploymentArn: `arn:aws:ecs:af-south-1:123456789012:service-deployment/comply360-prod/${service}/${d.id}`,
       });
-      store.transition(d.id, "baking", now, { progress: { running: 4, desired: 4, bakeEndsAt } });
+      await store.deployments.apply(d.id, "rolled_out", now, { progress: { running: 4, desired: 4, bakeEndsAt } });
     }
   });
 }

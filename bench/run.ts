@@ -69,7 +69,7 @@ async function measureCycles(bot: Bot): Promise<CycleResult> {
     calls.push(bot.counter.calls);
     dataQueries = bot.counter.dataQueries;
   }
-  const open = bot.store.incidentsByStatus("open").length;
+  const open = (await bot.store.incidents.inStates(["open", "rollback_pending"])).length;
   if (open > 0) log(`warning: ${open} incidents opened; the synthetic metrics should all be healthy`);
   const guardrailQueries = bot.n * GUARDRAILS_PER_DEPLOY;
   const expectedCalls = Math.ceil(dataQueries / MAX_QUERIES_PER_CALL);
@@ -227,7 +227,7 @@ async function measureAcks(bot: Bot) {
   const settle = async () => {
     const deadline = Date.now() + 30_000;
     while ((await gen.sink()).received < responsesExpected.n && Date.now() < deadline) await sleep(10);
-    await bot.services.background.idle();
+    await bot.services.idle();
   };
   const wave = async (which: "bare" | "idle" | "load", record: boolean) => {
     const url = urlOf(which === "bare" ? bareServer : deploybotServer);
@@ -311,7 +311,7 @@ async function main(): Promise<void> {
   const cycles: CycleResult[] = [];
   for (const n of SIZES) {
     log(`building ${n} watched deploys...`);
-    const bot = buildBot(n);
+    const bot = await buildBot(n);
     bots.set(n, bot);
     log(`measuring the monitor cycle for ${n}...`);
     cycles.push(await measureCycles(bot));

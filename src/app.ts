@@ -76,15 +76,15 @@ export function createApp(services: Services, options: AppOptions): App {
   registerDeploy(app, services);
   registerRollback(app, services);
   registerIncidents(app, services);
+  options.scheduler?.add({ name: "reconciler", intervalMs: 5_000, run: () => services.reconciler.run() });
   options.scheduler?.add({ name: "deployments", intervalMs: 15_000, run: () => services.deployments.tick() });
   options.scheduler?.add({
     name: "monitor",
     intervalMs: services.config.monitor.interval,
-    run: async () => {
-      await services.monitor.cycle();
-      await services.monitor.postmortems();
-    },
+    run: () => services.monitor.cycle(),
   });
+  // Whatever was left open when the process last stopped is resumed now.
+  services.reconciler.kick();
   app.error(async (err) => {
     services.logger.error({ err: err.original ?? err, code: err.code }, "unhandled error in a Slack listener");
   });

@@ -58,9 +58,10 @@ export class IllegalTransitionError extends DeploybotError {
   constructor(
     readonly from: string,
     readonly to: string,
-    readonly deploymentId: string,
+    readonly subject: string,
+    readonly machine = "deployment",
   ) {
-    super(ErrorCode.IllegalTransition, `deployment ${deploymentId} cannot go from ${from} to ${to}`);
+    super(ErrorCode.IllegalTransition, `${machine} ${subject} cannot go from ${from} to ${to}`);
   }
 }
 

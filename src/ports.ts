@@ -25,7 +25,7 @@ export interface TaskDefinition {
 }
 
 export type DeploymentStrategy =
-  | { type: "ROLLING" }
+  | { type: "ROLLING"; maximumPercent?: number; minimumHealthyPercent?: number }
   | { type: "BLUE_GREEN"; bakeTimeMinutes: number }
   | { type: "LINEAR"; stepPercent: number; stepBakeMinutes: number }
   | { type: "CANARY"; canaryPercent: number; canaryBakeMinutes: number };
@@ -124,6 +124,15 @@ export interface MetricSeries {
   datapoints: Datapoint[];
 }
 
+/**
+ * The id of the request-count series that comes back next to every `error_rate` query, so the
+ * evaluator can apply `min_requests`: a query with id "q3" returns "q3" (the rate, in percent) and
+ * "q3_requests" (ALB RequestCount, Sum per period).
+ */
+export function requestSeriesId(queryId: string): string {
+  return `${queryId}_requests`;
+}
+
 export interface MetricsPort {
   /** All queries of one cycle; the adapter batches them (500 per GetMetricData call) and follows NextToken. */
   getMetricData(queries: MetricQuery[], start: Date, end: Date): Promise<MetricSeries[]>;
@@ -157,13 +166,16 @@ export interface PagerPort {
 export interface ChatMessage {
   text: string;
   blocks?: Block[];
+  /** deploybot's idempotency key, carried in the message's metadata so `find` can tell whether it was posted. */
+  key?: string;
 }
 
 /** The Slack calls services make (cards, thread replies, incident posts), behind one narrow port. */
 export interface ChatPort {
   post(channel: string, message: ChatMessage, threadTs?: string): Promise<{ channel: string; ts: string }>;
   update(channel: string, ts: string, message: ChatMessage): Promise<void>;
-  ephemeral(channel: string, user: string, message: ChatMessage): Promise<void>;
+  /** The ts of a message posted with this key at or after `since` (in the thread of `threadTs`, if given). */
+  find(channel: string, key: string, since: Date, threadTs?: string): Promise<string | undefined>;
   /** A link to a posted message (chat.getPermalink). */
   permalink(channel: string, ts: string): Promise<string>;
 }

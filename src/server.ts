@@ -9,7 +9,6 @@ import { systemClock } from "./clock.js";
 import { loadConfig } from "./config/load.js";
 import { DeploybotError, ErrorCode } from "./errors.js";
 import type { PagerPort } from "./ports.js";
-import { Background } from "./services/background.js";
 import { buildServices } from "./services/index.js";
 import { CronScheduler } from "./services/scheduler.js";
 import { Store } from "./store/index.js";
@@ -29,7 +28,7 @@ export async function startSlack(opts: { configFile: string; dbFile: string; log
   const env = process.env;
   const config = loadConfig(opts.configFile);
   mkdirSync(dirname(opts.dbFile), { recursive: true });
-  const store = new Store(opts.dbFile);
+  const store = Store.sqlite(opts.dbFile);
   const pd = config.pagerduty;
   const routingKey = pd ? env[pd.routing_key_env] : undefined;
   const apiToken = pd ? env[pd.api_token_env] : undefined;
@@ -45,7 +44,6 @@ export async function startSlack(opts: { configFile: string; dbFile: string; log
     metrics: new AwsCloudWatch(),
     pager,
     logger: opts.logger,
-    background: new Background(opts.logger),
   });
   const botToken = env.SLACK_BOT_TOKEN as string;
   const transport = env.SLACK_APP_TOKEN

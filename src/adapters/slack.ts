@@ -55,6 +55,7 @@ export class SlackChat implements ChatPort, DirectoryPort {
         text: message.text,
         ...(message.blocks ? { blocks: message.blocks as never } : {}),
         ...(threadTs ? { thread_ts: threadTs } : {}),
+        ...(message.key ? { metadata: { event_type: METADATA_TYPE, event_payload: { key: message.key } } } : {}),
       }),
     );
     return { channel: res.channel as string, ts: res.ts as string };
@@ -71,22 +72,29 @@ export class SlackChat implements ChatPort, DirectoryPort {
     );
   }
 
+  async find(channel: string, key: string, since: Date, threadTs?: string): Promise<string | undefined> {
+    const oldest = String(Math.floor(since.getTime() / 1000) - 1);
+    const res = await this.call(threadTs ? "conversations.replies" : "conversations.history", () =>
+      threadTs
+        ? this.client.conversations.replies({ channel, ts: threadTs, oldest, include_all_metadata: true, limit: 200 })
+        : this.client.conversations.history({ channel, oldest, include_all_metadata: true, limit: 200 }),
+    );
+    const found = (res.messages ?? []).find(
+      (m) =>
+        (m as { metadata?: { event_type?: string; event_payload?: { key?: unknown } } }).metadata?.event_payload
+          ?.key === key,
+    );
+    return found?.ts;
+  }
+
   async permalink(channel: string, ts: string): Promise<string> {
     const res = await this.call("chat.getPermalink", () => this.client.chat.getPermalink({ channel, message_ts: ts }));
     return res.permalink as string;
   }
-
-  async ephemeral(channel: string, user: string, message: ChatMessage) {
-    await this.call("chat.postEphemeral", () =>
-      this.client.chat.postEphemeral({
-        channel,
-        user,
-        text: message.text,
-        ...(message.blocks ? { blocks: message.blocks as never } : {}),
-      }),
-    );
-  }
 }
+
+/** The metadata event type of deploybot's own posts (with the intent's key as payload). */
+const METADATA_TYPE = "deploybot_intent";
 
 /** Platform errors Slack answers when it is the one in trouble: asking again later may work. */
 const TRANSIENT_PLATFORM_ERRORS = new Set(["internal_error", "fatal_error", "service_unavailable", "request_timeout"]);

@@ -6,9 +6,9 @@ import { replyError } from "./reply.js";
 /** The buttons of a guardrail breach in #incidents: Roll back now, Continue anyway, Acknowledge. */
 export function register(app: App, services: Services): void {
   const handlers = {
-    [ACTION.incidentRollbackNow]: services.monitor.rollbackNow.bind(services.monitor),
-    [ACTION.incidentContinue]: services.monitor.continueAnyway.bind(services.monitor),
-    [ACTION.incidentAcknowledge]: services.monitor.acknowledge.bind(services.monitor),
+    [ACTION.incidentRollbackNow]: services.incidents.rollbackNow.bind(services.incidents),
+    [ACTION.incidentContinue]: services.incidents.continueAnyway.bind(services.incidents),
+    [ACTION.incidentAcknowledge]: services.incidents.acknowledge.bind(services.incidents),
   };
   for (const [actionId, run] of Object.entries(handlers)) {
     app.action<BlockButtonAction>(actionId, async ({ ack, action, body, respond }) => {

@@ -1,9 +1,9 @@
 import type { App } from "@slack/bolt";
 import { formatLocal, formatRelative } from "../clock.js";
+import type { Deployment } from "../domain/deployment.js";
 import type { Services } from "../services/index.js";
 import type { EnvironmentCalendar, TargetStatus } from "../services/status.js";
 import { type Block, context, divider, header, section } from "../slack/blocks.js";
-import type { Deployment } from "../store/index.js";
 import { type Names, parseStatus, USAGE } from "./parse.js";
 import { afterAck, replyError } from "./reply.js";
 
@@ -69,7 +69,7 @@ async function render(cmd: ReturnType<typeof parseStatus>, services: Services): 
       ];
     case "target": {
       const s = await services.status.one(cmd.service, cmd.environment);
-      const recent = services.status.history(cmd.service, cmd.environment, 5);
+      const recent = await services.status.history(cmd.service, cmd.environment, 5);
       return [
         header(`${cmd.service} · ${cmd.environment}`),
         ...targetBlocks(s, now),
@@ -77,7 +77,7 @@ async function render(cmd: ReturnType<typeof parseStatus>, services: Services): 
       ];
     }
     case "history": {
-      const list = services.status.history(cmd.service, cmd.environment, 15);
+      const list = await services.status.history(cmd.service, cmd.environment, 15);
       const tz = services.config.environments[cmd.environment]?.timezone ?? services.config.timezone;
       return [header(`History · ${cmd.service} · ${cmd.environment}`), ...historyBlocks(list, tz, now, true)];
     }

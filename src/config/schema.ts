@@ -81,6 +81,17 @@ const environment = z.strictObject({
   override: z.array(name).default([]),
   bake: duration.default(0),
   rollback_grace: duration.default(2 * 60_000),
+  /** How a rollback restores traffic: all of it, as fast as ECS allows (never a canary or linear shift). */
+  rollback_strategy: z
+    .discriminatedUnion("type", [
+      z.strictObject({
+        type: z.literal("ROLLING"),
+        maximum_percent: z.number().int().min(100).max(200).default(200),
+        minimum_healthy_percent: z.number().int().min(0).max(100).default(100),
+      }),
+      z.strictObject({ type: z.literal("BLUE_GREEN") }),
+    ])
+    .default({ type: "ROLLING", maximum_percent: 200, minimum_healthy_percent: 100 }),
   /**
    * How often and how long guardrails are checked after the rollout starts, phase by phase (seed 001:
    * every 5 min for 30 min, then every 15 min for 90 min). Without it: every monitor cycle until the bake ends.

@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import { SimCloudWatch } from "../adapters/sim/cloudwatch.js";
 import { SimEcs } from "../adapters/sim/ecs.js";
 import { SimPagerDuty } from "../adapters/sim/pagerduty.js";
-import { type SimEvent, SimWorld } from "../adapters/sim/world.js";
+import { type SimEvent, SimWorld, type WorldKv } from "../adapters/sim/world.js";
 import { createApp } from "../app.js";
 import { ManualClock, parseDuration } from "../clock.js";
 import { namesOf } from "../commands/status.js";
@@ -14,10 +14,10 @@ import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { findTarget } from "../domain/targets.js";
 import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
-import { Background } from "../services/background.js";
 import { buildServices, type Services } from "../services/index.js";
 import { SimScheduler } from "../services/scheduler.js";
 import { Store } from "../store/index.js";
+import type { SqliteDriver } from "../store/sqlite.js";
 import { ConsoleReceiver } from "./receiver.js";
 import { buttonsOf, mrkdwnToText, renderBlocks } from "./render.js";
 import { SlackLikeServer, type SlackRecord } from "./slack-server.js";
@@ -74,11 +74,12 @@ export class LocalConsole {
   constructor(private readonly options: ConsoleOptions) {
     this.config = loadConfig(options.configFile);
     if (options.dbFile !== ":memory:") mkdirSync(dirname(options.dbFile), { recursive: true });
-    this.store = new Store(options.dbFile);
-    const saved = this.store.getKv<{ clock: string }>("sim.world")?.clock;
+    this.store = Store.sqlite(options.dbFile);
+    const worldKv = syncKv(this.store);
+    const saved = worldKv.get<{ clock: string }>("sim.world")?.clock;
     const start = options.at ?? saved ?? new Date().toISOString();
     const refuse = (message: string) => {
-      this.store.close();
+      void this.store.close();
       return new DeploybotError(ErrorCode.CommandInvalid, message);
     };
     if (options.at && Number.isNaN(Date.parse(options.at)))
@@ -89,9 +90,8 @@ export class LocalConsole {
       );
     }
     this.clock = new ManualClock(start);
-    this.world = new SimWorld(this.config, this.clock, this.store);
+    this.world = new SimWorld(this.config, this.clock, worldKv);
     this.slack = new SlackLikeServer(this.config, this.clock);
-    const background = new Background(options.logger);
     this.services = buildServices(
       {
         config: this.config,
@@ -101,13 +101,12 @@ export class LocalConsole {
         metrics: new SimCloudWatch(this.world),
         pager: new SimPagerDuty(this.world),
         logger: options.logger,
-        background,
       },
       { oncallCacheMs: 0 },
     );
     this.scheduler = new SimScheduler(
       this.clock,
-      () => background.idle(),
+      () => this.services.idle(),
       (job, err) => this.error(`scheduled job ${job} failed: ${asDeploybotError(err).message}`),
     );
     this.user = Object.keys(this.config.users)[0] as string;
@@ -128,11 +127,11 @@ export class LocalConsole {
   }
 
   async stop(): Promise<void> {
-    await this.services.background.idle();
+    await this.services.idle();
     this.world.save();
     await this.app?.stop();
     await this.slack.stop();
-    this.store.close();
+    await this.store.close();
   }
 
   get done(): boolean {
@@ -158,7 +157,7 @@ export class LocalConsole {
     } catch (err) {
       this.error(asDeploybotError(err).message);
     }
-    await this.services.background.idle();
+    await this.services.idle();
     this.world.save();
   }
 
@@ -423,4 +422,20 @@ export async function runConsole(
   } finally {
     await con.stop();
   }
+}
+
+/** The world's state in the bot's own SQLite file, read and written synchronously (the console is one process). */
+function syncKv(store: Store): WorldKv {
+  const db = (store.driver as SqliteDriver).db;
+  return {
+    get: <T>(key: string) => {
+      const row = db.prepare("SELECT value FROM kv WHERE key = ?").get(key) as { value: string } | undefined;
+      return row ? (JSON.parse(row.value) as T) : undefined;
+    },
+    set: (key, value) => {
+      db.prepare(
+        "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      ).run(key, JSON.stringify(value));
+    },
+  };
 }

@@ -2,42 +2,38 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { formatLocal, formatRelative } from "../clock.js";
 import type { Config } from "../config/schema.js";
+import type { Deployment } from "../domain/deployment.js";
+import type { Intent } from "../domain/effects.js";
 import type { DeployRequest } from "../domain/requests.js";
-import { findTarget, imageWithTag, REVISION_RE, strategyOf, type Target, versionOfImage } from "../domain/targets.js";
-import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
+import { findTarget, type Target } from "../domain/targets.js";
+import { DeploybotError, ErrorCode } from "../errors.js";
 import { type Approver, approvalProgress, canApprove, describeRule } from "../policies/approvals.js";
 import { type Decision, decideDeploy } from "../policies/gate.js";
-import type { ChatPort, EcsPort } from "../ports.js";
-import { deployCard } from "../slack/cards.js";
-import type { Deployment, DeploymentStatus, Store } from "../store/index.js";
+import { escapeMrkdwn as esc, mention } from "../slack/blocks.js";
+import { quoted } from "../slack/cards.js";
+import type { Store } from "../store/index.js";
+import type { Lifecycle } from "./lifecycle.js";
+import type { Outbox } from "./outbox.js";
 import type { People, Person } from "./people.js";
-
-type Deploy = DeployRequest;
-
-/** How long after recording an intent deploybot waits to see its ECS deployment before calling it lost. */
-const NO_ECS_DEPLOYMENT_AFTER_MS = 3 * 60_000;
+import type { Reconciler } from "./reconciler.js";
+import type { RollbackService } from "./rollbacks.js";
+import { type EcsRollout, REVISION_RE, strategyOf } from "./rollout.js";
 
 export interface DeploymentDeps {
   config: Config;
   store: Store;
   clock: Clock;
-  ecs: EcsPort;
-  chat: ChatPort;
   people: People;
+  outbox: Outbox;
+  lifecycle: Lifecycle;
+  rollout: EcsRollout;
+  rollbacks: RollbackService;
+  reconciler: Reconciler;
   logger: Logger;
 }
 
-/** Deploy orchestration: the gate, approvals, ECS execution and the live card, with every step audited. */
+/** Deploy requests: the gate, approvals, the start on ECS (through the outbox) and the scheduled follow-up. */
 export class DeploymentService {
-  /** The last card text sent per deployment, so a tick that changes nothing sends nothing. */
-  private readonly lastCard = new Map<number, string>();
-
-  /** Set by the rollback service: how an approved rollback starts, and what happens when one ends. */
-  rollbackHooks: {
-    start(id: number): Promise<void>;
-    ended(d: Deployment, ok: boolean, detail: string): Promise<void>;
-  } | null = null;
-
   constructor(private readonly d: DeploymentDeps) {}
 
   private target(service: string, environment: string): Target {
@@ -46,9 +42,9 @@ export class DeploymentService {
     return t;
   }
 
-  private facts(cmd: Deploy, requester: Person, t: Target) {
-    const lock = this.d.store.getLock(cmd.service, cmd.environment);
-    const holder = lock ? this.d.store.getDeployment(lock.deploymentId) : undefined;
+  private async facts(cmd: DeployRequest, requester: Person, t: Target) {
+    const lock = await this.d.store.locks.get(cmd.service, cmd.environment);
+    const holder = lock ? await this.d.store.deployments.get(lock.deploymentId) : undefined;
     return {
       request: {
         service: cmd.service,
@@ -74,14 +70,15 @@ export class DeploymentService {
     };
   }
 
-  /** `/deploy`: decides, records and posts the card; returns an ephemeral reply for the requester, if any. */
-  async request(cmd: Deploy, requester: Person): Promise<string | null> {
+  /** `/deploy`: decides, records, posts the card (and starts when allowed); returns an ephemeral reply, if any. */
+  async request(cmd: DeployRequest, requester: Person): Promise<string | null> {
     const t = this.target(cmd.service, cmd.environment);
-    const decision = decideDeploy(this.facts(cmd, requester, t));
+    const decision = decideDeploy(await this.facts(cmd, requester, t));
     if (cmd.dryRun) return this.dryRun(cmd, t, decision);
     const now = this.d.clock.now();
-    const d = this.d.store.tx(() => {
-      const created = this.d.store.createDeployment(
+    const { store, outbox, lifecycle } = this.d;
+    const { d, card } = await outbox.commit(async () => {
+      const created = await store.deployments.create(
         {
           kind: "deploy",
           service: cmd.service,
@@ -93,32 +90,45 @@ export class DeploymentService {
         },
         now,
       );
-      const next: DeploymentStatus =
-        decision.outcome === "allow" ? "approved" : decision.outcome === "deny" ? "denied" : "awaiting_approval";
       const record = { outcome: decision.outcome, reasons: decision.reasons, bypassed: decision.bypassed };
-      const updated = this.d.store.transition(created.id, next, now, {
-        decision: record,
-        ...(decision.outcome === "needs_approval"
-          ? { approvalRule: decision.rule, expiresAt: new Date(now.getTime() + t.policy.approval_ttl).toISOString() }
-          : {}),
-      });
-      this.audit(updated, requester.name, `deploy.${decision.outcome}`, {
+      const decided =
+        decision.outcome === "needs_approval"
+          ? await store.deployments.apply(created.id, "ask_approval", now, {
+              decision: record,
+              approvalRule: decision.rule,
+              expiresAt: new Date(now.getTime() + t.policy.approval_ttl).toISOString(),
+            })
+          : await store.deployments.apply(created.id, decision.outcome === "allow" ? "allow" : "deny", now, {
+              decision: record,
+            });
+      await lifecycle.audit(decided, requester.name, `deploy.${decision.outcome}`, {
         ...record,
         hotfix: cmd.hotfix,
         emergency: cmd.emergency,
         reason: cmd.reason,
       });
-      return updated;
+      if (decision.outcome === "deny") return { d: decided, card: null };
+      const card = await outbox.card(decided);
+      if (decision.outcome === "allow") await this.start(decided, card);
+      return { d: decided, card };
     });
     if (decision.outcome === "deny") {
-      return `:no_entry: Deploy of ${cmd.service} ${cmd.version} to ${cmd.environment} denied.\n${decision.reasons.map((r) => `• ${r}`).join("\n")}`;
+      return `:no_entry: Deploy of ${cmd.service} ${esc(cmd.version)} to ${cmd.environment} denied.\n${decision.reasons.map((r) => `• ${esc(r)}`).join("\n")}`;
     }
-    await this.postCard(d);
-    if (decision.outcome === "allow") await this.start(d.id);
-    return null;
+    return this.cardReport(d, card as Intent);
   }
 
-  private dryRun(cmd: Deploy, t: Target, decision: Decision): string {
+  /** After the first attempt at posting a new card: nothing to say when it is up, else what happens now. */
+  private async cardReport(d: Deployment, card: Intent): Promise<string | null> {
+    await this.d.reconciler.idle();
+    const after = await this.d.store.intents.byId(card.id);
+    if (!after || after.status === "done") return null;
+    if (after.status === "abandoned")
+      return `:red_circle: Deploy #${d.id} was not started: Slack refused its card (${esc(after.lastError ?? "unknown")}). Nothing changed on ECS and the lock is free; fix the channel setup and ask again.`;
+    return `:warning: Deploy #${d.id} is recorded, but Slack has not taken its card yet (${esc(after.lastError ?? "not tried yet")}). deploybot keeps trying; the deploy ${d.status === "awaiting_approval" ? "can be approved" : "starts"} once the card is up, and fails cleanly (freeing the lock) if it cannot be posted within 10 min.`;
+  }
+
+  private dryRun(cmd: DeployRequest, t: Target, decision: Decision): string {
     const plan = REVISION_RE.test(cmd.version)
       ? [`DescribeServices ${t.ecs.cluster}/${t.ecs.service}`, `DescribeTaskDefinition ${cmd.version}`]
       : [
@@ -127,7 +137,7 @@ export class DeploymentService {
           `RegisterTaskDefinition with container ${t.ecs.container} on image tag ${cmd.version}`,
         ];
     plan.push(
-      `UpdateService ${t.ecs.cluster}/${t.ecs.service} (${t.settings.strategy.type}, circuit breaker with rollback)`,
+      `UpdateService ${t.ecs.cluster}/${t.ecs.service} (${strategyOf(t.settings).type}, circuit breaker with rollback)`,
       "follow ListServiceDeployments / DescribeServiceDeployments",
     );
     if (t.policy.bake > 0)
@@ -138,12 +148,33 @@ export class DeploymentService {
       deny: "would be denied",
     }[decision.outcome];
     return [
-      `*Dry run* (nothing was changed): ${cmd.service} ${cmd.version} → ${cmd.environment} ${verdict}.`,
-      ...decision.reasons.map((r) => `• ${r}`),
-      ...(decision.bypassed.length ? [`Would bypass: ${decision.bypassed.join("; ")}`] : []),
+      `*Dry run* (nothing was changed): ${cmd.service} ${esc(cmd.version)} → ${cmd.environment} ${verdict}.`,
+      ...decision.reasons.map((r) => `• ${esc(r)}`),
+      ...(decision.bypassed.length ? [`Would bypass: ${esc(decision.bypassed.join("; "))}`] : []),
       `*Plan* (ECS, ${t.ecs.region}):`,
       ...plan.map((p, i) => `${i + 1}. ${p}`),
     ].join("\n");
+  }
+
+  /**
+   * Takes the lock and records the start with its ECS intent, in the caller's transaction. A deploy never starts
+   * before its card is up: the ECS intent waits for `card` (and is abandoned with it).
+   */
+  async start(d: Deployment, card: Intent | null): Promise<void> {
+    const { store, outbox, lifecycle, clock } = this.d;
+    const held = await store.locks.acquire(d.service, d.environment, d.id, d.requestedBy, clock.now());
+    if (held) {
+      await lifecycle.notStarted(d, `deploy #${held.deploymentId} of ${held.holder} holds the lock`);
+      return;
+    }
+    const started = await store.deployments.apply(d.id, "start", clock.now());
+    const t = this.target(d.service, d.environment);
+    await lifecycle.audit(started, "deploybot", "ecs.deploy.intent", {
+      cluster: t.ecs.cluster,
+      service: t.ecs.service,
+    });
+    await outbox.card(started);
+    await outbox.rollout(started, card && card.status === "open" ? card.id : null);
   }
 
   /** Approve clicked: checked now, with the clicker's roles now; returns a refusal for the clicker, or null. */
@@ -153,21 +184,22 @@ export class DeploymentService {
     const d = open;
     const held = await this.d.people.rolesOf(clicker);
     const approver: Approver = { user: clicker.name, roles: held.roles };
-    const already = this.approvers(id);
-    const check = canApprove(d.approvalRule ?? [], approver, d.requestedBy, already);
+    const check = canApprove(d.approvalRule ?? [], approver, d.requestedBy, await this.approvers(id));
+    const { store, outbox, lifecycle, clock } = this.d;
     if (!check.ok) {
-      this.audit(d, clicker.name, "approval.refused", {
+      await lifecycle.audit(d, clicker.name, "approval.refused", {
         reason: check.reason,
         roles: [...held.roles],
         oncall: held.oncall,
       });
       return check.reason;
     }
-    const now = this.d.clock.now();
-    const satisfied = this.d.store.tx(() => {
+    const now = clock.now();
+    await outbox.commit(async () => {
       // Read again inside the transaction: another approver may have clicked while roles were looked up.
-      if (this.d.store.getDeployment(id)?.status !== "awaiting_approval") return false;
-      const recorded = this.d.store.recordApproval({
+      const current = await store.deployments.must(id);
+      if (current.status !== "awaiting_approval") return;
+      const recorded = await store.approvals.record({
         deploymentId: id,
         user: clicker.name,
         decision: "approve",
@@ -176,21 +208,25 @@ export class DeploymentService {
         note: null,
         at: now.toISOString(),
       });
-      if (!recorded) return false;
-      this.audit(d, clicker.name, "approval.approve", { roles: [...held.roles], oncall: held.oncall });
-      const progress = approvalProgress(d.approvalRule ?? [], this.approvers(id));
-      if (progress.satisfied) {
-        const ok = this.d.store.transition(id, "approved", now);
-        this.audit(ok, "deploybot", "deploy.approved", { approvers: progress.groups.flatMap((g) => g.approvedBy) });
-      }
-      return progress.satisfied;
+      if (!recorded) return;
+      await lifecycle.audit(d, clicker.name, "approval.approve", { roles: [...held.roles], oncall: held.oncall });
+      await outbox.card(current);
+      await outbox.noteOnCard(current, `Approved by ${mention(clicker.slackId)}.`);
+      const progress = approvalProgress(d.approvalRule ?? [], await this.approvers(id));
+      if (!progress.satisfied) return;
+      const ok = await store.deployments.apply(id, "approve", now);
+      await lifecycle.audit(ok, "deploybot", "deploy.approved", {
+        approvers: progress.groups.flatMap((g) => g.approvedBy),
+      });
+      if (d.flags.emergency) await this.announceEmergency(ok, clicker);
+      if (ok.kind === "rollback") await this.d.rollbacks.begin(ok);
+      // Its card is already up unless Slack never took it: only then does the start wait for the card.
+      else
+        await this.start(
+          ok,
+          current.cardTs ? null : ((await store.intents.openOf("slack.card", { deploymentId: id })) ?? null),
+        );
     });
-    await this.refreshCard(id, `Approved by <@${clicker.slackId}>.`);
-    if (satisfied) {
-      if (d.flags.emergency) await this.announceEmergency(id, clicker);
-      if (d.kind === "rollback" && this.rollbackHooks) await this.rollbackHooks.start(id);
-      else await this.start(id);
-    }
     return null;
   }
 
@@ -205,9 +241,10 @@ export class DeploymentService {
     if (!isRequester && ![...held.roles].some((r) => roles.has(r))) {
       return `Rejecting needs one of these roles: ${[...roles].join(", ")} (or being the requester).`;
     }
-    const now = this.d.clock.now();
-    this.d.store.tx(() => {
-      this.d.store.recordApproval({
+    const { store, outbox, lifecycle, clock } = this.d;
+    const now = clock.now();
+    await outbox.commit(async () => {
+      await store.approvals.record({
         deploymentId: id,
         user: clicker.name,
         decision: "reject",
@@ -216,304 +253,79 @@ export class DeploymentService {
         note,
         at: now.toISOString(),
       });
-      const to = isRequester ? "cancelled" : "rejected";
-      this.d.store.transition(id, to, now);
-      this.audit(d, clicker.name, `deploy.${to}`, { note });
+      const event = isRequester ? "withdraw" : "reject";
+      const ended = await lifecycle.move(
+        d,
+        event,
+        {},
+        `${isRequester ? "Withdrawn" : "Rejected"} by ${mention(clicker.slackId)}${note ? `: ${quoted(note)}` : ""}.`,
+      );
+      await lifecycle.audit(ended, clicker.name, `deploy.${ended.status}`, { note });
     });
-    await this.refreshCard(
-      id,
-      `${isRequester ? "Withdrawn" : "Rejected"} by <@${clicker.slackId}>${note ? `: “${note}”` : ""}.`,
-    );
     return null;
   }
 
   /** The request a click is about, if it still awaits approval; else why not (expiring it when its time is up). */
   private async stillOpen(id: number): Promise<Deployment | string> {
-    const d = this.d.store.getDeployment(id);
+    const d = await this.d.store.deployments.get(id);
     if (!d) return `There is no deploy #${id}.`;
-    const refusal = this.refusalForDecided(d);
-    if (refusal) return refusal;
-    if (this.expireIfDue(d)) {
-      await this.refreshCard(id, "Approval request expired.");
+    if (d.status === "expired")
+      return `This request expired${d.expiresAt ? ` at ${formatLocal(new Date(d.expiresAt), this.timeZone(d))}` : ""}; ask again with /deploy.`;
+    if (d.status !== "awaiting_approval")
+      return `This request is already ${d.status.replace(/_/g, " ")}; nothing changed.`;
+    if (await this.expireIfDue(d, "Approval request expired."))
       return `This request expired at ${formatLocal(new Date(d.expiresAt as string), this.timeZone(d))}; ask again with /deploy.`;
-    }
     return d;
   }
 
-  private refusalForDecided(d: Deployment): string | null {
-    if (d.status === "awaiting_approval") return null;
-    if (d.status === "expired")
-      return `This request expired${d.expiresAt ? ` at ${formatLocal(new Date(d.expiresAt), this.timeZone(d))}` : ""}; ask again with /deploy.`;
-    return `This request is already ${d.status.replace(/_/g, " ")}; nothing changed.`;
-  }
-
   /** Moves an awaiting request past its expiry to expired; true when it did. */
-  private expireIfDue(d: Deployment): boolean {
+  private async expireIfDue(d: Deployment, note: string): Promise<boolean> {
     const now = this.d.clock.now();
     if (d.status !== "awaiting_approval" || !d.expiresAt || now.getTime() < Date.parse(d.expiresAt)) return false;
-    this.d.store.tx(() => {
-      const e = this.d.store.transition(d.id, "expired", now);
-      this.audit(e, "deploybot", "deploy.expired", { expiresAt: d.expiresAt });
+    await this.d.outbox.commit(async () => {
+      const e = await this.d.lifecycle.move(d, "expire", {}, note);
+      await this.d.lifecycle.audit(e, "deploybot", "deploy.expired", { expiresAt: d.expiresAt });
     });
     return true;
   }
 
-  private async announceEmergency(id: number, approver: Person): Promise<void> {
-    const d = this.d.store.getDeployment(id) as Deployment;
-    this.audit(d, approver.name, "override.emergency", {
+  private async announceEmergency(d: Deployment, approver: Person): Promise<void> {
+    await this.d.lifecycle.audit(d, approver.name, "override.emergency", {
       bypassed: d.decision?.bypassed ?? [],
       reason: d.flags.emergency,
     });
-    await this.d.chat.post(this.d.config.channels.incidents, {
-      text: `:rotating_light: Emergency deploy #${d.id}: ${d.service} ${d.version} → ${d.environment}, requested by <@${this.d.people.slackIdOf(d.requestedBy)}> (“${d.flags.emergency}”), approved by <@${approver.slackId}>. Bypassed: ${(d.decision?.bypassed ?? []).join("; ") || "nothing"}.`,
-    });
-  }
-
-  /** Takes the lock and starts the ECS deployment; the intent is recorded (status deploying) before any ECS call. */
-  async start(id: number): Promise<void> {
-    const d = this.d.store.getDeployment(id) as Deployment;
-    // Only an approved deploy starts, once: this check and the move to deploying below run in one synchronous
-    // step, so a click and a tick racing to start the same deploy cannot both get through.
-    if (d.status !== "approved") return;
-    const t = this.target(d.service, d.environment);
-    const now = this.d.clock.now();
-    const held = this.d.store.acquireLock(d.service, d.environment, id, d.requestedBy, now);
-    if (held) {
-      this.d.store.transition(id, "failed", now, {
-        progress: { detail: `locked by deploy #${held.deploymentId} of ${held.holder}` },
-      });
-      this.audit(d, "deploybot", "deploy.failed", { reason: "lock held", holder: held.deploymentId });
-      await this.refreshCard(id, `Could not start: deploy #${held.deploymentId} holds the lock.`);
-      return;
-    }
-    this.d.store.tx(() => {
-      this.d.store.transition(id, "deploying", now);
-      this.audit(d, "deploybot", "ecs.deploy.intent", { cluster: t.ecs.cluster, service: t.ecs.service });
-    });
-    try {
-      const svc = await this.d.ecs.describeService(t.ecs);
-      const current = await this.d.ecs.describeTaskDefinition(t.ecs, svc.taskDefinitionArn);
-      const currentImage = current.containers.find((c) => c.name === t.ecs.container)?.image;
-      if (!currentImage)
-        throw new DeploybotError(
-          ErrorCode.AwsFailed,
-          `container ${t.ecs.container} is not in task definition ${current.family}:${current.revision}: check the ecs.container setting`,
-        );
-      let targetArn: string;
-      if (REVISION_RE.test(d.version)) {
-        targetArn = (await this.d.ecs.describeTaskDefinition(t.ecs, d.version)).arn;
-      } else if (versionOfImage(currentImage) === d.version) {
-        targetArn = current.arn;
-      } else {
-        targetArn = (await this.d.ecs.registerTaskDefinition(t.ecs, current, imageWithTag(currentImage, d.version)))
-          .arn;
-      }
-      this.d.store.patch(
-        id,
-        {
-          taskDefinition: targetArn,
-          previousTaskDefinition: current.arn,
-          previousVersion: versionOfImage(currentImage),
-        },
-        this.d.clock.now(),
-      );
-      const startedAt = new Date(this.d.clock.now().getTime() - 1000);
-      this.d.store.patch(id, { startedAt: this.d.clock.now().toISOString() }, this.d.clock.now());
-      await this.d.ecs.updateService(t.ecs, targetArn, strategyOf(t.settings));
-      this.audit(d, "deploybot", "ecs.update_service", {
-        taskDefinition: targetArn,
-        strategy: t.settings.strategy.type,
-      });
-      const [latest] = await this.d.ecs.listServiceDeployments(t.ecs, startedAt);
-      if (latest) this.d.store.patch(id, { ecsDeploymentArn: latest.arn }, this.d.clock.now());
-      await this.refreshCard(id, `Deploying ${d.version} (${t.settings.strategy.type}).`);
-    } catch (err) {
-      const e = asDeploybotError(err, ErrorCode.AwsFailed);
-      this.d.store.transition(id, "failed", this.d.clock.now(), { progress: { detail: e.message } });
-      this.audit(d, "deploybot", "deploy.failed", { error: e.message });
-      await this.refreshCard(id, `Failed to start: ${e.message}`);
-    }
+    await this.d.outbox.post(
+      this.d.config.channels.incidents,
+      `:rotating_light: Emergency deploy #${d.id}: ${d.service} ${esc(d.version)} → ${d.environment}, requested by ${mention(this.d.people.slackIdOf(d.requestedBy))} (${quoted(d.flags.emergency ?? "")}), approved by ${mention(approver.slackId)}. Bypassed: ${esc((d.decision?.bypassed ?? []).join("; ")) || "nothing"}.`,
+      `emergency:${d.id}`,
+      { deploymentId: d.id },
+    );
   }
 
   /** The scheduled step: expire approvals, follow ECS deployments, end bake windows. */
   async tick(): Promise<void> {
     const now = this.d.clock.now();
-    for (const d of this.d.store.byStatus(["approved", "awaiting_approval", "deploying", "baking"])) {
+    const { store, rollout, lifecycle, outbox, logger } = this.d;
+    for (const d of await store.deployments.byStatus(["awaiting_approval", "deploying", "baking"])) {
       try {
-        if (d.status === "approved") {
-          // Approved but never started: the process stopped between recording the approval and the first
-          // ECS call. Starting it now is the one call that was intended.
-          if (d.kind === "rollback" && this.rollbackHooks) await this.rollbackHooks.start(d.id);
-          else await this.start(d.id);
-        } else if (d.status === "awaiting_approval") {
-          if (this.expireIfDue(d)) await this.refreshCard(d.id, "Nobody approved in time: the request expired.");
-        } else if (d.status === "deploying") {
-          await this.follow(d);
-        } else if (d.progress?.bakeEndsAt && now.getTime() >= Date.parse(d.progress.bakeEndsAt)) {
-          const done = this.d.store.transition(d.id, "succeeded", now);
-          this.audit(done, "deploybot", "deploy.succeeded", { bakedUntil: d.progress.bakeEndsAt });
-          await this.refreshCard(d.id, "Bake window over with no guardrail breached: succeeded.");
-        } else {
-          await this.refreshCard(d.id);
-        }
+        if (d.status === "awaiting_approval")
+          await this.expireIfDue(d, "Nobody approved in time: the request expired.");
+        else if (d.status === "deploying") await rollout.observe(d);
+        else if (d.progress?.bakeEndsAt && now.getTime() >= Date.parse(d.progress.bakeEndsAt))
+          await outbox.commit(() => lifecycle.bakeEnd(d));
       } catch (err) {
-        this.d.logger.error({ err, deployment: d.id }, "could not follow a deployment; will try again next tick");
+        logger.error({ err, deployment: d.id }, "could not follow a deployment; will try again next tick");
       }
     }
   }
 
-  private async follow(d: Deployment): Promise<void> {
-    const t = this.target(d.service, d.environment);
-    let arn = d.ecsDeploymentArn;
-    if (!arn) {
-      // The process may have stopped between UpdateService and recording the ECS deployment: find it.
-      const [latest] = await this.d.ecs.listServiceDeployments(t.ecs, new Date(d.updatedAt));
-      if (!latest) {
-        // Still nothing well after the intent: the process stopped before calling ECS. Nothing changed on
-        // ECS, so the safe end is to fail it and free the lock, rather than make a call nobody is watching.
-        if (this.d.clock.now().getTime() - Date.parse(d.updatedAt) < NO_ECS_DEPLOYMENT_AFTER_MS) return;
-        const detail =
-          "ECS shows no deployment for this request (deploybot stopped before calling ECS); nothing was changed, ask again";
-        const failed = this.d.store.transition(d.id, "failed", this.d.clock.now(), { progress: { detail } });
-        this.audit(failed, "deploybot", `${d.kind}.failed`, { reason: detail });
-        await this.refreshCard(d.id, `:red_circle: ${detail}.`);
-        if (d.kind === "rollback") await this.rollbackHooks?.ended(failed, false, detail);
-        return;
-      }
-      arn = latest.arn;
-      this.d.store.patch(d.id, { ecsDeploymentArn: arn }, this.d.clock.now());
-    }
-    const ecs = await this.d.ecs.describeServiceDeployment(t.ecs, arn);
-    const now = this.d.clock.now();
-    if (d.kind === "rollback") {
-      // A rollback that stopped an in-flight deployment succeeds when ECS finishes rolling that one back.
-      const success = d.flags.viaStop ? "ROLLBACK_SUCCESSFUL" : "SUCCESSFUL";
-      if (ecs.status === success) {
-        const done = this.d.store.transition(d.id, "succeeded", now, {
-          progress: { running: ecs.runningCount, desired: ecs.desiredCount },
-        });
-        this.audit(done, "deploybot", "rollback.succeeded", { ecsStatus: ecs.status });
-        await this.refreshCard(d.id, "Rollback finished: the service is stable on the previous version.");
-        await this.rollbackHooks?.ended(done, true, "");
-      } else if (["SUCCESSFUL", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED", "STOPPED"].includes(ecs.status)) {
-        const detail = ecs.statusReason ?? `ECS ended the rollback with ${ecs.status}`;
-        const failed = this.d.store.transition(d.id, "failed", now, { progress: { detail } });
-        this.audit(failed, "deploybot", "rollback.failed", { ecsStatus: ecs.status, reason: detail });
-        await this.refreshCard(d.id, `:red_circle: Rollback failed: ${detail}`);
-        await this.rollbackHooks?.ended(failed, false, detail);
-      } else if (ecs.runningCount !== d.progress?.running) {
-        this.d.store.patch(d.id, { progress: { running: ecs.runningCount, desired: ecs.desiredCount } }, now);
-        await this.refreshCard(d.id);
-      }
-      return;
-    }
-    if (ecs.status === "SUCCESSFUL") {
-      if (t.policy.bake > 0) {
-        const bakeEndsAt = new Date(now.getTime() + t.policy.bake).toISOString();
-        this.d.store.transition(d.id, "baking", now, {
-          progress: { running: ecs.runningCount, desired: ecs.desiredCount, bakeEndsAt },
-        });
-        this.audit(d, "deploybot", "deploy.baking", { bakeEndsAt });
-        await this.refreshCard(
-          d.id,
-          `Rolled out (${ecs.runningCount}/${ecs.desiredCount} tasks). Baking for ${formatRelative(t.policy.bake)} with guardrails on.`,
-        );
-      } else {
-        this.d.store.transition(d.id, "succeeded", now, {
-          progress: { running: ecs.runningCount, desired: ecs.desiredCount },
-        });
-        this.audit(d, "deploybot", "deploy.succeeded", {});
-        await this.refreshCard(d.id, "Rolled out: succeeded.");
-      }
-      return;
-    }
-    if (ecs.status === "ROLLBACK_SUCCESSFUL" || ecs.status === "ROLLBACK_FAILED" || ecs.status === "STOPPED") {
-      const detail = ecs.statusReason ?? `ECS ended the deployment with ${ecs.status}`;
-      this.d.store.transition(d.id, "failed", now, { progress: { detail } });
-      this.audit(d, "deploybot", "deploy.failed", { ecsStatus: ecs.status, reason: detail });
-      await this.refreshCard(d.id, `:red_circle: ECS reports ${ecs.status}: ${detail}`);
-      return;
-    }
-    const progress = { running: ecs.runningCount, desired: ecs.desiredCount };
-    if (progress.running !== d.progress?.running || progress.desired !== d.progress?.desired) {
-      this.d.store.patch(d.id, { progress }, now);
-      await this.refreshCard(d.id);
-    }
-  }
-
-  private approvers(id: number): Approver[] {
-    return this.d.store
-      .approvals(id)
+  private async approvers(id: number): Promise<Approver[]> {
+    return (await this.d.store.approvals.of(id))
       .filter((a) => a.decision === "approve")
       .map((a) => ({ user: a.user, roles: new Set(a.roles) }));
   }
 
   timeZone(d: Deployment): string {
     return this.target(d.service, d.environment).timeZone;
-  }
-
-  private render(d: Deployment) {
-    return deployCard(d, {
-      timeZone: this.timeZone(d),
-      now: this.d.clock.now(),
-      approvals: this.d.store.approvals(d.id),
-      approvers: this.approvers(d.id),
-      bakeEndsAt: d.progress?.bakeEndsAt ? new Date(d.progress.bakeEndsAt) : null,
-      slackIdOf: (n) => this.d.people.slackIdOf(n),
-    });
-  }
-
-  async postCard(d: Deployment): Promise<void> {
-    const card = this.render(d);
-    const posted = await this.d.chat.post(this.d.config.channels.deploys, card);
-    this.lastCard.set(d.id, JSON.stringify(card));
-    this.d.store.patch(d.id, { cardChannel: posted.channel, cardTs: posted.ts }, this.d.clock.now());
-  }
-
-  /**
-   * Re-renders the card in place; with `note`, also a short reply in its thread. Slack is best effort:
-   * the deployment's state is already recorded, so a card that cannot be updated is posted again, and a
-   * Slack failure never undoes or repeats an ECS action.
-   */
-  async refreshCard(id: number, note?: string): Promise<void> {
-    const d = this.d.store.getDeployment(id);
-    if (!d?.cardChannel || !d.cardTs) return;
-    const card = this.render(d);
-    const key = JSON.stringify(card);
-    let channel = d.cardChannel;
-    let ts = d.cardTs;
-    if (this.lastCard.get(id) !== key) {
-      try {
-        await this.d.chat.update(channel, ts, card);
-        this.lastCard.set(id, key);
-      } catch (err) {
-        this.d.logger.warn({ err, deployment: id }, "could not update the deploy card; posting it again");
-        try {
-          ({ channel, ts } = await this.d.chat.post(this.d.config.channels.deploys, card));
-          this.d.store.patch(id, { cardChannel: channel, cardTs: ts }, this.d.clock.now());
-          this.lastCard.set(id, key);
-        } catch (postErr) {
-          this.d.logger.error({ err: postErr, deployment: id }, "could not post the deploy card");
-          return;
-        }
-      }
-    }
-    if (note) {
-      await this.d.chat.post(channel, { text: note }, ts).catch((err: unknown) => {
-        this.d.logger.error({ err, deployment: id }, "could not post in the deploy card's thread");
-      });
-    }
-  }
-
-  audit(d: Deployment, actor: string, action: string, detail: Record<string, unknown>): void {
-    this.d.store.audit({
-      at: this.d.clock.now(),
-      actor,
-      action,
-      deploymentId: d.id,
-      service: d.service,
-      environment: d.environment,
-      detail,
-    });
   }
 }

@@ -4,13 +4,18 @@ import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
 import type { EcsPort, MetricsPort, PagerPort } from "../ports.js";
 import type { Store } from "../store/index.js";
-import type { Background } from "./background.js";
 import { DeploymentService } from "./deployments.js";
+import { IncidentService } from "./incidents.js";
+import { Lifecycle } from "./lifecycle.js";
 import { Monitor } from "./monitor.js";
 import { OnCallDirectory } from "./oncall.js";
-import { Paging } from "./paging.js";
+import { Outbox } from "./outbox.js";
+import { pageHandler } from "./paging.js";
 import { People } from "./people.js";
+import { Reconciler, type ReconcilerOptions } from "./reconciler.js";
 import { RollbackService } from "./rollbacks.js";
+import { EcsRollout } from "./rollout.js";
+import { SlackEffects } from "./slack-effects.js";
 import { StatusService } from "./status.js";
 
 /** What deploybot is built from: the config, the store, the clock and the adapters behind the ports. */
@@ -22,23 +27,28 @@ export interface Deps {
   metrics: MetricsPort;
   pager: PagerPort;
   logger: Logger;
-  /** Work started after a Slack ack; the console waits on it. */
-  background: Background;
 }
 
-/** The services the Slack listeners call; one instance per process. */
+/** The services the Slack listeners and the scheduled jobs call; one instance per process. */
 export interface Services extends Deps {
   chat: SlackChat;
   people: People;
+  outbox: Outbox;
+  reconciler: Reconciler;
   status: StatusService;
   deployments: DeploymentService;
   rollbacks: RollbackService;
-  paging: Paging;
+  incidents: IncidentService;
   monitor: Monitor;
+  /** Resolves once no work started by a request or a job is still running (the console and tests wait on it). */
+  idle(): Promise<void>;
 }
 
 /** Wires the services from their dependencies; `oncallCacheMs` overrides the config (the console uses 0). */
-export function buildServices(deps: Deps, options: { oncallCacheMs?: number } = {}): Services {
+export function buildServices(
+  deps: Deps,
+  options: { oncallCacheMs?: number; reconciler?: ReconcilerOptions } = {},
+): Services {
   const { config } = deps;
   const pd = config.pagerduty;
   const chat = new SlackChat();
@@ -57,17 +67,30 @@ export function buildServices(deps: Deps, options: { oncallCacheMs?: number } = 
       })
     : null;
   const people = new People(config, oncall, chat, deps.clock);
-  const paging = new Paging(deps);
-  const deployments = new DeploymentService({ ...deps, chat, people });
-  const rollbacks = new RollbackService({ ...deps, chat, people, paging }, deployments);
+  const outbox = new Outbox(deps);
+  const lifecycle = new Lifecycle({ ...deps, outbox, people });
+  const rollout = new EcsRollout({ ...deps, outbox, lifecycle });
+  const slack = new SlackEffects({ ...deps, chat, people });
+  const reconciler = new Reconciler(
+    deps,
+    { ...rollout.handlers(), ...slack.handlers(), page: pageHandler({ ...deps, outbox }) },
+    options.reconciler,
+  );
+  outbox.onCommit = () => reconciler.kick();
+  const rollbacks = new RollbackService({ ...deps, people, outbox, lifecycle });
+  const deployments = new DeploymentService({ ...deps, people, outbox, lifecycle, rollout, rollbacks, reconciler });
+  const incidents = new IncidentService({ ...deps, outbox, lifecycle, people, rollbacks });
   return {
     ...deps,
     chat,
     people,
+    outbox,
+    reconciler,
     status: new StatusService(deps),
     deployments,
-    paging,
     rollbacks,
-    monitor: new Monitor({ ...deps, chat, people, paging }, deployments, rollbacks),
+    incidents,
+    monitor: new Monitor({ ...deps, incidents }),
+    idle: () => reconciler.idle(),
   };
 }

@@ -1,37 +1,46 @@
-import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { asDeploybotError } from "../errors.js";
-import type { PageEvent, PagerPort } from "../ports.js";
+import type { Config } from "../config/schema.js";
+import type { PagerPort } from "../ports.js";
+import { escapeMrkdwn as esc } from "../slack/blocks.js";
 import type { Store } from "../store/index.js";
+import type { Outbox } from "./outbox.js";
+import type { EffectHandler } from "./reconciler.js";
 
 /**
- * Sends PagerDuty events at most once per dedup key, action and episode: the intent is written before
- * the call and marked sent after it, so a restarted process never pages twice for the same breach.
+ * PagerDuty's side of the outbox. A resend is safe: PagerDuty folds events with the same dedup key into one
+ * incident, and the intent's key makes each action once per key and episode on deploybot's side.
  */
-export class Paging {
-  constructor(private readonly d: { store: Store; pager: PagerPort; clock: Clock; logger: Logger }) {}
-
-  /** Sends unless this key and action were already sent at or after `since`; returns whether it sent. Throws on failure. */
-  async send(event: PageEvent, since: string): Promise<boolean> {
-    const { db } = this.d.store;
-    const prior = db
-      .prepare("SELECT status, at FROM pages WHERE dedup_key = ? AND action = ?")
-      .get(event.dedupKey, event.action) as { status: string; at: string } | undefined;
-    if (prior?.status === "sent" && prior.at >= since) return false;
-    db.prepare(
-      "INSERT OR REPLACE INTO pages (dedup_key, action, severity, summary, status, at) VALUES (?, ?, ?, ?, 'intended', ?)",
-    ).run(event.dedupKey, event.action, event.severity, event.summary.slice(0, 1024), this.d.clock.now().toISOString());
-    try {
-      await this.d.pager.sendEvent(event);
-    } catch (err) {
-      db.prepare("UPDATE pages SET status = 'failed' WHERE dedup_key = ? AND action = ?").run(
-        event.dedupKey,
-        event.action,
-      );
-      this.d.logger.error({ err, dedupKey: event.dedupKey }, "could not page PagerDuty");
-      throw asDeploybotError(err);
-    }
-    db.prepare("UPDATE pages SET status = 'sent' WHERE dedup_key = ? AND action = ?").run(event.dedupKey, event.action);
-    return true;
-  }
+export function pageHandler(d: {
+  pager: PagerPort;
+  store: Store;
+  clock: Clock;
+  config: Config;
+  outbox: Outbox;
+}): EffectHandler<"page"> {
+  return {
+    async perform(i) {
+      const { event } = i.effect;
+      await d.pager.sendEvent(event);
+      return {
+        result: { action: event.action, dedupKey: event.dedupKey },
+        record: async () => {
+          await d.store.audit.append({
+            at: d.clock.now(),
+            actor: "deploybot",
+            action: `page.${event.action}`,
+            deploymentId: i.deploymentId,
+            service: null,
+            environment: null,
+            detail: { dedupKey: event.dedupKey, intent: i.id },
+          });
+        },
+      };
+    },
+    async abandoned(i, reason) {
+      const text = `:warning: Could not ${i.effect.event.action} the PagerDuty incident ${i.effect.event.dedupKey}: ${esc(reason)}`;
+      const incident = i.incidentId ? await d.store.incidents.byId(i.incidentId) : undefined;
+      if (incident) await d.outbox.noteOnIncident(incident, text);
+      else await d.outbox.post(d.config.channels.incidents, text);
+    },
+  };
 }

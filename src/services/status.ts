@@ -1,6 +1,7 @@
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
-import { allTargets, findTarget, type Target, timeZoneOf, versionOfImage } from "../domain/targets.js";
+import { type Deployment, IN_FLIGHT, PENDING } from "../domain/deployment.js";
+import { allTargets, findTarget, type Target, timeZoneOf } from "../domain/targets.js";
 import { asDeploybotError } from "../errors.js";
 import {
   type ActiveFreeze,
@@ -12,7 +13,8 @@ import {
   windowStatus,
 } from "../policies/calendar.js";
 import type { EcsPort } from "../ports.js";
-import { type Deployment, IN_FLIGHT, type Lock, type Store } from "../store/index.js";
+import type { Lock, Store } from "../store/index.js";
+import { versionOf } from "./rollout.js";
 
 export interface TargetStatus {
   service: string;
@@ -51,18 +53,16 @@ export class StatusService {
 
   async target(t: Target): Promise<TargetStatus> {
     const now = this.deps.clock.now();
-    const inFlight =
-      this.deps.store
-        .history(t.service, t.environment, 20)
-        .find((d) => IN_FLIGHT.has(d.status) || d.status === "awaiting_approval") ?? null;
+    const { store } = this.deps;
+    const inFlight = (await store.deployments.latestOf(t.service, t.environment, [...IN_FLIGHT, ...PENDING])) ?? null;
     const base = {
       service: t.service,
       environment: t.environment,
       timeZone: t.timeZone,
       inFlight,
-      lock: this.deps.store.getLock(t.service, t.environment) ?? null,
+      lock: (await store.locks.get(t.service, t.environment)) ?? null,
       calendar: this.calendar(t, now),
-      incidents: this.deps.store.openIncidentsOf(t.service, t.environment).map((i) => ({
+      incidents: (await store.incidents.activeOf(t.service, t.environment)).map((i) => ({
         guardrail: i.guardrail,
         severity: i.severity,
         deploymentId: i.deploymentId,
@@ -105,9 +105,7 @@ export class StatusService {
   private async versionOf(t: Target, arn: string): Promise<string> {
     const cached = this.versions.get(arn);
     if (cached) return cached;
-    const def = await this.deps.ecs.describeTaskDefinition(t.ecs, arn);
-    const container = def.containers.find((c) => c.name === t.ecs.container);
-    const version = container ? versionOfImage(container.image) : `${def.family}:${def.revision}`;
+    const version = versionOf(t, await this.deps.ecs.describeTaskDefinition(t.ecs, arn));
     this.versions.set(arn, version);
     return version;
   }
@@ -132,8 +130,8 @@ export class StatusService {
     return this.target(t);
   }
 
-  history(service: string, environment: string, limit = 10): Deployment[] {
-    return this.deps.store.history(service, environment, limit);
+  history(service: string, environment: string, limit = 10): Promise<Deployment[]> {
+    return this.deps.store.deployments.history(service, environment, limit);
   }
 
   /** Each environment's active freezes, the next one, and its deploy window. */

@@ -1,11 +1,12 @@
 import { formatLocal, formatRelative } from "../clock.js";
+import type { Deployment, DeploymentStatus } from "../domain/deployment.js";
 import { type Approver, approvalProgress } from "../policies/approvals.js";
 import type { ChatMessage } from "../ports.js";
-import type { Approval, Deployment } from "../store/index.js";
+import type { Approval } from "../store/records.js";
 import { ACTION } from "./actions.js";
-import { actions, type Block, context, fields, header, mention, section } from "./blocks.js";
+import { actions, type Block, context, escapeMrkdwn as esc, fields, header, mention, section } from "./blocks.js";
 
-const STATUS_LINE: Record<Deployment["status"], string> = {
+const STATUS_LINE: Record<DeploymentStatus, string> = {
   requested: ":hourglass: Requested",
   awaiting_approval: ":raised_hand: Awaiting approval",
   approved: ":white_check_mark: Approved, starting",
@@ -25,18 +26,24 @@ export interface CardContext {
   timeZone: string;
   now: Date;
   approvals: Approval[];
-  /** Approvers with the roles they held when they approved (from the audit of each approval). */
+  /** Approvers with the roles they held when they approved. */
   approvers: Approver[];
-  bakeEndsAt?: Date | null;
   slackIdOf: (name: string) => string;
 }
 
+/** Who did it, as Slack shows it: a mention by Slack id, or deploybot itself. */
+export const who = (name: string, slackIdOf: (name: string) => string): string =>
+  name === "deploybot" ? "deploybot (automatic)" : mention(slackIdOf(name));
+
+/** `“text”` with whatever a user typed escaped, so it can never mention a channel or forge a link. */
+export const quoted = (text: string): string => `“${esc(text)}”`;
+
 /** The one live card of a deploy, re-rendered from the store at every phase and updated in place. */
 export function deployCard(d: Deployment, c: CardContext): ChatMessage {
-  const who = (name: string) => (name === "deploybot" ? "deploybot (automatic)" : mention(c.slackIdOf(name)));
+  const by = (name: string) => who(name, c.slackIdOf);
   const flags = [
     d.flags.hotfix ? "hotfix" : "",
-    d.flags.emergency ? `EMERGENCY: “${d.flags.emergency}”` : "",
+    d.flags.emergency ? `EMERGENCY: ${quoted(d.flags.emergency)}` : "",
     d.flags.automatic ? "automatic" : "",
   ]
     .filter(Boolean)
@@ -44,17 +51,19 @@ export function deployCard(d: Deployment, c: CardContext): ChatMessage {
   const title = `${d.kind === "rollback" ? "Rollback" : "Deploy"} #${d.id} · ${d.service} ${d.version} → ${d.environment}`;
   let status = STATUS_LINE[d.status];
   const p = d.progress;
-  if (d.status === "deploying" && p?.desired !== undefined) status += `: tasks ${p.running ?? 0}/${p.desired}`;
-  if (d.status === "baking" && c.bakeEndsAt)
-    status += `: guardrails on, ${formatRelative(c.bakeEndsAt.getTime() - c.now.getTime())} left`;
-  if (p?.detail && (d.status === "failed" || d.status === "rolled_back" || d.status === "deploying"))
-    status += `\n> ${p.detail}`;
+  if (d.status === "deploying" && !d.startedAt) status += ": starting on ECS";
+  else if (d.status === "deploying" && p?.desired !== undefined) status += `: tasks ${p.running ?? 0}/${p.desired}`;
+  if (d.status === "baking" && p?.bakeEndsAt) {
+    const left = Date.parse(p.bakeEndsAt) - c.now.getTime();
+    status += left > 0 ? `: guardrails on, ${formatRelative(left)} left` : ": bake window over, waiting on guardrails";
+  }
+  if (p?.detail && d.status !== "awaiting_approval") status += `\n> ${esc(p.detail)}`;
   const blocks: Block[] = [
     header(title),
     fields([
-      `*Requested by*\n${who(d.requestedBy)}`,
-      `*Version*\n\`${d.version}\`${d.previousVersion ? ` (from \`${d.previousVersion}\`)` : ""}`,
-      `*Reason*\n${d.reason ?? "_none given_"}`,
+      `*Requested by*\n${by(d.requestedBy)}`,
+      `*Version*\n\`${esc(d.version)}\`${d.previousVersion ? ` (from \`${esc(d.previousVersion)}\`)` : ""}`,
+      `*Reason*\n${d.reason ? esc(d.reason) : "_none given_"}`,
       `*Status*\n${status}`,
     ]),
   ];
@@ -63,10 +72,11 @@ export function deployCard(d: Deployment, c: CardContext): ChatMessage {
     const progress = approvalProgress(d.approvalRule, c.approvers);
     const lines = progress.groups.map(
       (g) =>
-        `${g.approvedBy.length >= g.count ? ":white_check_mark:" : ":white_circle:"} ${g.count} from ${g.from.join(" or ")}${g.approvedBy.length ? `: ${g.approvedBy.map(who).join(", ")}` : ""}`,
+        `${g.approvedBy.length >= g.count ? ":white_check_mark:" : ":white_circle:"} ${g.count} from ${g.from.join(" or ")}${g.approvedBy.length ? `: ${g.approvedBy.map(by).join(", ")}` : ""}`,
     );
     const rejected = c.approvals.find((a) => a.decision === "reject");
-    if (rejected) lines.push(`:x: Rejected by ${who(rejected.user)}${rejected.note ? `: “${rejected.note}”` : ""}`);
+    if (rejected)
+      lines.push(`:x: Rejected by ${by(rejected.user)}${rejected.note ? `: ${quoted(rejected.note)}` : ""}`);
     if (d.status === "awaiting_approval" && d.expiresAt) {
       const exp = new Date(d.expiresAt);
       lines.push(`Expires ${formatLocal(exp, c.timeZone)} (in ${formatRelative(exp.getTime() - c.now.getTime())}).`);
@@ -83,8 +93,8 @@ export function deployCard(d: Deployment, c: CardContext): ChatMessage {
   }
   // The gate's reasons explain a pending or refused request; once decided they would only be stale.
   if (d.decision?.reasons.length && (d.status === "awaiting_approval" || d.status === "denied"))
-    blocks.push(context(d.decision.reasons.join(" ")));
+    blocks.push(context(esc(d.decision.reasons.join(" "))));
   if (d.decision?.bypassed.length)
-    blocks.push(context(`:warning: Bypassed safeties: ${d.decision.bypassed.join("; ")}`));
+    blocks.push(context(`:warning: Bypassed safeties: ${esc(d.decision.bypassed.join("; "))}`));
   return { text: `${title}: ${STATUS_LINE[d.status].replace(/^:[a-z_]+: /, "")}`, blocks };
 }

@@ -13,7 +13,6 @@ import { createApp } from "../../src/app.js";
 import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config/load.js";
 import { SlackLikeServer, type SlackRecord } from "../../src/local/slack-server.js";
-import { Background } from "../../src/services/background.js";
 import { buildServices, type Services } from "../../src/services/index.js";
 import { Store } from "../../src/store/index.js";
 
@@ -36,9 +35,9 @@ let h: Harness;
 beforeEach(async () => {
   const logger = pino({ level: "silent" });
   const config = loadConfig(EXAMPLE);
-  const store = new Store(":memory:");
+  const store = Store.sqlite(":memory:");
   const clock = new ManualClock("2026-11-24T10:15:00+02:00");
-  const world = new SimWorld(config, clock, store);
+  const world = new SimWorld(config, clock);
   const slack = new SlackLikeServer(config, clock);
   await slack.start();
   const services = buildServices(
@@ -50,7 +49,6 @@ beforeEach(async () => {
       metrics: new SimCloudWatch(world),
       pager: new SimPagerDuty(world),
       logger,
-      background: new Background(logger),
     },
     { oncallCacheMs: 0 },
   );
@@ -67,9 +65,9 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await h.app.stop();
-  await h.services.background.idle();
+  await h.services.idle();
   await h.slack.stop();
-  h.store.close();
+  await h.store.close();
 });
 
 /** A slash command body as Slack sends it: form-encoded, with a response_url on the Slack-like server. */
@@ -151,7 +149,7 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
     // A good request afterwards is answered; only its reply is recorded.
     expect((await post(slashBody("/status", "web"))).status).toBe(200);
     const all = await records(1);
-    await h.services.background.idle();
+    await h.services.idle();
     expect(all).toHaveLength(1);
     expect(all[0]?.text).not.toContain("api");
   });

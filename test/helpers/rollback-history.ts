@@ -25,14 +25,14 @@ export async function twoGoodProductionDeploys(t: Scenario): Promise<void> {
   await deployToProduction(t, "v1.4.2");
   await t.run(`:time ${WEDNESDAY}`);
   await deployToProduction(t, "v1.4.3");
-  const [second, first] = t.con.store.history("web", "production");
+  const [second, first] = await t.con.store.deployments.history("web", "production");
   expect([first?.version, first?.status, first?.taskDefinition]).toEqual(["v1.4.2", "succeeded", V142_TASK_DEFINITION]);
   expect([second?.version, second?.status, second?.taskDefinition]).toEqual([
     "v1.4.3",
     "succeeded",
     V143_TASK_DEFINITION,
   ]);
-  expect(t.con.store.getLock("web", "production")).toBeUndefined();
+  expect(await t.con.store.locks.get("web", "production")).toBeUndefined();
 }
 
 /** The AWS events with operation `op` from a mark on. */
@@ -41,9 +41,8 @@ export function awsCalls(t: Scenario, op: string, from = 0): ConsoleEvent[] {
 }
 
 /** The audit actions recorded so far, in order, optionally only those about one deployment. */
-export function auditActions(t: Scenario, deploymentId?: number): string[] {
-  return t.con.store
-    .auditLog(deploymentId === undefined ? {} : { deploymentId })
+export async function auditActions(t: Scenario, deploymentId?: number): Promise<string[]> {
+  return (await t.con.store.audit.list(deploymentId === undefined ? {} : { deploymentId }))
     .sort((a, b) => a.id - b.id)
     .map((a) => a.action);
 }

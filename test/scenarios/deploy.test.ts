@@ -25,7 +25,7 @@ describe("/deploy through the local console (issue 3 §6)", () => {
     expect(denial[0]).toContain("Weekend freeze");
     expect(denial[0]).toContain("Mon 23 Nov 09:00");
     expect(t.awsOps()).not.toContain("UpdateService");
-    expect(t.con.store.history("web", "production")[0]?.status).toBe("denied");
+    expect((await t.con.store.deployments.history("web", "production"))[0]?.status).toBe("denied");
   });
 
   it("deploys alice's web v1.4.2 to staging with no approval, registers the image tag, and ends succeeded", async () => {
@@ -41,7 +41,7 @@ describe("/deploy through the local console (issue 3 §6)", () => {
 
     await t.run(":advance 15m");
     expect(t.card(1)).toContain("Succeeded");
-    expect(t.con.store.getLock("web", "staging")).toBeUndefined();
+    expect(await t.con.store.locks.get("web", "staging")).toBeUndefined();
   });
 
   it("runs a Tuesday 10:15 production deploy once bob approves, then succeeds after the bake and frees the lock", async () => {
@@ -52,12 +52,12 @@ describe("/deploy through the local console (issue 3 §6)", () => {
 
     await t.run(":as bob", ":click Approve");
     expect(t.awsOps()).toContain("UpdateService");
-    expect(t.con.store.getLock("web", "production")).toBeDefined();
+    expect(await t.con.store.locks.get("web", "production")).toBeDefined();
 
     await t.run(":advance 40m");
     expect(t.card(1)).toContain("Succeeded");
     expect(t.card(1)).toContain("@bob");
-    expect(t.con.store.getLock("web", "production")).toBeUndefined();
+    expect(await t.con.store.locks.get("web", "production")).toBeUndefined();
   });
 
   it("refuses alice approving her own request and frank approving without a role, and calls no ECS", async () => {
@@ -87,8 +87,8 @@ describe("/deploy through the local console (issue 3 §6)", () => {
     const refusal = await t.con.services.deployments.approve(1, bob);
     expect(refusal).toContain("expired");
     expect(t.awsOps()).not.toContain("UpdateService");
-    expect(t.con.store.getDeployment(1)?.status).toBe("expired");
-    expect(t.con.store.approvals(1)).toEqual([]);
+    expect((await t.con.store.deployments.get(1))?.status).toBe("expired");
+    expect(await t.con.store.approvals.of(1)).toEqual([]);
   });
 
   it("lets an emergency deploy through the weekend freeze once dave approves, telling #incidents and auditing the bypass", async () => {
@@ -104,7 +104,7 @@ describe("/deploy through the local console (issue 3 §6)", () => {
     expect(notice[0]?.text).toContain("payments down");
     expect(notice[0]?.text).toContain("freeze: Weekend freeze");
 
-    const override = t.con.store.auditLog().filter((a) => a.action === "override.emergency");
+    const override = (await t.con.store.audit.list()).filter((a) => a.action === "override.emergency");
     expect(override).toHaveLength(1);
     expect(override[0]?.actor).toBe("dave");
     expect(override[0]?.detail.bypassed).toContain("freeze: Weekend freeze");
@@ -113,7 +113,7 @@ describe("/deploy through the local console (issue 3 §6)", () => {
   it("refuses a second production deploy while the first is baking, naming deploy #1, alice, v1.4.2 and baking", async () => {
     const t = await open(TUESDAY);
     await t.run("/deploy web v1.4.2 to production", ":as bob", ":click Approve", ":advance 5m");
-    expect(t.con.store.getDeployment(1)?.status).toBe("baking");
+    expect((await t.con.store.deployments.get(1))?.status).toBe("baking");
 
     const before = t.mark();
     await t.run(":as carol", "/deploy web v1.4.3 production");
@@ -121,7 +121,7 @@ describe("/deploy through the local console (issue 3 §6)", () => {
     expect(refusal).toHaveLength(1);
     for (const part of ["deploy #1", "alice", "v1.4.2", "baking"]) expect(refusal[0]).toContain(part);
     expect(t.awsOps(before)).not.toContain("UpdateService");
-    expect(t.con.store.getLock("web", "production")?.deploymentId).toBe(1);
+    expect((await t.con.store.locks.get("web", "production"))?.deploymentId).toBe(1);
   });
 
   it("needs two different approvers for a --hotfix: nothing runs after bob alone, it runs after carol", async () => {
@@ -142,13 +142,13 @@ describe("/deploy through the local console (issue 3 §6)", () => {
   it("ends a staging deploy failed with ECS's circuit-breaker reason and releases the lock", async () => {
     const t = await open(TUESDAY);
     await t.run(":fail web staging", "/deploy web v1.4.2 to staging");
-    expect(t.con.store.getLock("web", "staging")).toBeDefined();
+    expect(await t.con.store.locks.get("web", "staging")).toBeDefined();
 
     await t.run(":advance 10m");
     expect(t.card(1)).toContain("Failed");
     expect(t.card(1)).toContain("circuit breaker");
-    expect(t.con.store.getDeployment(1)?.status).toBe("failed");
-    expect(t.con.store.getLock("web", "staging")).toBeUndefined();
+    expect((await t.con.store.deployments.get(1))?.status).toBe("failed");
+    expect(await t.con.store.locks.get("web", "staging")).toBeUndefined();
   });
 
   it("answers --dry-run with the decision and the plan and changes nothing", async () => {
@@ -161,7 +161,7 @@ describe("/deploy through the local console (issue 3 §6)", () => {
     expect(answer[0]).toContain("would need approval");
     expect(answer[0]).toContain("RegisterTaskDefinition");
     expect(answer[0]).toContain("UpdateService comply360-prod/web");
-    expect(t.con.store.history("web", "production")).toEqual([]);
+    expect(await t.con.store.deployments.history("web", "production")).toEqual([]);
     expect(t.awsOps()).not.toContain("RegisterTaskDefinition");
     expect(t.awsOps()).not.toContain("UpdateService");
   });

@@ -18,7 +18,7 @@ async function bakingDeploy(configFile?: string): Promise<MonitorConsole> {
   const t = await openMonitorConsole({ at: TUESDAY, ...(configFile ? { configFile } : {}) });
   cleanups.push(() => t.stop());
   await t.run(...APPROVED_PRODUCTION_DEPLOY, ":advance 5m");
-  expect(t.con.store.getDeployment(1)?.status).toBe("baking");
+  expect((await t.con.store.deployments.get(1))?.status).toBe("baking");
   expect(t.updateServices()).toHaveLength(1);
   return t;
 }
@@ -62,7 +62,7 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
     expect(rollbacks[0]?.at).toBe(at("10:27"));
     expect(rollbacks[0]?.input).toMatchObject({ cluster: "comply360-prod", service: "web" });
     expect(t.updateServices(before)).toHaveLength(1);
-    const rollback = t.con.store.getDeployment(2);
+    const rollback = await t.con.store.deployments.get(2);
     expect([rollback?.kind, rollback?.version, rollback?.flags.automatic]).toEqual(["rollback", "v1.4.0", true]);
   });
 
@@ -76,7 +76,9 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
     expect(resolves).toHaveLength(1);
     expect(resolves[0]?.dedupKey).toBe(trigger?.dedupKey);
     expect(t.rollbackUpdates()).toHaveLength(1);
-    expect(t.con.store.getDeployment(2)?.status).toBe("succeeded");
+    // Rollback #2 finished on ECS and watches the restored version for the bake time.
+    expect((await t.con.store.deployments.get(2))?.status).toBe("baking");
+    expect((await t.con.store.incidents.of(1))[0]?.state).toBe("recovered");
 
     const incident = t.incidentPosts()[0];
     const postmortems = t.incidentReplies(incident?.ts as string).filter((e) => e.text?.includes("Post-mortem draft"));
@@ -115,7 +117,7 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
     expect(t.rollbackUpdates()).toEqual([]);
     expect(t.updateServices(before)).toEqual([]);
 
-    const overrides = t.con.store.auditLog().filter((a) => a.action === "override.continue");
+    const overrides = (await t.con.store.audit.list()).filter((a) => a.action === "override.continue");
     expect(overrides).toHaveLength(1);
     expect(overrides[0]?.detail.by).toBe("dave");
     expect(overrides[0]?.deploymentId).toBe(1);
@@ -130,8 +132,8 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
     const refusal = t.ephemeralsFor("carol");
     expect(refusal).toHaveLength(1);
     expect(refusal[0]).toContain("executive");
-    expect(t.con.store.auditLog().filter((a) => a.action === "override.continue")).toEqual([]);
-    expect(t.con.store.incidentsOf(1)[0]?.detail.overriddenBy).toBeUndefined();
+    expect((await t.con.store.audit.list()).filter((a) => a.action === "override.continue")).toEqual([]);
+    expect((await t.con.store.incidents.of(1))[0]?.overriddenBy).toBeNull();
     const incident = t.incidentPosts()[0];
     expect(t.latest(incident?.ts as string).buttons).toContain("Continue anyway");
 
@@ -153,7 +155,7 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
     expect(t.pages()).toEqual([]);
     expect(t.rollbackUpdates()).toEqual([]);
     expect(t.updateServices()).toHaveLength(1);
-    expect(t.con.store.incidentsOf(1).map((i) => [i.guardrail, i.detail.shadow])).toEqual([
+    expect((await t.con.store.incidents.of(1)).map((i) => [i.guardrail, i.shadow])).toEqual([
       ["error rate (rollback)", true],
     ]);
   });
@@ -167,7 +169,7 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
     const rollbacks = t.rollbackUpdates(before);
     expect(rollbacks).toHaveLength(1);
     expect(rollbacks[0]?.at).toBe(at("10:26"));
-    expect(t.con.store.getDeployment(2)?.requestedBy).toBe("carol");
+    expect((await t.con.store.deployments.get(2))?.requestedBy).toBe("carol");
 
     await t.run(":advance 5m");
     expect(t.rollbackUpdates()).toHaveLength(1);
@@ -181,7 +183,7 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
     expect(refusal).toHaveLength(1);
     expect(refusal[0]).toContain("devops_lead");
     expect(t.rollbackUpdates()).toEqual([]);
-    expect(t.con.store.getDeployment(2)).toBeUndefined();
+    expect(await t.con.store.deployments.get(2)).toBeUndefined();
   });
 
   it("acknowledges the PagerDuty incident with the same dedup key when erin presses Acknowledge", async () => {

@@ -48,9 +48,9 @@ async function firstRunPagedBeforeRollback(db: string, until = "6m"): Promise<Mo
   if (until !== "5m") await first.run(`:advance ${until.replace(/^6m$/, "1m")}`);
   expect(pages(first.events, "trigger")).toHaveLength(1);
   expect(rollbackUpdates(first.events)).toEqual([]);
-  const [incident] = first.con.store.incidentsOf(1);
-  expect(incident?.detail.rollbackAt).toBe(at("10:27:00"));
-  expect(incident?.detail.rollbackId).toBeUndefined();
+  const [incident] = await first.con.store.incidents.of(1);
+  expect(incident?.rollbackAt).toBe(at("10:27:00"));
+  expect(incident?.rollbackId).toBeNull();
   return first;
 }
 
@@ -78,56 +78,55 @@ describe("restart safety on a db file (issue 5 §5)", () => {
     expect(resolves).toHaveLength(1);
     expect(resolves[0]?.dedupKey).toBe(pages(all, "trigger")[0]?.dedupKey);
     expect(rollbackUpdates(all)).toHaveLength(1);
-    expect(second.con.store.getDeployment(2)?.status).toBe("succeeded");
-    expect(second.con.store.getDeployment(1)?.status).toBe("rolled_back");
+    expect((await second.con.store.deployments.get(2))?.status).toBe("baking");
+    expect((await second.con.store.deployments.get(1))?.status).toBe("rolled_back");
     // Every :advance ran to its end (an error in a job would have stopped the clock early).
     expect(second.errors()).toEqual([]);
     expect(second.con.clock.now().toISOString()).toBe(at("10:39:00"));
   });
 
-  it("calls a rollback that was intended but not yet called when the process died, once, at the first cycle after the restart", async () => {
+  it("performs a rollback recorded but not yet sent to ECS when the process died, once, right after the restart", async () => {
     const db = dbFile();
     const first = await firstRunPagedBeforeRollback(db, "30s");
-    expect(first.con.clock.now().toISOString()).toBe(at("10:25:30"));
-    // What a kill leaves after the intent was written and before RollbackService.execute ran.
-    const [incident] = first.con.store.incidentsOf(1);
-    first.con.store.updateIncident(incident?.id as number, {
-      detail: { rollbackAt: at("10:25:00"), rollbackIntentAt: at("10:25:30") },
-    });
+    // The state a kill leaves between recording the automatic rollback and the reconciler's UpdateService:
+    // the rollback, its incident link and its ECS intent are written, nothing was sent.
+    first.con.services.outbox.onCommit = () => {};
+    await first.run(":advance 1m30s");
+    const [intent] = (await first.con.store.intents.open()).filter((i) => i.effect.kind === "ecs.rollout");
+    expect(intent?.attempts).toBe(0);
+    expect(rollbackUpdates(first.events)).toEqual([]);
+    expect((await first.con.store.incidents.of(1))[0]).toMatchObject({ state: "rolling_back", rollbackId: 2 });
     await first.stop();
 
     const second = await open(db);
-    await second.run(":advance 45s");
-    const rollbacks = rollbackUpdates(second.events);
-    expect(rollbacks).toHaveLength(1);
-    expect(rollbacks[0]?.at).toBe(at("10:26:00"));
-
+    await second.run(":advance 5s");
+    expect(rollbackUpdates(second.events)).toHaveLength(1);
     await second.run(":advance 5m");
-    expect(rollbackUpdates([...first.events, ...second.events])).toHaveLength(1);
-    expect(pages([...first.events, ...second.events], "trigger")).toHaveLength(1);
-    expect(second.con.store.incidentsOf(1)[0]?.detail.rollbackId).toBe(2);
-    expect(second.con.store.getDeployment(2)?.status).toBe("succeeded");
+    const all = [...first.events, ...second.events];
+    expect(rollbackUpdates(all)).toHaveLength(1);
+    expect(pages(all, "trigger")).toHaveLength(1);
+    expect((await second.con.store.incidents.of(1))[0]?.rollbackId).toBe(2);
+    expect((await second.con.store.deployments.get(2))?.status).toBe("baking");
     expect(second.errors()).toEqual([]);
   });
 
-  it("does not call a rollback again when it was called but its id not yet recorded when the process died", async () => {
+  it("does not call UpdateService again when it was called but not recorded when the process died", async () => {
     const db = dbFile();
     const first = await firstRunPagedBeforeRollback(db);
     await first.run(":advance 1m");
     expect(rollbackUpdates(first.events)).toHaveLength(1);
-    const [incident] = first.con.store.incidentsOf(1);
-    expect(incident?.detail.rollbackId).toBe(2);
-    // What a kill leaves after RollbackService.execute returned and before the incident recorded rollback #2.
-    first.con.store.db
-      .prepare("UPDATE incidents SET detail = json_remove(detail, '$.rollbackId') WHERE id = ?")
-      .run(incident?.id);
-    expect(first.con.store.incidentsOf(1)[0]?.detail.rollbackId).toBeUndefined();
+    // What a kill right after UpdateService returned leaves: the intent open after one attempt, nothing recorded.
+    const driver = first.con.store.driver;
+    await driver.run("UPDATE intents SET status = 'open', done_at = NULL, result = NULL WHERE key = 'ecs.rollout:2'");
+    await driver.run("UPDATE deployments SET started_at = NULL, ecs_deployment_arn = NULL WHERE id = 2");
     await first.stop();
 
     const second = await open(db);
     await second.run(":advance 3m");
     expect(rollbackUpdates(second.events)).toEqual([]);
-    expect(second.con.store.incidentsOf(1)[0]?.detail.rollbackId).toBe(2);
+    expect(await second.con.store.intents.byKey("ecs.rollout:2")).toMatchObject({ status: "done", attempts: 2 });
+    expect((await second.con.store.deployments.get(2))?.startedAt).not.toBeNull();
+    expect((await second.con.store.incidents.of(1))[0]?.rollbackId).toBe(2);
     expect(pages(second.events, "trigger")).toEqual([]);
   });
 
@@ -135,7 +134,7 @@ describe("restart safety on a db file (issue 5 §5)", () => {
     const db = dbFile();
     const first = await open(db, TUESDAY);
     await first.run(...APPROVED_PRODUCTION_DEPLOY, ":advance 40m");
-    expect(first.con.store.getDeployment(1)?.status).toBe("succeeded");
+    expect((await first.con.store.deployments.get(1))?.status).toBe("succeeded");
     await first.stop();
 
     const second = await open(db);
@@ -147,7 +146,7 @@ describe("restart safety on a db file (issue 5 §5)", () => {
     expect(status[0]).toContain("#1");
 
     await second.run("/deploy web v1.4.3 to production", ":as bob", ":click Approve");
-    expect(second.con.store.getDeployment(2)?.version).toBe("v1.4.3");
+    expect((await second.con.store.deployments.get(2))?.version).toBe("v1.4.3");
     const update = second.updateServices()[0];
     expect(update?.input?.taskDefinition).toMatch(/comply360-prod-web:3$/);
     expect(second.errors()).toEqual([]);

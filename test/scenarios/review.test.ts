@@ -19,9 +19,9 @@ describe("guardrail buttons and repeated breaches", () => {
     await s.run(":as frank", ":click Acknowledge");
     expect(s.ephemeralsFor("frank", before)[0]).toContain("Acknowledging pauses PagerDuty's escalation");
     expect(s.since(before).filter((e) => e.kind === "page")).toEqual([]);
-    expect(s.con.store.auditLog().some((e) => e.action === "incident.acknowledge_refused" && e.actor === "frank")).toBe(
-      true,
-    );
+    expect(
+      (await s.con.store.audit.list()).some((e) => e.action === "incident.acknowledge_refused" && e.actor === "frank"),
+    ).toBe(true);
   });
 
   it("pages again and schedules the rollback again when a guardrail breaches a second time after recovering", async () => {
@@ -51,39 +51,35 @@ describe("a rollback that fails", () => {
     s = await scenario(TUESDAY);
     await s.run(...approvedProductionDeploy, ":advance 40m", ":as carol", '/rollback web production --reason "test"');
     await s.run(":fail web production", ":click Roll back", ":advance 10m");
-    expect(s.con.store.getDeployment(2)?.status).toBe("failed");
-    expect(s.con.store.getDeployment(1)?.status).toBe("succeeded");
+    expect((await s.con.store.deployments.get(2))?.status).toBe("failed");
+    expect((await s.con.store.deployments.get(1))?.status).toBe("succeeded");
     const incidents = s.events.filter((e) => e.kind === "message" && e.channel === "#incidents").map((e) => e.text);
     expect(incidents.some((t) => t?.includes("FAILED"))).toBe(true);
     expect(s.events.some((e) => e.kind === "error")).toBe(false);
-    expect(s.con.store.getLock("web", "production")).toBeUndefined();
+    expect(await s.con.store.locks.get("web", "production")).toBeUndefined();
   });
 });
 
-describe("a deploy whose ECS call never happened", () => {
+describe("a deploy recorded but never sent to ECS", () => {
   let s: Scenario | undefined;
   afterEach(async () => {
     await s?.stop();
     s = undefined;
   });
 
-  it("ends failed and frees the lock a few minutes after its intent when ECS shows no deployment", async () => {
+  it("is started once by the reconciler's next pass: the recorded intent is the decision, not a guess about ECS", async () => {
     s = await scenario(TUESDAY);
-    const { store, clock } = s.con;
-    // The state a crash between "deploying recorded" and "UpdateService called" leaves behind.
-    const d = store.createDeployment(
-      { kind: "deploy", service: "web", environment: "staging", version: "v9", requestedBy: "alice" },
-      clock.now(),
-    );
-    store.transition(d.id, "approved", clock.now());
-    store.acquireLock("web", "staging", d.id, "alice", clock.now());
-    store.transition(d.id, "deploying", clock.now());
-    await s.run(":advance 2m");
-    expect(store.getDeployment(d.id)?.status).toBe("deploying");
-    await s.run(":advance 2m");
-    expect(store.getDeployment(d.id)?.status).toBe("failed");
-    expect(store.getLock("web", "staging")).toBeUndefined();
+    // The state a crash between "deploying recorded" and "UpdateService called" leaves: the start and its intent.
+    s.con.services.outbox.onCommit = () => {};
+    await s.run(":as alice", "/deploy web v1.4.2 to staging");
+    const d = (await s.con.store.deployments.history("web", "staging"))[0];
+    expect(d?.status).toBe("deploying");
     expect(s.awsOps()).not.toContain("UpdateService");
+    await s.run(":advance 5s");
+    expect(s.awsOps().filter((op) => op === "UpdateService")).toHaveLength(1);
+    await s.run(":advance 10m");
+    expect(s.awsOps().filter((op) => op === "UpdateService")).toHaveLength(1);
+    expect((await s.con.store.deployments.get(d?.id as number))?.status).toBe("baking");
   });
 });
 
@@ -109,7 +105,9 @@ describe("Roll back now where manual rollbacks need approvals (seed 004)", () =>
     const before = s.mark();
     await s.run(":as tom", ":click Roll back now");
     expect(s.awsOps(before)).not.toContain("UpdateService");
-    const rollback = s.con.store.history("frontend", "production").find((x) => x.kind === "rollback");
+    const rollback = (await s.con.store.deployments.history("frontend", "production")).find(
+      (x) => x.kind === "rollback",
+    );
     expect(rollback?.status).toBe("awaiting_approval");
   });
 });

@@ -41,7 +41,7 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     expect(offered[0]?.buttons).toEqual(["Roll back", "Cancel"]);
     for (const write of ["UpdateService", "RegisterTaskDefinition", "StopServiceDeployment"])
       expect(awsCalls(t, write, before)).toEqual([]);
-    expect(t.con.store.history("web", "production")).toHaveLength(2);
+    expect(await t.con.store.deployments.history("web", "production")).toHaveLength(2);
   });
 
   it("rolls back to v1.4.2's own task definition on carol's click, tells #incidents who and how long, and audits each step", async () => {
@@ -55,8 +55,8 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     expect(updates).toHaveLength(1);
     expect(updates[0]?.input?.taskDefinition).toBe(V142_TASK_DEFINITION);
     expect(awsCalls(t, "RegisterTaskDefinition", click)).toEqual([]);
-    expect(t.con.store.getDeployment(3)).toMatchObject({ kind: "rollback", status: "deploying" });
-    expect(t.con.store.getDeployment(3)?.flags.rollsBack).toBe(2);
+    expect(await t.con.store.deployments.get(3)).toMatchObject({ kind: "rollback", status: "deploying" });
+    expect((await t.con.store.deployments.get(3))?.rollsBack).toBe(2);
 
     const later = t.mark();
     await t.run(":advance 5m");
@@ -67,14 +67,21 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     expect(posts[0]).toContain("5xx spike");
     expect(posts[0]).toMatch(/Took \d+ min/);
 
-    expect(auditActions(t, 3)).toEqual(
-      expect.arrayContaining(["rollback.requested", "ecs.update_service", "rollback.succeeded"]),
+    expect(await auditActions(t, 3)).toEqual(
+      expect.arrayContaining(["rollback.requested", "ecs.update_service", "rollback.baking"]),
     );
-    const requested = t.con.store.auditLog({ deploymentId: 3 }).find((a) => a.action === "rollback.requested");
+    const requested = (await t.con.store.audit.list({ deploymentId: 3 })).find(
+      (a) => a.action === "rollback.requested",
+    );
     expect(requested).toMatchObject({ actor: "carol", detail: { from: "v1.4.3", to: "v1.4.2", rollsBack: 2 } });
-    expect(t.con.store.getDeployment(3)?.status).toBe("succeeded");
-    expect(t.con.store.getDeployment(2)?.status).toBe("rolled_back");
-    expect(t.con.store.getLock("web", "production")).toBeUndefined();
+    // The restored version is watched by the same guardrails for the environment's bake time, holding the lock.
+    expect((await t.con.store.deployments.get(3))?.status).toBe("baking");
+    expect((await t.con.store.deployments.get(2))?.status).toBe("rolled_back");
+    expect((await t.con.store.locks.get("web", "production"))?.deploymentId).toBe(3);
+    await t.run(":advance 30m");
+    expect((await t.con.store.deployments.get(3))?.status).toBe("succeeded");
+    expect(await auditActions(t, 3)).toContain("rollback.succeeded");
+    expect(await t.con.store.locks.get("web", "production")).toBeUndefined();
   });
 
   it("offers erin the rollback while PagerDuty has her on call, and refuses her once carol takes over", async () => {
@@ -104,25 +111,25 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     await t.run(":as frank", "/rollback web production");
     expect(confirmations(t, "frank", before)).toEqual([]);
     expect(t.ephemeralsFor("frank", before)).toEqual([expect.stringContaining("frank holds no role")]);
-    const denied = t.con.store.auditLog().filter((a) => a.action === "rollback.denied");
+    const denied = (await t.con.store.audit.list()).filter((a) => a.action === "rollback.denied");
     expect(denied).toHaveLength(1);
     expect(denied[0]).toMatchObject({ actor: "frank", environment: "production" });
     expect(String(denied[0]?.detail.reason)).toContain("frank holds no role");
-    expect(t.con.store.history("web", "production")).toHaveLength(2);
+    expect(await t.con.store.deployments.history("web", "production")).toHaveLength(2);
   });
 
   it("changes nothing when carol clicks Cancel: no ECS write, no rollback recorded, no audit row", async () => {
     const t = await open();
     await twoGoodProductionDeploys(t);
     await t.run(":as carol", "/rollback web production");
-    const auditBefore = auditActions(t).length;
+    const auditBefore = (await auditActions(t)).length;
 
     const before = t.mark();
     await t.run(":click Cancel");
     expect(t.ephemeralsFor("carol", before)).toEqual(["Rollback cancelled; nothing changed."]);
     expect(awsCalls(t, "UpdateService", before)).toEqual([]);
-    expect(t.con.store.history("web", "production")).toHaveLength(2);
-    expect(auditActions(t)).toHaveLength(auditBefore);
+    expect(await t.con.store.deployments.history("web", "production")).toHaveLength(2);
+    expect(await auditActions(t)).toHaveLength(auditBefore);
     // The confirmation is gone, so a late Roll back cannot run it either.
     await t.run(":click Roll back");
     expect(t.since(before).at(-1)).toMatchObject({ kind: "error", text: 'no message has a button "Roll back"' });
@@ -134,8 +141,8 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     await t.run(`:time ${WEDNESDAY}`);
     await deployToProduction(t, "v1.4.3", false);
     await t.run(":advance 2m");
-    expect(t.con.store.getDeployment(2)?.status).toBe("deploying");
-    const inFlight = t.con.store.getDeployment(2)?.ecsDeploymentArn;
+    expect((await t.con.store.deployments.get(2))?.status).toBe("deploying");
+    const inFlight = (await t.con.store.deployments.get(2))?.ecsDeploymentArn;
     expect(inFlight).toBeTruthy();
 
     // The plan /rollback's confirmation carries for this history (see the it.fails below for the command itself).
@@ -154,20 +161,22 @@ describe("/rollback through the local console (issue 4 §3)", () => {
       },
       { name: "carol", slackId: "U0CAROL01", automatic: false, authority: auth.reason },
     );
-    await t.con.services.background.idle();
+    await t.con.services.idle();
 
     const stops = awsCalls(t, "StopServiceDeployment", before);
     expect(stops).toHaveLength(1);
     expect(stops[0]?.input).toEqual({ serviceDeploymentArn: inFlight, stopType: "ROLLBACK" });
     expect(awsCalls(t, "UpdateService", before)).toEqual([]);
-    expect(t.con.store.getDeployment(2)?.status).toBe("rolling_back");
-    expect(t.con.store.getLock("web", "production")?.deploymentId).toBe(r.id);
+    expect((await t.con.store.deployments.get(2))?.status).toBe("rolling_back");
+    expect((await t.con.store.locks.get("web", "production"))?.deploymentId).toBe(r.id);
 
     await t.run(":advance 5m");
-    expect(t.con.store.getDeployment(r.id)?.status).toBe("succeeded");
-    expect(t.con.store.getDeployment(2)?.status).toBe("rolled_back");
-    expect(t.con.store.getLock("web", "production")).toBeUndefined();
-    expect(auditActions(t, r.id)).toContain("ecs.stop_service_deployment");
+    expect((await t.con.store.deployments.get(r.id))?.status).toBe("baking");
+    expect((await t.con.store.deployments.get(2))?.status).toBe("rolled_back");
+    await t.run(":advance 30m");
+    expect((await t.con.store.deployments.get(r.id))?.status).toBe("succeeded");
+    expect(await t.con.store.locks.get("web", "production")).toBeUndefined();
+    expect(await auditActions(t, r.id)).toContain("ecs.stop_service_deployment");
     expect(incidentPosts(t, before)).toEqual([expect.stringContaining("from `v1.4.3` to `v1.4.2`")]);
   });
 
@@ -179,7 +188,7 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     await t.run(`:time ${WEDNESDAY}`);
     await deployToProduction(t, "v1.4.3", false);
     await t.run(":advance 2m");
-    expect(t.con.store.getDeployment(2)?.status).toBe("deploying");
+    expect((await t.con.store.deployments.get(2))?.status).toBe("deploying");
 
     const before = t.mark();
     await t.run(":as carol", "/rollback web production");
@@ -194,7 +203,7 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     await t.run(`:time ${WEDNESDAY}`);
     await deployToProduction(t, "v1.4.3", false);
     await t.run(":advance 6m");
-    expect(t.con.store.getDeployment(2)?.status).toBe("baking");
+    expect((await t.con.store.deployments.get(2))?.status).toBe("baking");
 
     const before = t.mark();
     await t.run(":as carol", "/rollback web production", ":click Roll back");
@@ -202,9 +211,9 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     expect(awsCalls(t, "UpdateService", before).map((e) => e.input?.taskDefinition)).toEqual([V142_TASK_DEFINITION]);
 
     await t.run(":advance 40m");
-    expect(t.con.store.getDeployment(3)?.status).toBe("succeeded");
-    expect(t.con.store.getDeployment(2)?.status).toBe("rolled_back");
-    expect(t.con.store.getLock("web", "production")).toBeUndefined();
+    expect((await t.con.store.deployments.get(3))?.status).toBe("succeeded");
+    expect((await t.con.store.deployments.get(2))?.status).toBe("rolled_back");
+    expect(await t.con.store.locks.get("web", "production")).toBeUndefined();
   });
 
   it("pages PagerDuty for a P1 rollback with the service's dedup key and resolves the same key when it finishes", async () => {
@@ -224,7 +233,7 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     ]);
 
     await t.run(":advance 5m");
-    expect(t.con.store.getDeployment(3)?.status).toBe("succeeded");
+    expect((await t.con.store.deployments.get(3))?.status).toBe("baking");
     expect(pages().map((p) => [p.action, p.dedupKey])).toEqual([
       ["trigger", "deploybot/web/production/rollback"],
       ["resolve", "deploybot/web/production/rollback"],
@@ -236,9 +245,9 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     const t = await open();
     await twoGoodProductionDeploys(t);
     const before = t.mark();
-    await t.run(":as carol", "/rollback web production", ":click Roll back", ":advance 5m");
+    await t.run(":as carol", "/rollback web production", ":click Roll back", ":advance 40m");
 
-    expect(t.con.store.getDeployment(3)?.status).toBe("succeeded");
+    expect((await t.con.store.deployments.get(3))?.status).toBe("succeeded");
     expect(t.since(before).filter((e) => e.kind === "page")).toEqual([]);
   });
 
@@ -254,8 +263,8 @@ describe("/rollback through the local console (issue 4 §3)", () => {
       expect.stringContaining("erin holds engineer and is not on call"),
     ]);
     expect(awsCalls(t, "UpdateService", before)).toEqual([]);
-    expect(t.con.store.history("web", "production")).toHaveLength(2);
-    expect(auditActions(t)).toContain("rollback.denied");
+    expect(await t.con.store.deployments.history("web", "production")).toHaveLength(2);
+    expect(await auditActions(t)).toContain("rollback.denied");
   });
 
   it("refuses a named version that never ran here: a rollback must not become a way around freezes and approvals", async () => {
@@ -268,7 +277,7 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     expect(t.ephemeralsFor("carol", before)[0]).toContain("v9.9.9 has not run in web production");
     expect(t.awsOps(before)).not.toContain("RegisterTaskDefinition");
     expect(t.awsOps(before)).not.toContain("UpdateService");
-    expect(t.con.store.getDeployment(3)).toBeUndefined();
+    expect(await t.con.store.deployments.get(3)).toBeUndefined();
   });
 
   it("rolls back to a named version that ran before deploybot's first deploy, using the task definition it ran on", async () => {
@@ -297,6 +306,6 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     expect(answer[0]).toContain("ECS reports no previous revision");
     expect(answer[0]).toContain("/rollback web staging to");
     expect(awsCalls(t, "UpdateService", before)).toEqual([]);
-    expect(t.con.store.history("web", "staging")).toEqual([]);
+    expect(await t.con.store.deployments.history("web", "staging")).toEqual([]);
   });
 });

@@ -61,14 +61,15 @@ describe("seed 004: a manual rollback needs the Technical Lead and the Project M
     expect(s.card(1)).toContain("Succeeded");
     await s.run(":as tom", '/rollback frontend production --reason "checkout broken"', ":click Roll back");
     const before = s.mark();
-    expect(s.con.store.getDeployment(2)?.status).toBe("awaiting_approval");
+    expect((await s.con.store.deployments.get(2))?.status).toBe("awaiting_approval");
     await s.run(":as mike", ":click Approve", ":advance 1m");
     expect(s.awsOps(before)).not.toContain("UpdateService");
     await s.run(":as jane", ":click Approve");
     expect(s.awsOps(before)).toContain("UpdateService");
     await s.run(":advance 6m");
-    expect(s.con.store.getDeployment(1)?.status).toBe("rolled_back");
-    expect(s.con.store.getDeployment(2)?.status).toBe("succeeded");
+    expect((await s.con.store.deployments.get(1))?.status).toBe("rolled_back");
+    // The restored version is watched for the environment's bake time before the rollback ends succeeded.
+    expect((await s.con.store.deployments.get(2))?.status).toBe("baking");
   });
 });
 
@@ -94,6 +95,6 @@ describe("seed 001: checks every 5 min for 30 min, then every 15 min for 90 min"
     expect(checksBetween(0, 30)).toBe(6);
     expect(checksBetween(30, 120)).toBe(6);
     expect(checksBetween(120, 150)).toBe(0);
-    expect(s.con.store.getDeployment(1)?.status).toBe("succeeded");
+    expect((await s.con.store.deployments.get(1))?.status).toBe("succeeded");
   });
 });

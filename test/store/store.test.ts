@@ -1,318 +1,249 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import Database from "better-sqlite3";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { DeploybotError, ErrorCode, IllegalTransitionError } from "../../src/errors.js";
-import { type Deployment, type DeploymentStatus, Store } from "../../src/store/index.js";
+import { describe, expect, it } from "vitest";
+import { DeploybotError, ErrorCode } from "../../src/errors.js";
+import type { Approval, Incident, IncidentState, Store } from "../../src/store/index.js";
+import {
+  deploymentIn,
+  INCIDENT_PATH,
+  incidentIn,
+  later,
+  newDeploy,
+  newIncident,
+  rawDb,
+  T0,
+  thrown,
+  useStores,
+} from "./fixtures.js";
 
-/** Statuses in which a deployment holds its lock (the runbook's "one deploy at a time"). */
-const IN_FLIGHT = new Set<DeploymentStatus>(["approved", "deploying", "baking", "rolling_back"]);
+const { store } = useStores();
 
-const T0 = new Date("2026-11-24T08:15:00.000Z");
-const later = (minutes: number) => new Date(T0.getTime() + minutes * 60_000);
-
-const tmp = mkdtempSync(join(tmpdir(), "deploybot-store-"));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-let fileSeq = 0;
-const tempDb = () => join(tmp, `store-${++fileSeq}.db`);
-
-const open: Store[] = [];
-/** A store that is closed after the test. */
-function store(file = ":memory:"): Store {
-  const s = new Store(file);
-  open.push(s);
-  return s;
-}
-afterEach(() => {
-  for (const s of open.splice(0)) if (s.db.open) s.close();
-});
-
-const newDeploy = (s: Store, over: { service?: string; environment?: string } = {}): Deployment =>
-  s.createDeployment(
+const newRollback = (s: Store, rollsBack: number | null, at = later(10)) =>
+  s.deployments.create(
     {
-      kind: "deploy",
-      service: over.service ?? "web",
-      environment: over.environment ?? "production",
-      version: "v1.4.2",
-      requestedBy: "alice",
-      reason: "fix login",
-      flags: { hotfix: true },
+      kind: "rollback",
+      service: "web",
+      environment: "production",
+      version: "v1.4.1",
+      requestedBy: "bob",
+      reason: "5xx above 2%",
+      flags: { automatic: true },
+      rollsBack,
+      previousVersion: "v1.4.2",
     },
-    T0,
+    at,
   );
 
-/** The moves that bring a new deployment to each status, written out here rather than derived from the table. */
-const PATH_TO: Record<DeploymentStatus, DeploymentStatus[]> = {
-  requested: [],
-  awaiting_approval: ["awaiting_approval"],
-  approved: ["approved"],
-  denied: ["denied"],
-  rejected: ["awaiting_approval", "rejected"],
-  expired: ["awaiting_approval", "expired"],
-  cancelled: ["cancelled"],
-  deploying: ["approved", "deploying"],
-  baking: ["approved", "deploying", "baking"],
-  succeeded: ["approved", "deploying", "succeeded"],
-  failed: ["approved", "failed"],
-  rolling_back: ["approved", "deploying", "rolling_back"],
-  rolled_back: ["approved", "deploying", "rolled_back"],
-};
-const ALL = Object.keys(PATH_TO) as DeploymentStatus[];
-
-/** A new deployment moved to `status`, one minute per step; holds the lock when `lock` is set. */
-function deploymentIn(s: Store, status: DeploymentStatus, lock = false): Deployment {
-  const d = newDeploy(s);
-  if (lock) expect(s.acquireLock(d.service, d.environment, d.id, d.requestedBy, T0)).toBeNull();
-  let current = d;
-  PATH_TO[status].forEach((to, i) => {
-    current = s.transition(d.id, to, later(i + 1));
-  });
-  return current;
-}
-
-/** The legal moves of a deployment, from DESIGN and the runbook: anything else is a bug. */
-const LEGAL: Array<[DeploymentStatus, DeploymentStatus]> = [
-  ["requested", "awaiting_approval"],
-  ["requested", "approved"],
-  ["requested", "denied"],
-  ["requested", "cancelled"],
-  ["awaiting_approval", "approved"],
-  ["awaiting_approval", "rejected"],
-  ["awaiting_approval", "expired"],
-  ["awaiting_approval", "cancelled"],
-  ["approved", "deploying"],
-  ["approved", "failed"],
-  ["approved", "cancelled"],
-  ["deploying", "baking"],
-  ["deploying", "succeeded"],
-  ["deploying", "failed"],
-  ["deploying", "rolling_back"],
-  ["deploying", "rolled_back"],
-  ["baking", "succeeded"],
-  ["baking", "failed"],
-  ["baking", "rolling_back"],
-  ["baking", "rolled_back"],
-  ["succeeded", "rolled_back"],
-  ["rolling_back", "rolled_back"],
-  ["rolling_back", "failed"],
-];
-const isLegal = (from: DeploymentStatus, to: DeploymentStatus) => LEGAL.some(([f, t]) => f === from && t === to);
-const ILLEGAL = ALL.flatMap((from) => ALL.filter((to) => !isLegal(from, to)).map((to) => [from, to] as const));
-
-describe("Store migrations", () => {
-  it("migrates an empty in-memory db to the current schema version and creates the tables", () => {
+describe("deployments", () => {
+  it("creates a deployment as requested, with its flags and times", async () => {
     const s = store();
-    expect(Store.schemaVersion).toBeGreaterThanOrEqual(1);
-    expect(s.db.pragma("user_version", { simple: true })).toBe(Store.schemaVersion);
-    const tables = (
-      s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{
-        name: string;
-      }>
-    ).map((t) => t.name);
-    expect(tables).toEqual(
-      expect.arrayContaining(["approvals", "audit", "deployments", "incidents", "kv", "locks", "pages"]),
-    );
-    const triggers = s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name").all();
-    expect(triggers).toEqual([{ name: "audit_no_delete" }, { name: "audit_no_update" }]);
-  });
-
-  it("keeps a file in WAL mode", () => {
-    const s = store(tempDb());
-    expect(s.db.pragma("journal_mode", { simple: true })).toBe("wal");
-  });
-
-  it("reopens a file without migrating again and keeps its data", () => {
-    const file = tempDb();
-    const first = store(file);
-    const d = newDeploy(first);
-    first.transition(d.id, "approved", later(1));
-    first.setKv("sim.world", { clock: "2026-11-24T08:16:00.000Z" });
-    first.close();
-
-    // A second run of the first migration would fail on CREATE TABLE; opening must simply work.
-    const again = store(file);
-    expect(again.db.pragma("user_version", { simple: true })).toBe(Store.schemaVersion);
-    expect(again.getDeployment(d.id)).toMatchObject({ status: "approved", version: "v1.4.2", reason: "fix login" });
-    expect(again.getKv("sim.world")).toEqual({ clock: "2026-11-24T08:16:00.000Z" });
-    expect(newDeploy(again).id).toBe(d.id + 1);
-  });
-
-  it("refuses a db written by a newer deploybot and says what to do, without touching it", () => {
-    const file = tempDb();
-    const raw = new Database(file);
-    raw.pragma(`user_version = ${Store.schemaVersion + 1}`);
-    raw.close();
-
-    let caught: unknown;
-    try {
-      store(file);
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(DeploybotError);
-    const message = (caught as Error).message;
-    expect(message).toContain(`schema ${Store.schemaVersion + 1}`);
-    expect(message).toContain(`this one knows ${Store.schemaVersion}`);
-    expect(message).toContain("upgrade deploybot or use another --db file");
-
-    const check = new Database(file, { readonly: true });
-    expect(check.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get()).toEqual({ n: 0 });
-    expect(check.pragma("user_version", { simple: true })).toBe(Store.schemaVersion + 1);
-    check.close();
-  });
-});
-
-describe("Store deployments", () => {
-  it("creates a deployment as requested, with its flags and times", () => {
-    const s = store();
-    const d = newDeploy(s);
-    expect(d).toMatchObject({
+    const d = await newDeploy(s, { taskDefinition: "web:42", previousVersion: "v1.4.1" });
+    expect(d).toEqual({
       id: 1,
       kind: "deploy",
       service: "web",
       environment: "production",
       version: "v1.4.2",
+      taskDefinition: "web:42",
+      previousVersion: "v1.4.1",
+      previousTaskDefinition: null,
       requestedBy: "alice",
       reason: "fix login",
       flags: { hotfix: true },
+      rollsBack: null,
       status: "requested",
+      decision: null,
+      approvalRule: null,
+      expiresAt: null,
+      ecsDeploymentArn: null,
+      progress: null,
+      cardChannel: null,
+      cardTs: null,
       createdAt: T0.toISOString(),
       updatedAt: T0.toISOString(),
       finishedAt: null,
+      startedAt: null,
+    });
+    expect(await s.deployments.get(d.id)).toEqual(d);
+    expect(await s.deployments.must(d.id)).toEqual(d);
+  });
+
+  it("records the deploy a rollback rolls back and finds a deploy's rollbacks newest first", async () => {
+    const s = store();
+    const deploy = await newDeploy(s);
+    const other = await newDeploy(s);
+    const first = await newRollback(s, deploy.id, later(10));
+    await newRollback(s, other.id, later(11));
+    const second = await newRollback(s, deploy.id, later(12));
+    await newRollback(s, null, later(13));
+
+    expect(first).toMatchObject({ kind: "rollback", rollsBack: deploy.id, flags: { automatic: true } });
+    expect((await s.deployments.rollbacksOf(deploy.id)).map((d) => d.id)).toEqual([second.id, first.id]);
+    expect(await s.deployments.rollbacksOf(first.id)).toEqual([]);
+  });
+
+  it("returns undefined for a deployment that does not exist, and must() says which", async () => {
+    const s = store();
+    expect(await s.deployments.get(42)).toBeUndefined();
+    const err = await thrown(() => s.deployments.must(42));
+    expect(err).toBeInstanceOf(DeploybotError);
+    expect((err as DeploybotError).code).toBe(ErrorCode.NotFound);
+    expect(err.message).toBe("no deployment #42");
+  });
+
+  it("lists a target's history newest first, up to the limit, without other targets", async () => {
+    const s = store();
+    const a = await deploymentIn(s, "succeeded");
+    const b = await deploymentIn(s, "awaiting_approval");
+    await newDeploy(s, { environment: "staging" });
+    await newDeploy(s, { service: "api" });
+    const c = await newDeploy(s);
+    expect((await s.deployments.history("web", "production")).map((d) => d.id)).toEqual([c.id, b.id, a.id]);
+    expect((await s.deployments.history("web", "production", 2)).map((d) => d.id)).toEqual([c.id, b.id]);
+    expect(await s.deployments.history("web", "dev")).toEqual([]);
+  });
+
+  it("finds deployments by status oldest first, of one kind when asked", async () => {
+    const s = store();
+    const a = await deploymentIn(s, "succeeded");
+    const b = await deploymentIn(s, "awaiting_approval");
+    await deploymentIn(s, "failed");
+    const r = await newRollback(s, a.id);
+    await s.deployments.apply(r.id, "allow", later(11));
+    await s.deployments.apply(r.id, "start", later(12));
+    await s.deployments.apply(r.id, "succeed", later(13));
+
+    expect((await s.deployments.byStatus(["awaiting_approval", "succeeded"])).map((d) => d.id)).toEqual([
+      a.id,
+      b.id,
+      r.id,
+    ]);
+    expect((await s.deployments.byStatus(new Set(["succeeded"] as const), "rollback")).map((d) => d.id)).toEqual([
+      r.id,
+    ]);
+    expect((await s.deployments.byStatus(["succeeded"], "deploy")).map((d) => d.id)).toEqual([a.id]);
+    expect(await s.deployments.byStatus([])).toEqual([]);
+  });
+
+  it("finds a target's newest deployment in some statuses, of one kind when asked", async () => {
+    const s = store();
+    await deploymentIn(s, "succeeded");
+    const newer = await deploymentIn(s, "succeeded");
+    await deploymentIn(s, "baking");
+    await deploymentIn(s, "succeeded", { environment: "staging" });
+    const r = await newRollback(s, newer.id);
+
+    expect((await s.deployments.latestOf("web", "production", ["succeeded"]))?.id).toBe(newer.id);
+    expect((await s.deployments.latestOf("web", "production", ["succeeded", "requested"]))?.id).toBe(r.id);
+    expect((await s.deployments.latestOf("web", "production", ["succeeded", "requested"], "deploy"))?.id).toBe(
+      newer.id,
+    );
+    expect(await s.deployments.latestOf("web", "production", ["rolled_back"])).toBeUndefined();
+  });
+
+  it("finds the deploys that succeeded with a rollout started since a time, oldest first", async () => {
+    const s = store();
+    const started = async (minutes: number | null, status: "succeeded" | "baking" = "succeeded") => {
+      const d = await deploymentIn(s, status);
+      return minutes === null ? d : s.deployments.patch(d.id, { startedAt: later(minutes).toISOString() }, later(20));
+    };
+    await started(59);
+    const atTheHour = await started(60);
+    const after = await started(75);
+    await started(null);
+    await started(70, "baking");
+    const r = await newRollback(s, atTheHour.id);
+    for (const event of ["allow", "start", "succeed"] as const) await s.deployments.apply(r.id, event, later(80));
+    await s.deployments.patch(r.id, { startedAt: later(80).toISOString() }, later(80));
+
+    expect((await s.deployments.succeededSince(later(60))).map((d) => d.id)).toEqual([atTheHour.id, after.id]);
+    expect(await s.deployments.succeededSince(later(76))).toEqual([]);
+  });
+
+  it("patches fields without touching the status, and clears a JSON field with null", async () => {
+    const s = store();
+    const d = await deploymentIn(s, "deploying");
+    await s.deployments.patch(d.id, { decision: { outcome: "allow", reasons: ["in window"], bypassed: [] } }, later(5));
+
+    const patched = await s.deployments.patch(
+      d.id,
+      {
+        progress: { running: 2, desired: 4 },
+        cardChannel: "C-DEPLOYS",
+        ecsDeploymentArn: "arn:aws:ecs:eu-west-1:1:service-deployment/web/abc",
+        flags: { hotfix: true, viaStop: false },
+        decision: null,
+      },
+      later(6),
+    );
+
+    expect(patched).toEqual({
+      ...d,
+      progress: { running: 2, desired: 4 },
+      cardChannel: "C-DEPLOYS",
+      ecsDeploymentArn: "arn:aws:ecs:eu-west-1:1:service-deployment/web/abc",
+      flags: { hotfix: true, viaStop: false },
+      decision: null,
+      updatedAt: later(6).toISOString(),
     });
   });
 
-  it.each(LEGAL)("moves a deployment from %s to %s", (from, to) => {
+  it("refuses to patch a deployment that does not exist", async () => {
     const s = store();
-    const d = deploymentIn(s, from);
-    expect(d.status).toBe(from);
-    const at = later(30);
-    const moved = s.transition(d.id, to, at, { progress: { detail: "step" } });
-    expect(moved.status).toBe(to);
-    expect(moved.updatedAt).toBe(at.toISOString());
-    expect(moved.progress).toEqual({ detail: "step" });
-    expect(s.getDeployment(d.id)?.status).toBe(to);
-  });
-
-  it.each(ILLEGAL)("refuses to move a deployment from %s to %s and writes nothing", (from, to) => {
-    const s = store();
-    const before = deploymentIn(s, from, IN_FLIGHT.has(from));
-    const lockBefore = s.getLock("web", "production");
-
-    let caught: unknown;
-    try {
-      s.transition(before.id, to, later(30), { cardTs: "1795248000.000001", progress: { detail: "x" } });
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(IllegalTransitionError);
-    expect((caught as IllegalTransitionError).code).toBe(ErrorCode.IllegalTransition);
-    expect((caught as IllegalTransitionError).code).toBe("deploybot_illegal_transition");
-    expect((caught as Error).message).toBe(`deployment ${before.id} cannot go from ${from} to ${to}`);
-    expect(s.getDeployment(before.id)).toEqual(before);
-    expect(s.getLock("web", "production")).toEqual(lockBefore);
-  });
-
-  it("refuses to move a deployment that does not exist", () => {
-    const s = store();
-    expect(() => s.transition(42, "approved", T0)).toThrow("no deployment #42");
-  });
-
-  it.each<[DeploymentStatus, boolean]>([
-    ["awaiting_approval", false],
-    ["approved", false],
-    ["deploying", false],
-    ["baking", false],
-    ["rolling_back", false],
-    ["denied", true],
-    ["rejected", true],
-    ["expired", true],
-    ["cancelled", true],
-    ["succeeded", true],
-    ["failed", true],
-    ["rolled_back", true],
-  ])("on reaching %s sets finished_at: %s", (status, finishes) => {
-    const s = store();
-    const d = deploymentIn(s, status);
-    const lastStep = later(PATH_TO[status].length);
-    expect(d.finishedAt).toBe(finishes ? lastStep.toISOString() : null);
-  });
-
-  it.each<[DeploymentStatus, DeploymentStatus, boolean]>([
-    ["approved", "deploying", true],
-    ["deploying", "baking", true],
-    ["deploying", "rolling_back", true],
-    ["approved", "failed", false],
-    ["approved", "cancelled", false],
-    ["deploying", "succeeded", false],
-    ["deploying", "rolled_back", false],
-    ["baking", "succeeded", false],
-    ["baking", "failed", false],
-    ["rolling_back", "rolled_back", false],
-    ["rolling_back", "failed", false],
-  ])("going from %s to %s keeps the lock: %s", (from, to, kept) => {
-    const s = store();
-    const d = deploymentIn(s, from, true);
-    expect(s.getLock("web", "production")?.deploymentId).toBe(d.id);
-    s.transition(d.id, to, later(30));
-    const lock = s.getLock("web", "production");
-    if (kept) expect(lock?.deploymentId).toBe(d.id);
-    else expect(lock).toBeUndefined();
-  });
-
-  it("lists a target's history newest first and finds deployments by status", () => {
-    const s = store();
-    const a = deploymentIn(s, "succeeded");
-    const b = deploymentIn(s, "awaiting_approval");
-    newDeploy(s, { environment: "staging" });
-    expect(s.history("web", "production").map((d) => d.id)).toEqual([b.id, a.id]);
-    expect(s.byStatus(["awaiting_approval", "succeeded"]).map((d) => d.id)).toEqual([a.id, b.id]);
-    expect(s.byStatus([])).toEqual([]);
+    const err = await thrown(() => s.deployments.patch(42, { cardTs: "1" }, T0));
+    expect((err as DeploybotError).code).toBe(ErrorCode.NotFound);
+    expect(err.message).toBe("no deployment #42");
   });
 });
 
-describe("Store locks", () => {
-  it("gives the lock to the first deployment and returns the holder to a second one", () => {
+describe("locks", () => {
+  it("gives the lock to the first deployment and returns the holder to a second one", async () => {
     const s = store();
-    const first = newDeploy(s);
-    const second = newDeploy(s);
-    expect(s.acquireLock("web", "production", first.id, "alice", T0)).toBeNull();
+    const first = await newDeploy(s);
+    const second = await newDeploy(s);
+    expect(await s.locks.acquire("web", "production", first.id, "alice", T0)).toBeNull();
 
-    const held = s.acquireLock("web", "production", second.id, "bob", later(1));
-    expect(held).toEqual({
+    const held = await s.locks.acquire("web", "production", second.id, "bob", later(1));
+
+    const lock = {
       service: "web",
       environment: "production",
       deploymentId: first.id,
       holder: "alice",
       since: T0.toISOString(),
-    });
-    expect(s.getLock("web", "production")?.deploymentId).toBe(first.id);
+    };
+    expect(held).toEqual(lock);
+    expect(await s.locks.get("web", "production")).toEqual(lock);
   });
 
-  it("lets the holder take its own lock again, and other targets stay free", () => {
+  it("lets the holder take its own lock again, and leaves other targets free", async () => {
     const s = store();
-    const first = newDeploy(s);
-    const other = newDeploy(s, { environment: "staging" });
-    expect(s.acquireLock("web", "production", first.id, "alice", T0)).toBeNull();
-    expect(s.acquireLock("web", "production", first.id, "alice", later(1))).toBeNull();
-    expect(s.acquireLock("web", "staging", other.id, "bob", T0)).toBeNull();
-    expect(s.getLock("web", "staging")?.holder).toBe("bob");
+    const first = await newDeploy(s);
+    const other = await newDeploy(s, { environment: "staging" });
+    expect(await s.locks.acquire("web", "production", first.id, "alice", T0)).toBeNull();
+    expect(await s.locks.acquire("web", "production", first.id, "alice", later(1))).toBeNull();
+    expect(await s.locks.get("web", "staging")).toBeUndefined();
+    expect(await s.locks.acquire("web", "staging", other.id, "bob", T0)).toBeNull();
+    expect((await s.locks.get("web", "staging"))?.holder).toBe("bob");
+    expect((await s.locks.get("web", "production"))?.deploymentId).toBe(first.id);
   });
 
-  it("frees the lock on release so the next deployment can take it", () => {
+  it("frees the lock on release so the next deployment can take it", async () => {
     const s = store();
-    const first = newDeploy(s);
-    const second = newDeploy(s);
-    s.acquireLock("web", "production", first.id, "alice", T0);
-    s.releaseLock(first.id);
-    expect(s.getLock("web", "production")).toBeUndefined();
-    expect(s.acquireLock("web", "production", second.id, "bob", later(1))).toBeNull();
+    const first = await newDeploy(s);
+    const second = await newDeploy(s);
+    await s.locks.acquire("web", "production", first.id, "alice", T0);
+    await s.locks.release(second.id);
+    expect((await s.locks.get("web", "production"))?.deploymentId).toBe(first.id);
+
+    await s.locks.release(first.id);
+
+    expect(await s.locks.get("web", "production")).toBeUndefined();
+    expect(await s.locks.acquire("web", "production", second.id, "bob", later(1))).toBeNull();
+    expect((await s.locks.get("web", "production"))?.deploymentId).toBe(second.id);
   });
 });
 
-describe("Store approvals", () => {
-  const approval = (deploymentId: number, user: string, decision: "approve" | "reject", minute: number) => ({
+describe("approvals", () => {
+  const approval = (deploymentId: number, user: string, decision: "approve" | "reject", minute: number): Approval => ({
     deploymentId,
     user,
     decision,
@@ -322,46 +253,65 @@ describe("Store approvals", () => {
     at: later(minute).toISOString(),
   });
 
-  it("counts the same user once: the first decision stands", () => {
+  it("counts the same person once: the first decision stands", async () => {
     const s = store();
-    const d = deploymentIn(s, "awaiting_approval");
-    expect(s.recordApproval(approval(d.id, "bob", "approve", 1))).toBe(true);
-    expect(s.recordApproval(approval(d.id, "bob", "approve", 2))).toBe(false);
-    expect(s.recordApproval(approval(d.id, "bob", "reject", 3))).toBe(false);
-    const recorded = s.approvals(d.id);
-    expect(recorded).toHaveLength(1);
-    expect(recorded[0]).toMatchObject({ user: "bob", decision: "approve", roles: ["tech_lead"] });
+    const d = await deploymentIn(s, "awaiting_approval");
+    expect(await s.approvals.record(approval(d.id, "bob", "approve", 1))).toBe(true);
+    expect(await s.approvals.record(approval(d.id, "bob", "approve", 2))).toBe(false);
+    expect(await s.approvals.record(approval(d.id, "bob", "reject", 3))).toBe(false);
+    expect(await s.approvals.of(d.id)).toEqual([approval(d.id, "bob", "approve", 1)]);
   });
 
-  it("keeps different users' approvals in the order given", () => {
+  it("lets the same person decide on another deployment", async () => {
     const s = store();
-    const d = deploymentIn(s, "awaiting_approval");
-    s.recordApproval(approval(d.id, "bob", "approve", 1));
-    s.recordApproval(approval(d.id, "carol", "reject", 2));
-    expect(s.approvals(d.id).map((a) => [a.user, a.decision])).toEqual([
-      ["bob", "approve"],
+    const a = await deploymentIn(s, "awaiting_approval");
+    const b = await deploymentIn(s, "awaiting_approval");
+    expect(await s.approvals.record(approval(a.id, "bob", "approve", 1))).toBe(true);
+    expect(await s.approvals.record(approval(b.id, "bob", "reject", 2))).toBe(true);
+    expect((await s.approvals.of(b.id)).map((x) => x.decision)).toEqual(["reject"]);
+  });
+
+  it("keeps different people's decisions in the order given, even when they carry the same time", async () => {
+    const s = store();
+    const d = await deploymentIn(s, "awaiting_approval");
+    await s.approvals.record(approval(d.id, "zoe", "approve", 1));
+    await s.approvals.record(approval(d.id, "carol", "reject", 1));
+    await s.approvals.record(approval(d.id, "bob", "approve", 1));
+    await s.approvals.record(approval(d.id, "amy", "approve", 2));
+    expect((await s.approvals.of(d.id)).map((a) => [a.user, a.decision])).toEqual([
+      ["zoe", "approve"],
       ["carol", "reject"],
+      ["bob", "approve"],
+      ["amy", "approve"],
     ]);
   });
 });
 
-describe("Store audit log", () => {
-  const entry = (s: Store, deploymentId: number) =>
-    s.audit({
+describe("the audit log", () => {
+  const append = (s: Store, deploymentId: number | null, action = "approve") =>
+    s.audit.append({
       at: T0,
       actor: "bob",
-      action: "approve",
+      action,
       deploymentId,
       service: "web",
       environment: "production",
       detail: { group: "lead" },
     });
 
-  it("appends entries and reads them back", () => {
+  it("appends entries and reads them back", async () => {
     const s = store();
-    const d = newDeploy(s);
-    entry(s, d.id);
-    expect(s.auditLog({ deploymentId: d.id })).toEqual([
+    const d = await newDeploy(s);
+    await append(s, d.id);
+    await s.audit.append({
+      at: later(1),
+      actor: "deploybot",
+      action: "tick",
+      deploymentId: null,
+      service: null,
+      environment: null,
+    });
+    expect(await s.audit.list()).toEqual([
       {
         id: 1,
         at: T0.toISOString(),
@@ -372,17 +322,251 @@ describe("Store audit log", () => {
         environment: "production",
         detail: { group: "lead" },
       },
+      {
+        id: 2,
+        at: later(1).toISOString(),
+        actor: "deploybot",
+        action: "tick",
+        deploymentId: null,
+        service: null,
+        environment: null,
+        detail: {},
+      },
     ]);
+  });
+
+  it("reads back one deployment's entries, up to a limit", async () => {
+    const s = store();
+    const a = await newDeploy(s);
+    const b = await newDeploy(s);
+    await append(s, a.id, "request");
+    await append(s, b.id, "request");
+    await append(s, a.id, "approve");
+    await append(s, a.id, "deploy");
+    expect((await s.audit.list({ deploymentId: a.id })).map((e) => e.action)).toEqual(["request", "approve", "deploy"]);
+    expect((await s.audit.list({ deploymentId: a.id, limit: 2 })).map((e) => e.action)).toEqual(["request", "approve"]);
   });
 
   it.each([
     ["UPDATE", "UPDATE audit SET actor = 'mallory'"],
     ["DELETE", "DELETE FROM audit"],
-  ])("refuses %s: the audit log is append-only", (_what, sql) => {
+  ])("refuses %s: the audit log is append-only", async (_what, sql) => {
     const s = store();
-    entry(s, newDeploy(s).id);
-    const before = s.auditLog();
-    expect(() => s.db.prepare(sql).run()).toThrow("the audit log is append-only");
-    expect(s.auditLog()).toEqual(before);
+    await append(s, (await newDeploy(s)).id);
+    const before = await s.audit.list();
+    expect(() => rawDb(s).prepare(sql).run()).toThrow("the audit log is append-only");
+    expect(await s.audit.list()).toEqual(before);
+  });
+});
+
+describe("kv", () => {
+  it("keeps JSON values by key and overwrites them", async () => {
+    const s = store();
+    expect(await s.kv.get("baseline:web")).toBeUndefined();
+    await s.kv.set("baseline:web", { p99: 310, errors: [0.1, 0.2] });
+    await s.kv.set("other", "x");
+    expect(await s.kv.get("baseline:web")).toEqual({ p99: 310, errors: [0.1, 0.2] });
+    await s.kv.set("baseline:web", { p99: 280 });
+    expect(await s.kv.get("baseline:web")).toEqual({ p99: 280 });
+    expect(await s.kv.get("other")).toBe("x");
+  });
+});
+
+describe("guardrail checks", () => {
+  it("counts the conclusive verdicts of each guardrail and not the inconclusive ones", async () => {
+    const s = store();
+    const d = await newDeploy(s);
+    const other = await newDeploy(s);
+    await s.checks.record(d.id, "errors", "ok", later(1));
+    await s.checks.record(d.id, "errors", "inconclusive", later(2));
+    await s.checks.record(d.id, "errors", "breaching", later(3));
+    await s.checks.record(d.id, "latency", "inconclusive", later(1));
+    await s.checks.record(d.id, "latency", "inconclusive", later(2));
+    await s.checks.record(other.id, "errors", "ok", later(1));
+
+    expect(await s.checks.of(d.id)).toEqual(
+      new Map([
+        ["errors", 2],
+        ["latency", 0],
+      ]),
+    );
+    expect(await s.checks.of(other.id)).toEqual(new Map([["errors", 1]]));
+    expect(await s.checks.of(42)).toEqual(new Map());
+  });
+});
+
+describe("seen requests", () => {
+  it("says true the first time a request is seen and false for a replay", async () => {
+    const s = store();
+    expect(await s.requests.firstSeen("trigger-1", T0, later(-60))).toBe(true);
+    expect(await s.requests.firstSeen("trigger-1", later(1), later(-59))).toBe(false);
+    expect(await s.requests.firstSeen("trigger-2", later(1), later(-59))).toBe(true);
+  });
+
+  it("forgets keys older than the horizon, so they count as new again", async () => {
+    const s = store();
+    await s.requests.firstSeen("old", T0, later(-60));
+    await s.requests.firstSeen("recent", later(50), later(-10));
+
+    expect(await s.requests.firstSeen("new", later(90), later(30))).toBe(true);
+
+    expect(await s.requests.firstSeen("recent", later(91), later(30))).toBe(false);
+    expect(await s.requests.firstSeen("old", later(92), later(30))).toBe(true);
+  });
+});
+
+describe("incidents", () => {
+  it("opens an incident with its first episode and nothing decided yet", async () => {
+    const s = store();
+    const d = await newDeploy(s);
+    const opened = await s.incidents.open(
+      newIncident(d.id, { state: "rollback_pending", rollbackAt: later(5).toISOString(), pageKey: "web-1-errors" }),
+    );
+    expect(opened).toEqual({
+      id: 1,
+      deploymentId: d.id,
+      guardrail: "error-rate",
+      severity: "critical",
+      action: "rollback",
+      shadow: false,
+      state: "rollback_pending",
+      episode: 1,
+      firstSeen: T0.toISOString(),
+      lastSeen: T0.toISOString(),
+      resolvedAt: null,
+      rollbackAt: later(5).toISOString(),
+      rollbackId: null,
+      overriddenBy: null,
+      acknowledgedBy: null,
+      pageKey: "web-1-errors",
+      note: null,
+      channel: null,
+      ts: null,
+      detail: {
+        reason: "5xx rate 3.1% is above 2%",
+        observed: 3.1,
+        values: [1.2, 3.1],
+        unit: "percent",
+        threshold: "> 2%",
+      },
+    });
+    expect(await s.incidents.byId(1)).toEqual(opened);
+    expect(await s.incidents.must(1)).toEqual(opened);
+    expect(await s.incidents.get(d.id, "error-rate")).toEqual(opened);
+  });
+
+  it("opens one incident per deployment and guardrail: a second open returns undefined and changes nothing", async () => {
+    const s = store();
+    const d = await newDeploy(s);
+    const first = await s.incidents.open(newIncident(d.id));
+    expect(
+      await s.incidents.open(newIncident(d.id, { at: later(5), shadow: true, severity: "warning" })),
+    ).toBeUndefined();
+    expect(await s.incidents.of(d.id)).toEqual([first]);
+    expect(await s.incidents.open(newIncident(d.id, { guardrail: "latency" }))).toMatchObject({ guardrail: "latency" });
+  });
+
+  it("finds nothing for an unknown incident, and must() says which", async () => {
+    const s = store();
+    expect(await s.incidents.byId(42)).toBeUndefined();
+    expect(await s.incidents.get(42, "error-rate")).toBeUndefined();
+    const err = await thrown(() => s.incidents.must(42));
+    expect((err as DeploybotError).code).toBe(ErrorCode.NotFound);
+    expect(err.message).toBe("no incident #42");
+  });
+
+  it("lists a deployment's incidents oldest first", async () => {
+    const s = store();
+    const a = await newDeploy(s);
+    const b = await newDeploy(s);
+    const x = await s.incidents.open(newIncident(a.id, { guardrail: "latency" }));
+    await s.incidents.open(newIncident(b.id));
+    const y = await s.incidents.open(newIncident(a.id, { guardrail: "errors" }));
+    expect((await s.incidents.of(a.id)).map((i) => i.id)).toEqual([x?.id, y?.id]);
+    expect(await s.incidents.of(42)).toEqual([]);
+  });
+
+  it("reads the incidents of more deployments than one query may bind", async () => {
+    const s = store();
+    const ids: number[] = [];
+    await s.tx(async () => {
+      for (let n = 0; n < 1203; n++) {
+        const d = await newDeploy(s);
+        ids.push(d.id);
+        if (n % 2 === 0) await s.incidents.open(newIncident(d.id));
+      }
+    });
+
+    const found = await s.incidents.ofDeployments(ids);
+
+    expect(found).toHaveLength(602);
+    expect(found.map((i) => i.deploymentId)).toEqual(ids.filter((_, n) => n % 2 === 0));
+    expect(await s.incidents.ofDeployments([])).toEqual([]);
+  });
+
+  it("finds incidents in some states, oldest first", async () => {
+    const s = store();
+    const open = await incidentIn(s, "open");
+    const pending = await incidentIn(s, "rollback_pending");
+    await incidentIn(s, "recovered");
+    const rolling = await incidentIn(s, "rolling_back");
+    expect((await s.incidents.inStates(["rolling_back", "open"])).map((i) => i.id)).toEqual([open.id, rolling.id]);
+    expect((await s.incidents.inStates(new Set(["rollback_pending"] as const))).map((i) => i.id)).toEqual([pending.id]);
+    expect(await s.incidents.inStates(["closed"])).toEqual([]);
+  });
+
+  it("finds the unresolved incidents of one service in one environment", async () => {
+    const s = store();
+    const d = await newDeploy(s);
+    const staging = await newDeploy(s, { environment: "staging" });
+    const api = await newDeploy(s, { service: "api" });
+    for (const state of Object.keys(INCIDENT_PATH) as IncidentState[]) {
+      let i = (await s.incidents.open(newIncident(d.id, { guardrail: state }))) as Incident;
+      for (const event of INCIDENT_PATH[state]) i = await s.incidents.apply(i.id, event);
+    }
+    await s.incidents.open(newIncident(staging.id));
+    await s.incidents.open(newIncident(api.id));
+
+    expect((await s.incidents.activeOf("web", "production")).map((i) => i.guardrail)).toEqual([
+      "open",
+      "rollback_pending",
+      "rolling_back",
+      "rolled_back",
+      "overridden",
+    ]);
+    expect((await s.incidents.activeOf("api", "production")).map((i) => i.deploymentId)).toEqual([api.id]);
+    expect(await s.incidents.activeOf("web", "dev")).toEqual([]);
+  });
+
+  it("patches fields other than the state", async () => {
+    const s = store();
+    const i = await incidentIn(s, "rollback_pending");
+    const detail = {
+      reason: "5xx rate 4% is above 2%",
+      observed: 4,
+      values: [3.1, 4],
+      unit: "percent" as const,
+      threshold: "> 2%",
+    };
+
+    const patched = await s.incidents.patch(i.id, {
+      lastSeen: later(3).toISOString(),
+      channel: "C-INC",
+      ts: "1795248000.000002",
+      acknowledgedBy: "dave",
+      episode: 2,
+      detail,
+    });
+
+    expect(patched).toEqual({
+      ...i,
+      lastSeen: later(3).toISOString(),
+      channel: "C-INC",
+      ts: "1795248000.000002",
+      acknowledgedBy: "dave",
+      episode: 2,
+      detail,
+    });
+    expect(await s.incidents.byId(i.id)).toEqual(patched);
   });
 });

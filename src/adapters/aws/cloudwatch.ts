@@ -6,7 +6,10 @@ import {
   type MetricDataResult,
 } from "@aws-sdk/client-cloudwatch";
 import { DeploybotError, ErrorCode } from "../../errors.js";
-import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../../ports.js";
+import { type Datapoint, type MetricQuery, type MetricSeries, type MetricsPort, requestSeriesId } from "../../ports.js";
+
+export { requestSeriesId };
+
 import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
 
 /** GetMetricData takes at most 500 MetricDataQueries per call, helper series included. */
@@ -14,15 +17,6 @@ export const MAX_QUERIES_PER_CALL = 500;
 /** A guard against a NextToken that never ends; 100,800 datapoints a page makes this generous. */
 const MAX_PAGES = 50;
 const VALID_ID = /^[a-z][a-zA-Z0-9_]*$/;
-
-/**
- * The id of the request-count series that comes back next to every `error_rate` query, so the
- * evaluator can apply `min_requests`: a query with id "q3" returns "q3" (the rate, in percent) and
- * "q3_requests" (ALB RequestCount, Sum per period).
- */
-export function requestSeriesId(queryId: string): string {
-  return `${queryId}_requests`;
-}
 
 /** How AwsCloudWatch retries throttling and server errors (see AwsRetryOptions). */
 export type AwsCloudWatchRetry = AwsRetryOptions;

@@ -335,6 +335,8 @@ export function deploymentConfiguration(strategy: DeploymentStrategy): SdkDeploy
   };
   switch (strategy.type) {
     case "ROLLING":
+      if (strategy.maximumPercent !== undefined) config.maximumPercent = strategy.maximumPercent;
+      if (strategy.minimumHealthyPercent !== undefined) config.minimumHealthyPercent = strategy.minimumHealthyPercent;
       break;
     case "BLUE_GREEN":
       config.bakeTimeInMinutes = strategy.bakeTimeMinutes;

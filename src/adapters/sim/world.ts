@@ -1,7 +1,11 @@
 import type { Clock } from "../../clock.js";
 import type { Config } from "../../config/schema.js";
 import type { EcsDeployment, TaskDefinition } from "../../ports.js";
-import type { Store } from "../../store/index.js";
+/** Where the world keeps its state between runs: a synchronous key-value table. */
+export interface WorldKv {
+  get<T>(key: string): T | undefined;
+  set(key: string, value: unknown): void;
+}
 
 /** What the simulated adapters report as they are called: the console prints these as `aws` and `page` lines. */
 export type SimEvent =
@@ -57,16 +61,16 @@ export class SimWorld {
   constructor(
     readonly config: Config,
     readonly clock: Clock,
-    private readonly store?: Store,
+    private readonly store?: WorldKv,
   ) {
-    const saved = store?.getKv<WorldState>("sim.world");
+    const saved = store?.get<WorldState>("sim.world");
     this.state = saved ?? this.fresh(config.simulation.oncall ?? null);
     this.save();
   }
 
   /** The simulated time the world was last saved at (the console resumes from it). */
   get savedClock(): Date | undefined {
-    return this.store?.getKv<WorldState>("sim.world") ? new Date(this.state.clock) : undefined;
+    return this.store?.get<WorldState>("sim.world") ? new Date(this.state.clock) : undefined;
   }
 
   private fresh(onCall: string | null): WorldState {
@@ -137,7 +141,7 @@ export class SimWorld {
 
   save(): void {
     this.state.clock = this.clock.now().toISOString();
-    this.store?.setKv("sim.world", this.state);
+    this.store?.set("sim.world", this.state);
   }
 
   nextId(): number {

@@ -1,0 +1,203 @@
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import type { Effect, EffectKind, Intent } from "../domain/effects.js";
+import { asDeploybotError, DeploybotError } from "../errors.js";
+import type { Store } from "../store/index.js";
+
+/** An intent of one effect kind, typed by its kind. */
+export type IntentOf<K extends EffectKind> = Intent & { effect: Extract<Effect, { kind: K }> };
+
+/** What a handler did: the world's answer, and the state to record with "done" in one transaction. */
+export interface Performed {
+  result?: Record<string, unknown>;
+  record?: () => Promise<void>;
+  /** Not possible yet and not a failure (a thread reply whose parent is not posted yet): try again soon. */
+  notYet?: string;
+}
+
+/** How one kind of effect is performed, and what happens when deploybot gives up on one. */
+export interface EffectHandler<K extends EffectKind> {
+  /**
+   * Performs the effect, idempotently: when `intent.attempts > 1` an earlier attempt may have reached the world,
+   * so the handler reads what the world already did before acting again. Throws a DeploybotError on failure.
+   */
+  perform(intent: IntentOf<K>): Promise<Performed>;
+  /** Why the state no longer wants this effect, if it does not: the intent is abandoned without a call. */
+  unwanted?(intent: IntentOf<K>): Promise<string | null>;
+  /** Runs in the transaction that abandons the intent, e.g. to fail the deploy that could not start. */
+  abandoned?(intent: IntentOf<K>, reason: string): Promise<void>;
+  /** How long after the intent was recorded transient failures are still retried (default 24 h). */
+  patienceMs?(intent: IntentOf<K>): Promise<number> | number;
+}
+
+export type Handlers = { [K in EffectKind]: EffectHandler<K> };
+
+const DAY_MS = 24 * 3_600_000;
+/** Unexpected errors (a bug, not the world) are retried this many times, then the intent is abandoned. */
+const MAX_UNEXPECTED_ATTEMPTS = 5;
+/** Work done before the reconciler lets other due intents of the same pass go first. */
+const PRIORITY: Record<EffectKind, number> = {
+  "ecs.stop": 0,
+  "ecs.rollout": 0,
+  page: 1,
+  "slack.card": 2,
+  "slack.incident": 2,
+  "slack.note": 2,
+  "slack.post": 2,
+};
+
+export interface ReconcilerOptions {
+  /** The first retry's delay; it doubles per failed attempt (default 5 s). */
+  baseDelayMs?: number;
+  /** The longest delay between attempts (default 5 min). */
+  maxDelayMs?: number;
+}
+
+/**
+ * The one place outside effects are performed. Each pass takes the open intents that are due and head their lane,
+ * performs them through their handler, and marks each done (with the state it implies, in one transaction),
+ * retried with exponential backoff and jitter (never sooner than a Retry-After), or abandoned with a reason
+ * that is audited. A restart simply runs a pass: every open intent is resumed.
+ */
+export class Reconciler {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+
+  constructor(
+    private readonly d: { store: Store; clock: Clock; logger: Logger },
+    private readonly handlers: Handlers,
+    options: ReconcilerOptions = {},
+  ) {
+    this.baseDelayMs = options.baseDelayMs ?? 5_000;
+    this.maxDelayMs = options.maxDelayMs ?? 5 * 60_000;
+  }
+
+  /** Asks for a pass soon; passes never overlap, and a kick during one runs another after it. */
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.pass();
+      } while (this.again);
+    })()
+      .catch((err: unknown) => this.d.logger.error({ err }, "reconciler pass failed; the next one retries"))
+      .finally(() => {
+        this.running = null;
+      });
+  }
+
+  /** Resolves once no pass is running or asked for. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** The scheduled job: one pass (joined with any running one). */
+  async run(): Promise<void> {
+    this.kick();
+    await this.idle();
+  }
+
+  private async pass(): Promise<void> {
+    // Each round may unblock a lane (its head is done): go round until nothing more is due now.
+    for (let round = 0; round < 50; round++) {
+      const due = await this.d.store.intents.due(this.d.clock.now(), 200);
+      if (due.length === 0) return;
+      due.sort((a, b) => PRIORITY[a.effect.kind] - PRIORITY[b.effect.kind] || a.id - b.id);
+      let progressed = false;
+      for (const intent of due) {
+        if (await this.step(intent)) progressed = true;
+      }
+      if (!progressed) return;
+    }
+  }
+
+  /** Performs one intent; true when it left the open state (done or abandoned). */
+  private async step(intent: Intent): Promise<boolean> {
+    const handler = this.handlers[intent.effect.kind] as EffectHandler<EffectKind>;
+    const { store, clock } = this.d;
+    if (intent.dependsOn !== null) {
+      const dep = await store.intents.byId(intent.dependsOn);
+      if (dep?.status === "open") return false;
+      if (dep?.status === "abandoned") {
+        await this.abandon(
+          intent,
+          handler,
+          `it needed ${dep.effect.kind} #${dep.id}, which was abandoned: ${dep.lastError}`,
+        );
+        return true;
+      }
+    }
+    const unwanted = await handler.unwanted?.(intent);
+    if (unwanted) {
+      await this.abandon(intent, handler, unwanted);
+      return true;
+    }
+    await store.intents.attempt(intent.id);
+    const attempt = { ...intent, attempts: intent.attempts + 1 };
+    let performed: Performed;
+    try {
+      performed = await handler.perform(attempt);
+    } catch (err) {
+      await this.failed(attempt, handler, err);
+      return false;
+    }
+    if (performed.notYet) {
+      await store.intents.retry(intent.id, new Date(clock.now().getTime() + this.baseDelayMs), performed.notYet);
+      return false;
+    }
+    await store.tx(async () => {
+      await performed.record?.();
+      await store.intents.done(intent.id, clock.now(), performed.result ?? {});
+    });
+    return true;
+  }
+
+  private async failed(intent: Intent, handler: EffectHandler<EffectKind>, err: unknown): Promise<void> {
+    const e = asDeploybotError(err);
+    const known = err instanceof DeploybotError;
+    const now = this.d.clock.now().getTime();
+    const patience = (await handler.patienceMs?.(intent)) ?? DAY_MS;
+    const giveUp = known
+      ? !e.transient || now - Date.parse(intent.createdAt) >= patience
+      : intent.attempts >= MAX_UNEXPECTED_ATTEMPTS;
+    this.d.logger.warn(
+      { err: known ? e.message : err, intent: intent.id, kind: intent.effect.kind, attempts: intent.attempts },
+      giveUp ? "giving up on an effect" : "an effect failed; it will be retried",
+    );
+    if (giveUp) {
+      await this.abandon(intent, handler, e.message);
+      return;
+    }
+    await this.d.store.intents.retry(intent.id, new Date(now + this.delay(intent, e.retryAfterMs)), e.message);
+  }
+
+  /** Exponential backoff with a deterministic jitter of ±20% (per intent and attempt), never below Retry-After. */
+  private delay(intent: Intent, retryAfterMs = 0): number {
+    const exp = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.max(0, intent.attempts - 1));
+    const jitter = 0.8 + (((intent.id * 7919 + intent.attempts * 104_729) % 1000) / 1000) * 0.4;
+    return Math.max(Math.round(exp * jitter), retryAfterMs);
+  }
+
+  private async abandon(intent: Intent, handler: EffectHandler<EffectKind>, reason: string): Promise<void> {
+    const { store, clock } = this.d;
+    await store.tx(async () => {
+      await store.intents.abandon(intent.id, clock.now(), reason);
+      await store.audit.append({
+        at: clock.now(),
+        actor: "deploybot",
+        action: "intent.abandoned",
+        deploymentId: intent.deploymentId,
+        service: null,
+        environment: null,
+        detail: { intent: intent.id, kind: intent.effect.kind, key: intent.key, reason },
+      });
+      await handler.abandoned?.(intent, reason);
+    });
+  }
+}

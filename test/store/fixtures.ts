@@ -1,0 +1,149 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type Database from "better-sqlite3";
+import { afterAll, afterEach, expect } from "vitest";
+import type { DeploymentEvent } from "../../src/domain/deployment.js";
+import type { IncidentEvent } from "../../src/domain/incident.js";
+import {
+  type Deployment,
+  type DeploymentStatus,
+  type Incident,
+  type IncidentState,
+  type NewDeployment,
+  type NewIncident,
+  Store,
+} from "../../src/store/index.js";
+import type { SqliteDriver } from "../../src/store/sqlite.js";
+
+export const T0 = new Date("2026-11-24T08:15:00.000Z");
+/** T0 plus some minutes. */
+export const later = (minutes: number) => new Date(T0.getTime() + minutes * 60_000);
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Stores for one test file: each one is closed after its test, and the files live in a temp dir removed at the end.
+ * Call at the top level of a test file.
+ */
+export function useStores() {
+  const dir = mkdtempSync(join(tmpdir(), "deploybot-store-"));
+  const opened: Store[] = [];
+  let seq = 0;
+  afterEach(async () => {
+    for (const s of opened.splice(0)) await s.close();
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return {
+    dir,
+    /** A fresh file path in the temp dir (nothing is created). */
+    tempFile: () => join(dir, `store-${++seq}.db`),
+    /** A store on `file` (in memory by default), closed after the test. */
+    store(file = ":memory:"): Store {
+      const s = Store.sqlite(file);
+      opened.push(s);
+      return s;
+    },
+    /** Closes `s` after the test. */
+    track(s: Store): Store {
+      opened.push(s);
+      return s;
+    },
+  };
+}
+
+/** The better-sqlite3 connection under a store, for the statements no repository offers. */
+export const rawDb = (s: Store): Database.Database => (s.driver as SqliteDriver).db;
+
+export const newDeploy = (s: Store, over: Partial<NewDeployment> = {}, at = T0): Promise<Deployment> =>
+  s.deployments.create(
+    {
+      kind: "deploy",
+      service: "web",
+      environment: "production",
+      version: "v1.4.2",
+      requestedBy: "alice",
+      reason: "fix login",
+      flags: { hotfix: true },
+      ...over,
+    },
+    at,
+  );
+
+/** The events that bring a new deployment to each status, written out here rather than derived from the machine. */
+export const DEPLOYMENT_PATH: Record<DeploymentStatus, DeploymentEvent[]> = {
+  requested: [],
+  awaiting_approval: ["ask_approval"],
+  approved: ["allow"],
+  denied: ["deny"],
+  rejected: ["ask_approval", "reject"],
+  expired: ["ask_approval", "expire"],
+  cancelled: ["withdraw"],
+  deploying: ["allow", "start"],
+  baking: ["allow", "start", "rolled_out"],
+  succeeded: ["allow", "start", "succeed"],
+  failed: ["allow", "not_started"],
+  rolling_back: ["allow", "start", "rolled_out", "roll_back"],
+  rolled_back: ["allow", "start", "roll_back", "rolled_back"],
+};
+
+/** A new deployment moved to `status`, one minute per event. */
+export async function deploymentIn(
+  s: Store,
+  status: DeploymentStatus,
+  over: Partial<NewDeployment> = {},
+): Promise<Deployment> {
+  let d = await newDeploy(s, over);
+  for (const [i, event] of DEPLOYMENT_PATH[status].entries()) d = await s.deployments.apply(d.id, event, later(i + 1));
+  expect(d.status).toBe(status);
+  return d;
+}
+
+export const newIncident = (deploymentId: number, over: Partial<NewIncident> = {}): NewIncident => ({
+  deploymentId,
+  guardrail: "error-rate",
+  severity: "critical",
+  action: "rollback",
+  shadow: false,
+  state: "open",
+  at: T0,
+  rollbackAt: null,
+  pageKey: null,
+  detail: {
+    reason: "5xx rate 3.1% is above 2%",
+    observed: 3.1,
+    values: [1.2, 3.1],
+    unit: "percent",
+    threshold: "> 2%",
+  },
+  ...over,
+});
+
+/** The events that bring a new incident to each state, written out here rather than derived from the machine. */
+export const INCIDENT_PATH: Record<IncidentState, IncidentEvent[]> = {
+  open: [],
+  rollback_pending: ["schedule_rollback"],
+  rolling_back: ["start_rollback"],
+  rolled_back: ["start_rollback", "rollback_done"],
+  overridden: ["override"],
+  recovered: ["recover"],
+  closed: ["close"],
+};
+
+/** A new incident (on a new deployment) moved to `state`. */
+export async function incidentIn(s: Store, state: IncidentState, over: Partial<NewIncident> = {}): Promise<Incident> {
+  const d = await newDeploy(s);
+  let i = (await s.incidents.open(newIncident(d.id, over))) as Incident;
+  for (const event of INCIDENT_PATH[state]) i = await s.incidents.apply(i.id, event);
+  expect(i.state).toBe(state);
+  return i;
+}
+
+/** What `fn` threw (fails the test when it did not throw). */
+export async function thrown(fn: () => Promise<unknown>): Promise<Error> {
+  try {
+    await fn();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error("expected it to throw, and it did not");
+}
