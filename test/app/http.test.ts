@@ -38,7 +38,7 @@ beforeEach(async () => {
   const config = loadConfig(EXAMPLE);
   const store = new Store(":memory:");
   const clock = new ManualClock("2026-11-24T10:15:00+02:00");
-  const world = new SimWorld(config, clock, store);
+  const world = new SimWorld(config, clock);
   const slack = new SlackLikeServer(config, clock);
   await slack.start();
   const services = buildServices(

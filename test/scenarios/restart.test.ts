@@ -39,17 +39,17 @@ const pages = (events: ConsoleEvent[], action: string) =>
   events.filter((e) => e.kind === "page" && e.action === action);
 
 /**
- * First run: web v1.4.2 approved at 10:15, baking from 10:19, error rate 3.2% from 10:20, paged at 10:25
- * with the automatic rollback due at 10:27; advanced to `until` (after 10:25, before 10:27), then stopped.
+ * First run: web v1.4.2 approved at 10:15, baking from 10:21 (after its 10% canary), error rate 3.2% from 10:21,
+ * paged at 10:26 with the automatic rollback due at 10:28; advanced to `until` (after 10:26, before 10:28), then stopped.
  */
 async function firstRunPagedBeforeRollback(db: string, until = "6m"): Promise<MonitorConsole> {
   const first = await open(db, TUESDAY);
-  await first.run(...APPROVED_PRODUCTION_DEPLOY, ":advance 5m", ":metric web production error_rate 3.2", ":advance 5m");
+  await first.run(...APPROVED_PRODUCTION_DEPLOY, ":advance 6m", ":metric web production error_rate 3.2", ":advance 5m");
   if (until !== "5m") await first.run(`:advance ${until.replace(/^6m$/, "1m")}`);
   expect(pages(first.events, "trigger")).toHaveLength(1);
   expect(rollbackUpdates(first.events)).toEqual([]);
   const [incident] = first.con.store.incidentsOf(1);
-  expect(incident?.detail.rollbackAt).toBe(at("10:27:00"));
+  expect(incident?.detail.rollbackAt).toBe(at("10:28:00"));
   expect(incident?.detail.rollbackId).toBeUndefined();
   return first;
 }
@@ -61,11 +61,11 @@ describe("restart safety on a db file (issue 5 §5)", () => {
     await first.stop();
 
     const second = await open(db);
-    expect(second.con.clock.now().toISOString()).toBe(at("10:26:00"));
+    expect(second.con.clock.now().toISOString()).toBe(at("10:27:00"));
     await second.run(":advance 3m");
     const rollbacks = rollbackUpdates([...first.events, ...second.events]);
     expect(rollbacks).toHaveLength(1);
-    expect(rollbacks[0]?.at).toBe(at("10:27:00"));
+    expect(rollbacks[0]?.at).toBe(at("10:28:00"));
 
     // Still breaching while the rollback rolls out: nothing is repeated.
     await second.run(":advance 2m");
@@ -82,17 +82,17 @@ describe("restart safety on a db file (issue 5 §5)", () => {
     expect(second.con.store.getDeployment(1)?.status).toBe("rolled_back");
     // Every :advance ran to its end (an error in a job would have stopped the clock early).
     expect(second.errors()).toEqual([]);
-    expect(second.con.clock.now().toISOString()).toBe(at("10:39:00"));
+    expect(second.con.clock.now().toISOString()).toBe(at("10:40:00"));
   });
 
   it("calls a rollback that was intended but not yet called when the process died, once, at the first cycle after the restart", async () => {
     const db = dbFile();
     const first = await firstRunPagedBeforeRollback(db, "30s");
-    expect(first.con.clock.now().toISOString()).toBe(at("10:25:30"));
+    expect(first.con.clock.now().toISOString()).toBe(at("10:26:30"));
     // What a kill leaves after the intent was written and before RollbackService.execute ran.
     const [incident] = first.con.store.incidentsOf(1);
     first.con.store.updateIncident(incident?.id as number, {
-      detail: { rollbackAt: at("10:25:00"), rollbackIntentAt: at("10:25:30") },
+      detail: { rollbackAt: at("10:26:00"), rollbackIntentAt: at("10:26:30") },
     });
     await first.stop();
 
@@ -100,9 +100,10 @@ describe("restart safety on a db file (issue 5 §5)", () => {
     await second.run(":advance 45s");
     const rollbacks = rollbackUpdates(second.events);
     expect(rollbacks).toHaveLength(1);
-    expect(rollbacks[0]?.at).toBe(at("10:26:00"));
+    expect(rollbacks[0]?.at).toBe(at("10:27:00"));
 
-    await second.run(":advance 5m");
+    // The rollback is an UpdateService with web's CANARY strategy: 1 min to start, 5 min at 10%, then done.
+    await second.run(":advance 6m");
     expect(rollbackUpdates([...first.events, ...second.events])).toHaveLength(1);
     expect(pages([...first.events, ...second.events], "trigger")).toHaveLength(1);
     expect(second.con.store.incidentsOf(1)[0]?.detail.rollbackId).toBe(2);

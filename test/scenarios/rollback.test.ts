@@ -59,7 +59,8 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     expect(t.con.store.getDeployment(3)?.flags.rollsBack).toBe(2);
 
     const later = t.mark();
-    await t.run(":advance 5m");
+    // An UpdateService rollback follows web's CANARY strategy: 1 min to start, 5 min at 10%, then all.
+    await t.run(":advance 6m");
     const posts = incidentPosts(t, later);
     expect(posts).toHaveLength(1);
     expect(posts[0]).toContain("Rolled back *web production* from `v1.4.3` to `v1.4.2`");
@@ -223,7 +224,7 @@ describe("/rollback through the local console (issue 4 §3)", () => {
       }),
     ]);
 
-    await t.run(":advance 5m");
+    await t.run(":advance 6m");
     expect(t.con.store.getDeployment(3)?.status).toBe("succeeded");
     expect(pages().map((p) => [p.action, p.dedupKey])).toEqual([
       ["trigger", "deploybot/web/production/rollback"],
@@ -236,7 +237,7 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     const t = await open();
     await twoGoodProductionDeploys(t);
     const before = t.mark();
-    await t.run(":as carol", "/rollback web production", ":click Roll back", ":advance 5m");
+    await t.run(":as carol", "/rollback web production", ":click Roll back", ":advance 6m");
 
     expect(t.con.store.getDeployment(3)?.status).toBe("succeeded");
     expect(t.since(before).filter((e) => e.kind === "page")).toEqual([]);

@@ -56,7 +56,8 @@ describe("seed 004: a manual rollback needs the Technical Lead and the Project M
       ":click Approve",
       ":as jane",
       ":click Approve",
-      ":advance 40m",
+      // BLUE_GREEN with a 30-minute ECS bake: green up in 1 min, SUCCESSFUL at 31 min, then deploybot's 30-min bake.
+      ":advance 65m",
     );
     expect(s.card(1)).toContain("Succeeded");
     await s.run(":as tom", '/rollback frontend production --reason "checkout broken"', ":click Roll back");
@@ -66,7 +67,7 @@ describe("seed 004: a manual rollback needs the Technical Lead and the Project M
     expect(s.awsOps(before)).not.toContain("UpdateService");
     await s.run(":as jane", ":click Approve");
     expect(s.awsOps(before)).toContain("UpdateService");
-    await s.run(":advance 6m");
+    await s.run(":advance 31m");
     expect(s.con.store.getDeployment(1)?.status).toBe("rolled_back");
     expect(s.con.store.getDeployment(2)?.status).toBe("succeeded");
   });
