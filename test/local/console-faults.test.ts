@@ -157,6 +157,33 @@ describe("the console's fault directives", () => {
   });
 });
 
+describe("a console started again on the same db", () => {
+  it("resumes the same world: the old card can still be approved and updated, and ECS, metrics and on-call are as left", async () => {
+    const db = dbFile();
+    const first = await open({ at: TUESDAY, dbFile: db });
+    await first.run(
+      ":oncall carol",
+      ":metric web production error_rate 0.3",
+      ":as alice",
+      "/deploy web v1.4.2 to production",
+    );
+    const card = first.events.find((e) => e.kind === "message" && e.text?.includes("Deploy #1"));
+    expect(card?.buttons).toContain("Approve");
+    await first.stop();
+
+    const second = await open({ dbFile: db });
+    await second.run(":as bob", ":click Approve");
+    expect(second.errors()).toEqual([]);
+    expect(second.events.filter((e) => e.kind === "update" && e.ts === card?.ts)).not.toEqual([]);
+    expect(aws(second.events, "UpdateService")).toHaveLength(1);
+    expect(second.con.world.read().onCall).toBe("carol");
+    // The 0.3% was set on v1.4.0 before the deploy: it stays with v1.4.0, which still takes all the traffic.
+    expect(second.con.world.metricAt("web", "production", "error_rate", second.con.clock.now())).toBe(0.3);
+    const history = second.con.world.slackMessages().filter((m) => m.channel === "#deploys" && !m.ephemeralFor);
+    expect(history.map((m) => m.ts)).toContain(card?.ts);
+  });
+});
+
 describe(":crash-after in process", () => {
   it("kills the console right after UpdateService, and a second console on the db finds ECS already on v1.4.2", async () => {
     const db = dbFile();

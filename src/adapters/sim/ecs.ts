@@ -159,8 +159,8 @@ export class SimEcs implements EcsPort {
     since?: Date,
   ): Promise<Array<{ arn: string; status: EcsDeploymentStatus }>> {
     this.call("ListServiceDeployments", {
-      cluster: target.cluster,
       service: target.service,
+      cluster: target.cluster,
       ...(since ? { createdAt: { after: since.toISOString() } } : {}),
     });
     this.settle(target);
