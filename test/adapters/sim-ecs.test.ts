@@ -236,6 +236,25 @@ describe("the simulated world is durable at every call", () => {
     expect(await statusOf(second)).toBe("SUCCESSFUL");
   });
 
+  it("two worlds open on the same file at once act on each other's writes, never on a stale copy", async () => {
+    const tmp = tempDir();
+    cleanups.push(tmp.remove);
+    const file = join(tmp.dir, "deploybot.db.sim");
+    const a = simHarness({ file });
+    const b = simHarness({ file });
+    const v2 = await a.deploy("v1.4.2", { type: "CANARY", canaryPercent: 10, canaryBakeMinutes: 5 });
+    a.at(2);
+    b.at(2);
+    const [d] = await b.ecs.listServiceDeployments(WEB_PROD);
+    expect(d?.status).toBe("IN_PROGRESS");
+    await b.ecs.stopServiceDeployment(WEB_PROD, d?.arn as string);
+    // A's next write starts from B's rollback instead of overwriting it.
+    a.world.setOnCall("dave");
+    expect(await statusOf(b)).toBe("ROLLBACK_IN_PROGRESS");
+    expect(a.share(v2)).toBe(0);
+    expect(b.world.read().onCall).toBe("dave");
+  });
+
   it("starts fresh in memory when no file is given", () => {
     const world = new SimWorld(simHarness().config, new ManualClock(START));
     expect(world.file).toBe(":memory:");

@@ -159,6 +159,9 @@ export class SimWorld {
   private state: WorldState;
   private listeners: Array<(e: SimEvent) => void> = [];
   private readonly db: Database.Database;
+  private readonly writeState: Database.Statement;
+  /** PRAGMA data_version when the state was last read: it moves when another connection writes the file. */
+  private seenVersion = -1;
   private readonly resumedClock: string | undefined;
   private readonly onCrash: (() => void) | undefined;
   private killed = false;
@@ -171,16 +174,20 @@ export class SimWorld {
     this.file = options.file ?? ":memory:";
     this.onCrash = options.onCrash;
     this.db = openWorldDb(this.file);
+    this.writeState = this.db.prepare(
+      "INSERT INTO world (key, value) VALUES ('state', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    );
     const saved = this.load();
     this.resumedClock = saved?.clock;
     this.state = saved ?? this.fresh(config.simulation.oncall ?? null);
     this.save();
   }
 
-  /** The simulated time a world file was last written at, without opening it for writing; undefined when there is none. */
+  /** The simulated time a world file was last written at; undefined when there is no such file (or no world in it). */
   static savedClock(file: string): string | undefined {
     if (file === ":memory:" || !existsSync(file)) return undefined;
-    const db = new Database(file, { readonly: true, fileMustExist: true });
+    // Read-write, not readonly: after a kill -9 the file may still have a WAL that only a writer may recover.
+    const db = new Database(file, { fileMustExist: true });
     try {
       const row = db.prepare("SELECT value FROM world WHERE key = 'state'").get() as { value: string } | undefined;
       return row ? (JSON.parse(row.value) as WorldState).clock : undefined;
@@ -197,8 +204,19 @@ export class SimWorld {
   }
 
   private load(): WorldState | undefined {
+    this.seenVersion = this.db.pragma("data_version", { simple: true }) as number;
     const row = this.db.prepare("SELECT value FROM world WHERE key = 'state'").get() as { value: string } | undefined;
     return row ? (JSON.parse(row.value) as WorldState) : undefined;
+  }
+
+  /**
+   * Re-reads the state when another connection (a second console on the same file) wrote it since, so that
+   * every call acts on the world as it is, not as this process last saw it.
+   */
+  private refresh(): void {
+    if (this.killed || this.file === ":memory:") return;
+    if ((this.db.pragma("data_version", { simple: true }) as number) === this.seenVersion) return;
+    this.state = this.load() ?? this.state;
   }
 
   private fresh(onCall: string | null): WorldState {
@@ -287,33 +305,46 @@ export class SimWorld {
     }
   }
 
-  /** Mutates the state and persists it in one step; a mutation that throws leaves the world as it was. */
+  /**
+   * Reads the latest state, mutates it and writes it in one transaction; a mutation that throws leaves the
+   * world as it was.
+   */
   update<T>(fn: (s: WorldState) => T): T {
     this.assertAlive("the simulated world");
-    let out: T;
-    try {
-      out = fn(this.state);
-    } catch (err) {
-      this.state = this.load() ?? this.state;
-      throw err;
-    }
-    this.save();
-    return out;
+    return this.db
+      .transaction(() => {
+        this.refresh();
+        let out: T;
+        try {
+          out = fn(this.state);
+        } catch (err) {
+          this.state = this.load() ?? this.state;
+          throw err;
+        }
+        this.write();
+        return out;
+      })
+      .immediate();
   }
 
   read(): Readonly<WorldState> {
+    this.refresh();
     return this.state;
   }
 
-  /** Writes the whole state and the simulated time; a dead world writes nothing. */
+  /** Writes the simulated time (with the rest of the state); a dead world writes nothing. */
   save(): void {
     if (this.killed) return;
+    this.db.transaction(() => {
+      this.refresh();
+      this.write();
+    })();
+  }
+
+  private write(): void {
     this.state.clock = this.clock.now().toISOString();
-    this.db
-      .prepare(
-        "INSERT INTO world (key, value) VALUES ('state', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-      )
-      .run(JSON.stringify(this.state));
+    this.writeState.run(JSON.stringify(this.state));
+    // Our own write does not move data_version for this connection: nothing to re-read.
   }
 
   nextId(): number {
@@ -360,7 +391,7 @@ export class SimWorld {
     lagMs: number;
   } {
     const now = this.clock.now().getTime();
-    const f = this.state.faults;
+    const f = this.read().faults;
     const down = Object.fromEntries(Object.entries(f.down).filter(([, until]) => Date.parse(until as string) > now));
     return { throttle: { ...f.throttle }, down, crashAfter: [...f.crashAfter], lagMs: f.lagMs };
   }
@@ -371,6 +402,7 @@ export class SimWorld {
    */
   refusal(api: SimApi, op: string): SimRefusal | undefined {
     this.assertAlive(`${api} ${op}`);
+    this.refresh();
     const f = this.state.faults;
     const until = api === "pagerduty" || api === "slack" || api === "cloudwatch" ? f.down[api] : undefined;
     if (until && this.clock.now().getTime() < Date.parse(until)) {
@@ -403,7 +435,9 @@ export class SimWorld {
     if (api === "pagerduty") {
       throw new DeploybotError(
         ErrorCode.PagerDutyFailed,
-        `PagerDuty could not be reached for ${op} (${refused.code}: simulated outage until ${refused.until}): try again shortly`,
+        refused.kind === "down"
+          ? `PagerDuty could not be reached for ${op} (${refused.code}: simulated outage until ${refused.until}): try again shortly`
+          : `PagerDuty rate-limited ${op} (HTTP 429): try again shortly`,
         { transient: true },
       );
     }
@@ -419,7 +453,7 @@ export class SimWorld {
   takeCrash(api: SimApi, op: string): boolean {
     if (this.killed) return false;
     const key = `${api}:${op}`;
-    if (!this.state.faults.crashAfter.includes(key)) return false;
+    if (!this.read().faults.crashAfter.includes(key)) return false;
     this.update((s) => {
       s.faults.crashAfter = s.faults.crashAfter.filter((k) => k !== key);
     });
@@ -445,6 +479,11 @@ export class SimWorld {
    */
   settle(cluster: string, service: string): void {
     this.assertAlive("ECS");
+    this.db.transaction(() => this.settleNow(cluster, service)).immediate();
+  }
+
+  private settleNow(cluster: string, service: string): void {
+    this.refresh();
     const svc = this.state.services[this.key(cluster, service)];
     if (!svc) return;
     const now = this.clock.now().getTime();
@@ -486,7 +525,7 @@ export class SimWorld {
         changed = true;
       }
     }
-    if (changed) this.save();
+    if (changed) this.write();
   }
 
   /** The ECS service's traffic at `at`: which task definition (and version) takes which share, largest first. */
@@ -495,7 +534,7 @@ export class SimWorld {
     service: string,
     at: Date = this.clock.now(),
   ): Array<{ version: string; taskDefinitionArn: string; share: number }> {
-    const svc = this.state.services[this.key(cluster, service)];
+    const svc = this.read().services[this.key(cluster, service)];
     if (!svc) return [];
     return trafficOf(svc.deployments, svc.initialTaskDefinitionArn, at.getTime()).map((s) => ({
       version: this.versionOf(svc, s.taskDefinitionArn),
@@ -609,7 +648,6 @@ export class SimWorld {
 
   setPagerDutyReachable(reachable: boolean): void {
     this.update((s) => {
-      s.pagerduty ??= { alerts: {}, events: [], nextIncident: 1 };
       s.pagerdutyReachable = reachable;
     });
   }
@@ -664,12 +702,12 @@ export class SimWorld {
 
   /** Every event PagerDuty accepted, oldest first (deduplicated ones marked). */
   pages(): SimPage[] {
-    return structuredClone(this.state.pagerduty.events);
+    return structuredClone(this.read().pagerduty.events);
   }
 
   /** PagerDuty's state of a dedup key, if it has seen one. */
   alert(dedupKey: string): SimAlert | undefined {
-    const a = this.state.pagerduty.alerts[dedupKey];
+    const a = this.read().pagerduty.alerts[dedupKey];
     return a ? { ...a } : undefined;
   }
 
