@@ -411,16 +411,18 @@ export class SimWorld {
       return { kind: "down", code, until };
     }
     const key = `${api}:${op}`;
-    const left = f.throttle[key] ?? 0;
-    if (left > 0) {
+    // Checked first without writing; then taken in one transaction, so two processes never take the same one.
+    const throttled =
+      (f.throttle[key] ?? 0) > 0 &&
       this.update((s) => {
+        const left = s.faults.throttle[key] ?? 0;
         if (left > 1) s.faults.throttle[key] = left - 1;
         else delete s.faults.throttle[key];
+        return left > 0;
       });
-      const code = api === "ecs" ? "ThrottlingException" : api === "slack" ? "ratelimited" : "Throttling";
-      return { kind: "throttled", code };
-    }
-    return undefined;
+    if (!throttled) return undefined;
+    const code = api === "ecs" ? "ThrottlingException" : api === "slack" ? "ratelimited" : "Throttling";
+    return { kind: "throttled", code };
   }
 
   /**
@@ -454,10 +456,11 @@ export class SimWorld {
     if (this.killed) return false;
     const key = `${api}:${op}`;
     if (!this.read().faults.crashAfter.includes(key)) return false;
-    this.update((s) => {
+    return this.update((s) => {
+      const armed = s.faults.crashAfter.includes(key);
       s.faults.crashAfter = s.faults.crashAfter.filter((k) => k !== key);
+      return armed;
     });
-    return true;
   }
 
   /** Called right after a call took effect and was written: the bot dies here if `:crash-after` named it. */
