@@ -131,7 +131,7 @@ export interface Bot {
 /**
  * deploybot's services as the console builds them (Store, ManualClock, SimWorld, sims, Background,
  * buildServices), except CloudWatch: the real AwsCloudWatch adapter on the fake client above.
- * The SimWorld gets no store, so simulated ECS calls do not persist the world (a console-only cost).
+ * The SimWorld is in memory (no world file), so simulated ECS calls cost no disk writes (a console-only cost).
  */
 export async function buildBot(n: number, configOverride?: Config): Promise<Bot> {
   const config = configOverride ?? benchConfig(n);

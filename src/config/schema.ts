@@ -184,6 +184,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       oncall: name.optional(),
       initial_version: z.string().default("v1.4.0"),
+      /** Healthy readings of the simulated metrics by name (custom metrics included); built-in ones have defaults. */
+      metrics: z.record(z.string(), z.number()).optional(),
     })
     .default({ initial_version: "v1.4.0" }),
 });

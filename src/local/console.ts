@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import { SimCloudWatch } from "../adapters/sim/cloudwatch.js";
 import { SimEcs } from "../adapters/sim/ecs.js";
 import { SimPagerDuty } from "../adapters/sim/pagerduty.js";
-import { type SimEvent, SimWorld, type WorldKv } from "../adapters/sim/world.js";
+import { type SimEvent, SimWorld, simFileFor } from "../adapters/sim/world.js";
 import { createApp } from "../app.js";
 import { ManualClock, parseDuration } from "../clock.js";
 import { namesOf } from "../commands/status.js";
@@ -17,7 +17,7 @@ import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
 import { buildServices, type Services } from "../services/index.js";
 import { SimScheduler } from "../services/scheduler.js";
 import { Store } from "../store/index.js";
-import type { SqliteDriver } from "../store/sqlite.js";
+import { applyFaultDirective } from "./faults.js";
 import { ConsoleReceiver } from "./receiver.js";
 import { buttonsOf, mrkdwnToText, renderBlocks } from "./render.js";
 import { SlackLikeServer, type SlackRecord } from "./slack-server.js";
@@ -39,6 +39,10 @@ export interface ConsoleEvent {
   api?: string;
   op?: string;
   input?: Record<string, unknown>;
+  /** The code a simulated system refused the call with (ThrottlingException, InternalServiceError...). */
+  error?: string;
+  /** On `page` lines: PagerDuty accepted the event but deduplicated it. */
+  deduplicated?: boolean;
 }
 
 export interface ConsoleOptions {
@@ -51,6 +55,8 @@ export interface ConsoleOptions {
   emit: (e: ConsoleEvent) => void;
   /** Receives the echo of each typed line, for the readable transcript. */
   echo?: (line: string, who: string, channel: string, at: Date) => void;
+  /** What "the bot dies" means after a `:crash-after` call; default kill() (the CLI sends itself SIGKILL). */
+  onCrash?: () => void;
 }
 
 /**
@@ -70,13 +76,15 @@ export class LocalConsole {
   private user: string;
   private channel: string;
   private quitting = false;
+  private killed = false;
 
   constructor(private readonly options: ConsoleOptions) {
     this.config = loadConfig(options.configFile);
     if (options.dbFile !== ":memory:") mkdirSync(dirname(options.dbFile), { recursive: true });
     this.store = Store.sqlite(options.dbFile);
-    const worldKv = syncKv(this.store);
-    const saved = worldKv.get<{ clock: string }>("sim.world")?.clock;
+    // The simulated world lives outside the bot, in its own file next to the db.
+    const worldFile = simFileFor(options.dbFile);
+    const saved = SimWorld.savedClock(worldFile);
     const start = options.at ?? saved ?? new Date().toISOString();
     const refuse = (message: string) => {
       void this.store.close();
@@ -90,8 +98,8 @@ export class LocalConsole {
       );
     }
     this.clock = new ManualClock(start);
-    this.world = new SimWorld(this.config, this.clock, worldKv);
-    this.slack = new SlackLikeServer(this.config, this.clock);
+    this.world = new SimWorld(this.config, this.clock, { file: worldFile, onCrash: () => this.crash() });
+    this.slack = new SlackLikeServer(this.config, this.clock, this.world);
     this.services = buildServices(
       {
         config: this.config,
@@ -111,8 +119,8 @@ export class LocalConsole {
     );
     this.user = Object.keys(this.config.users)[0] as string;
     this.channel = this.config.channels.deploys;
-    this.slack.onRecord((r) => this.options.emit(this.fromSlack(r)));
-    this.world.onEvent((e) => this.options.emit(this.fromSim(e)));
+    this.slack.onRecord((r) => this.emit(this.fromSlack(r)));
+    this.world.onEvent((e) => this.emit(this.fromSim(e)));
   }
 
   async start(): Promise<void> {
@@ -138,6 +146,36 @@ export class LocalConsole {
     return this.quitting;
   }
 
+  /** True once this console was killed: it runs nothing, emits nothing and touches neither world nor store. */
+  get dead(): boolean {
+    return this.killed;
+  }
+
+  /**
+   * Kills this console as a kill -9 would kill the process: from now on every simulated call from it and every
+   * Slack request from it fails, further lines are ignored, nothing is emitted, and the store is abandoned
+   * unflushed (the world keeps everything it had accepted, for the next console on the same db).
+   */
+  kill(): void {
+    if (this.killed) return;
+    this.killed = true;
+    this.quitting = true;
+    this.world.kill();
+    this.slack.kill();
+    // A kill -9 flushes nothing: the connection is dropped, and every later store call of this process fails.
+    void this.store.close();
+  }
+
+  /** A `:crash-after` call returned: the bot dies (the CLI's handler never returns). */
+  private crash(): void {
+    if (this.options.onCrash) this.options.onCrash();
+    else this.kill();
+  }
+
+  private emit(e: ConsoleEvent): void {
+    if (!this.killed) this.options.emit(e);
+  }
+
   get prompt(): string {
     return `${this.user} in ${this.channel}> `;
   }
@@ -145,14 +183,14 @@ export class LocalConsole {
   /** Runs one script or prompt line; bad lines produce an `error` event and change nothing. */
   async run(line: string): Promise<void> {
     const text = line.trim();
-    if (text === "" || text.startsWith("#")) return;
+    if (this.killed || text === "" || text.startsWith("#")) return;
     this.options.echo?.(text, this.user, this.channel, this.clock.now());
     try {
       if (text.startsWith("/")) await this.slash(text);
       else if (text.startsWith(":")) await this.directive(text);
       else
         throw new Error(
-          `"${text.slice(0, 40)}" is neither a slash command (/deploy, /rollback, /status) nor a directive (:as, :in, :click, :advance, :time, :metric, :oncall, :fail, :quit)`,
+          `"${text.slice(0, 40)}" is neither a slash command (/deploy, /rollback, /status) nor a directive (${DIRECTIVES})`,
         );
     } catch (err) {
       this.error(asDeploybotError(err).message);
@@ -162,7 +200,7 @@ export class LocalConsole {
   }
 
   private error(text: string): void {
-    this.options.emit({ at: this.clock.now().toISOString(), kind: "error", text });
+    this.emit({ at: this.clock.now().toISOString(), kind: "error", text });
   }
 
   private slackUser(name = this.user) {
@@ -265,13 +303,16 @@ export class LocalConsole {
         this.world.failNext(t.ecs.cluster, t.ecs.service);
         return;
       }
+      case ":throttle":
+      case ":down":
+      case ":crash-after":
+      case ":lag":
+        return applyFaultDirective(this.world, name, args);
       case ":quit":
         this.quitting = true;
         return;
       default:
-        throw new Error(
-          `unknown directive ${name}: use :as, :in, :click, :advance, :time, :metric, :oncall, :fail or :quit`,
-        );
+        throw new Error(`unknown directive ${name}: use ${DIRECTIVES}`);
     }
   }
 
@@ -343,10 +384,23 @@ export class LocalConsole {
 
   private fromSim(e: SimEvent): ConsoleEvent {
     const at = this.clock.now().toISOString();
-    if (e.kind === "aws") return { at, kind: "aws", api: e.api, op: e.op, input: e.input };
-    return { at, kind: "page", action: e.action, dedupKey: e.dedupKey, severity: e.severity, summary: e.summary };
+    if (e.kind === "aws")
+      return { at, kind: "aws", api: e.api, op: e.op, input: e.input, ...(e.error ? { error: e.error } : {}) };
+    return {
+      at,
+      kind: "page",
+      action: e.action,
+      dedupKey: e.dedupKey,
+      severity: e.severity,
+      summary: e.summary,
+      ...(e.deduplicated ? { deduplicated: true } : {}),
+    };
   }
 }
+
+/** Every console directive, as the help and error texts list them. */
+const DIRECTIVES =
+  ":as, :in, :click, :advance, :time, :metric, :oncall, :fail, :lag, :throttle, :down, :crash-after or :quit";
 
 /** The readable transcript line for an event (without --json). */
 export function formatEvent(e: ConsoleEvent, timeZone: string): string {
@@ -370,9 +424,9 @@ export function formatEvent(e: ConsoleEvent, timeZone: string): string {
     case "ephemeral":
       return `${time} ${e.channel} (only ${e.user} sees this): ${indent(e.text ?? "")}`;
     case "page":
-      return `${time} PagerDuty ${e.action} [${e.severity}] ${e.dedupKey}: ${e.summary}`;
+      return `${time} PagerDuty ${e.action}${e.deduplicated ? " (deduplicated)" : ""} [${e.severity}] ${e.dedupKey}: ${e.summary}`;
     case "aws":
-      return `${time} AWS ${e.api}:${e.op} ${JSON.stringify(e.input)}`;
+      return `${time} AWS ${e.api}:${e.op} ${JSON.stringify(e.input)}${e.error ? ` refused: ${e.error}` : ""}`;
     case "error":
       return `${time} error: ${e.text}`;
   }
@@ -387,6 +441,8 @@ export async function runConsole(
   const con = new LocalConsole({
     ...opts,
     emit: (e) => out(opts.json ? JSON.stringify(e) : formatEvent(e, tz)),
+    // A kill -9 right after the call: nothing flushed, nothing closed, exit status 137.
+    onCrash: () => process.kill(process.pid, "SIGKILL"),
     echo: opts.json
       ? undefined
       : (line, who, channel) => (opts.interactive ? undefined : out(`${who} in ${channel}> ${line}`)),
@@ -422,20 +478,4 @@ export async function runConsole(
   } finally {
     await con.stop();
   }
-}
-
-/** The world's state in the bot's own SQLite file, read and written synchronously (the console is one process). */
-function syncKv(store: Store): WorldKv {
-  const db = (store.driver as SqliteDriver).db;
-  return {
-    get: <T>(key: string) => {
-      const row = db.prepare("SELECT value FROM kv WHERE key = ?").get(key) as { value: string } | undefined;
-      return row ? (JSON.parse(row.value) as T) : undefined;
-    },
-    set: (key, value) => {
-      db.prepare(
-        "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-      ).run(key, JSON.stringify(value));
-    },
-  };
 }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { SimSlackMessage, SimWorld } from "../adapters/sim/world.js";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
 import type { Block } from "../slack/blocks.js";
@@ -17,24 +18,23 @@ export interface SlackRecord {
   at: Date;
 }
 
-interface StoredMessage {
-  channel: string;
-  channelId: string;
-  ts: string;
-  text: string;
+interface StoredMessage extends Omit<SimSlackMessage, "blocks"> {
   blocks: Block[];
-  threadTs?: string;
-  /** Set for ephemeral messages: only this user sees them. */
-  ephemeralFor?: string;
-  responseUrl?: string;
 }
 
 const BOT_USER_ID = "U0DEPLOYBOT";
+const BOT_ID = "B0DEPLOYBOT";
+/** What Slack asks a rate-limited caller to wait, in seconds. */
+const RETRY_AFTER_S = 30;
+const MAX_MESSAGES = 5000;
 
 /**
  * A small Slack-like Web API on 127.0.0.1 for the console and the tests: it records chat.postMessage,
- * chat.update, chat.postEphemeral and views.publish, answers users.* lookups from the config, and serves
- * response_url. The bot's WebClient is pointed at it with `slackApiUrl`.
+ * chat.update, chat.postEphemeral and views.publish, answers conversations.history/replies (with message
+ * metadata) and users.* lookups from the config, and serves response_url. The bot's WebClient is pointed
+ * at it with `slackApiUrl`. Given a SimWorld, its messages live in the world file (a restarted console can
+ * still update an old card) and the world's faults apply: `:throttle slack METHOD N` answers HTTP 429 with
+ * Retry-After, `:down slack` HTTP 503, `:crash-after slack:METHOD` kills the bot once the answer is sent.
  */
 export class SlackLikeServer {
   private server: Server | undefined;
@@ -43,17 +43,38 @@ export class SlackLikeServer {
   private readonly messages: StoredMessage[] = [];
   private readonly listeners: Array<(r: SlackRecord) => void> = [];
   private readonly responseUrls = new Map<string, { channelId: string; userId: string; ts?: string }>();
+  private killed = false;
   readonly records: SlackRecord[] = [];
-  /** Web API calls received, by method (for tests). */
+  /** Web API calls received, by method (for tests), refused ones included. */
   readonly calls: Array<{ method: string; args: Record<string, unknown> }> = [];
 
   constructor(
     private readonly config: Config,
     private readonly clock: Clock,
-  ) {}
+    private readonly world?: SimWorld,
+  ) {
+    for (const m of world?.slackMessages() ?? []) {
+      this.messages.push({ ...m, blocks: asBlocks(m.blocks) });
+      this.seq = Math.max(this.seq, Number(m.ts.split(".")[1] ?? 0));
+    }
+  }
+
+  /** True once kill() ran. */
+  get dead(): boolean {
+    return this.killed;
+  }
+
+  /** The bot died: every later request from it fails as a dropped connection, and nothing more is recorded. */
+  kill(): void {
+    this.killed = true;
+  }
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
+      if (this.killed) {
+        req.socket.destroy();
+        return;
+      }
       this.handle(req, res).catch((err: unknown) => {
         res.writeHead(500, { "content-type": "application/json" });
         res.end(JSON.stringify({ ok: false, error: "internal_error", detail: String(err) }));
@@ -131,6 +152,7 @@ export class SlackLikeServer {
   }
 
   private record(r: Omit<SlackRecord, "at">): void {
+    if (this.killed) return;
     const full = { ...r, at: this.clock.now() };
     this.records.push(full);
     for (const l of this.listeners) l(full);
@@ -139,12 +161,16 @@ export class SlackLikeServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
+    if (this.killed) {
+      req.socket.destroy();
+      return;
+    }
     const raw = Buffer.concat(chunks).toString("utf8");
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     const args = parseBody(raw, req.headers["content-type"] ?? "");
-    const reply = (body: Record<string, unknown>) => {
+    const reply = (body: Record<string, unknown>, afterSent?: () => void) => {
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify(body));
+      res.end(JSON.stringify(body), afterSent);
     };
     if (url.pathname.startsWith("/response/")) {
       reply(this.respond(url.pathname.slice("/response/".length), args));
@@ -152,11 +178,26 @@ export class SlackLikeServer {
     }
     const method = url.pathname.replace(/^\/api\//, "");
     this.calls.push({ method, args });
+    // Refused calls change nothing and record nothing: the caller sees the HTTP status Slack would send.
+    const refused = this.world?.refusal("slack", method);
+    if (refused?.kind === "down") {
+      res.writeHead(503, { "content-type": "text/plain" });
+      res.end("Service Unavailable");
+      return;
+    }
+    if (refused?.kind === "throttled") {
+      res.writeHead(429, { "content-type": "application/json", "retry-after": String(RETRY_AFTER_S) });
+      res.end(JSON.stringify({ ok: false, error: "ratelimited" }));
+      return;
+    }
     if (!/^Bearer xox[bp]-/.test(String(req.headers.authorization ?? "")) && method !== "api.test") {
       reply({ ok: false, error: "not_authed" });
       return;
     }
-    reply(this.api(method, args));
+    const result = this.api(method, args);
+    // `:crash-after slack:METHOD`: the answer is written and the message kept before the bot dies.
+    const crash = result.ok === true && this.world?.takeCrash("slack", method) === true;
+    reply(result, crash ? () => this.world?.crash() : undefined);
   }
 
   private api(method: string, args: Record<string, unknown>): Record<string, unknown> {
@@ -185,6 +226,9 @@ export class SlackLikeServer {
         if (!existing) return { ok: false, error: "message_not_found" };
         existing.text = String(args.text ?? existing.text);
         if (args.blocks) existing.blocks = asBlocks(args.blocks);
+        const metadata = asMetadata(args.metadata);
+        if (metadata) existing.metadata = metadata;
+        this.persist(existing);
         this.record({
           kind: "update",
           channel: existing.channel,
@@ -250,6 +294,25 @@ export class SlackLikeServer {
             }
           : { ok: false, error: "message_not_found" };
       }
+      case "conversations.history": {
+        if (!args.channel) return { ok: false, error: "channel_not_found" };
+        const channelId = this.channelId(String(args.channel));
+        const topLevel = this.messages.filter(
+          (m) => m.channelId === channelId && !m.ephemeralFor && (!m.threadTs || m.threadTs === m.ts),
+        );
+        return this.page(topLevel, args, "newest_first");
+      }
+      case "conversations.replies": {
+        if (!args.channel || !args.ts) return { ok: false, error: "invalid_arguments" };
+        const channelId = this.channelId(String(args.channel));
+        const asked = this.messages.find((m) => m.channelId === channelId && m.ts === args.ts && !m.ephemeralFor);
+        if (!asked) return { ok: false, error: "thread_not_found" };
+        const root = asked.threadTs ?? asked.ts;
+        const thread = this.messages.filter(
+          (m) => m.channelId === channelId && !m.ephemeralFor && (m.ts === root || m.threadTs === root),
+        );
+        return this.page(thread, args, "oldest_first");
+      }
       case "usergroups.list":
         return { ok: true, usergroups: [] };
       case "usergroups.users.list":
@@ -268,6 +331,7 @@ export class SlackLikeServer {
       if (existing) {
         existing.text = String(args.text ?? "");
         existing.blocks = asBlocks(args.blocks ?? []);
+        this.persist(existing);
         this.record({
           kind: existing.ephemeralFor ? "ephemeral" : "update",
           channel: existing.channel,
@@ -294,6 +358,7 @@ export class SlackLikeServer {
   }
 
   private store(channelId: string, ts: string, args: Record<string, unknown>, ephemeralFor?: string): StoredMessage {
+    const metadata = asMetadata(args.metadata);
     const message: StoredMessage = {
       channel: this.channelName(channelId),
       channelId,
@@ -301,11 +366,61 @@ export class SlackLikeServer {
       text: String(args.text ?? ""),
       blocks: asBlocks(args.blocks ?? []),
       ...(args.thread_ts ? { threadTs: String(args.thread_ts) } : {}),
+      ...(metadata ? { metadata } : {}),
       ...(ephemeralFor ? { ephemeralFor } : {}),
     };
     this.messages.push(message);
-    if (this.messages.length > 5000) this.messages.splice(0, 1000);
+    if (this.messages.length > MAX_MESSAGES) this.messages.splice(0, 1000);
+    this.persist(message);
     return message;
+  }
+
+  /** Writes a message to the world file at once, so it outlives this process. */
+  private persist(message: StoredMessage): void {
+    this.world?.putSlackMessage(message);
+  }
+
+  /** One page of messages as conversations.history (newest first) or conversations.replies (oldest first) answers. */
+  private page(
+    list: StoredMessage[],
+    args: Record<string, unknown>,
+    order: "newest_first" | "oldest_first",
+  ): Record<string, unknown> {
+    const inclusive = truthy(args.inclusive);
+    const oldest = args.oldest !== undefined && args.oldest !== "" ? tsKey(String(args.oldest)) : undefined;
+    const latest = args.latest !== undefined && args.latest !== "" ? tsKey(String(args.latest)) : undefined;
+    const limit = Math.min(999, Math.max(1, Number(args.limit) || 100));
+    const withMetadata = truthy(args.include_all_metadata);
+    const inRange = (m: StoredMessage) => {
+      const k = tsKey(m.ts);
+      if (oldest !== undefined && (inclusive ? k < oldest : k <= oldest)) return false;
+      if (latest !== undefined && (inclusive ? k > latest : k >= latest)) return false;
+      return true;
+    };
+    const sorted = list.filter(inRange).sort((a, b) => (tsKey(a.ts) < tsKey(b.ts) ? -1 : 1));
+    // conversations.history pages from `latest` back; replies from `oldest` forward.
+    const picked = order === "newest_first" ? sorted.reverse().slice(0, limit) : sorted.slice(0, limit);
+    const replies = (ts: string) => this.messages.filter((m) => m.threadTs === ts && m.ts !== ts && !m.ephemeralFor);
+    return {
+      ok: true,
+      messages: picked.map((m) => {
+        const count = m.threadTs && m.threadTs !== m.ts ? 0 : replies(m.ts).length;
+        return {
+          type: "message",
+          user: BOT_USER_ID,
+          bot_id: BOT_ID,
+          app_id: "A0DEPLOYBOT",
+          text: m.text,
+          ts: m.ts,
+          ...(m.blocks.length ? { blocks: m.blocks } : {}),
+          ...(m.threadTs ? { thread_ts: m.threadTs } : count > 0 ? { thread_ts: m.ts } : {}),
+          ...(count > 0 ? { reply_count: count } : {}),
+          ...(withMetadata && m.metadata ? { metadata: m.metadata } : {}),
+        };
+      }),
+      has_more: sorted.length > limit,
+      ...(order === "newest_first" ? { pin_count: 0 } : {}),
+    };
   }
 
   userName(slackId: string): string {
@@ -322,6 +437,36 @@ function asBlocks(value: unknown): Block[] {
     }
   }
   return Array.isArray(value) ? (value as Block[]) : [];
+}
+
+/** Slack's message metadata, sent as an object (JSON body) or as a JSON string (form body). */
+function asMetadata(value: unknown): StoredMessage["metadata"] | undefined {
+  let v = value;
+  if (typeof v === "string") {
+    try {
+      v = JSON.parse(v);
+    } catch {
+      return undefined;
+    }
+  }
+  if (typeof v !== "object" || v === null) return undefined;
+  const { event_type, event_payload } = v as { event_type?: unknown; event_payload?: unknown };
+  if (typeof event_type !== "string") return undefined;
+  return {
+    event_type,
+    event_payload:
+      typeof event_payload === "object" && event_payload !== null ? (event_payload as Record<string, unknown>) : {},
+  };
+}
+
+function truthy(value: unknown): boolean {
+  return value === true || value === "true" || value === "1" || value === 1;
+}
+
+/** A message ts as a string that sorts in time order ("1764000000.000123" → "001764000000.000123"). */
+function tsKey(ts: string): string {
+  const [secs = "0", frac = ""] = ts.split(".");
+  return `${secs.padStart(12, "0")}.${frac.padEnd(6, "0").slice(0, 6)}`;
 }
 
 function parseBody(raw: string, contentType: string): Record<string, unknown> {

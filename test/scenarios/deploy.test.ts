@@ -112,7 +112,8 @@ describe("/deploy through the local console (issue 3 §6)", () => {
 
   it("refuses a second production deploy while the first is baking, naming deploy #1, alice, v1.4.2 and baking", async () => {
     const t = await open(TUESDAY);
-    await t.run("/deploy web v1.4.2 to production", ":as bob", ":click Approve", ":advance 5m");
+    // Baking once web's canary (1 min to start, 5 min at 10%) has shifted all the traffic.
+    await t.run("/deploy web v1.4.2 to production", ":as bob", ":click Approve", ":advance 6m");
     expect((await t.con.store.deployments.get(1))?.status).toBe("baking");
 
     const before = t.mark();

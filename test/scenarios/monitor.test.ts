@@ -13,17 +13,20 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** A console at Tuesday 10:15 SAST with web v1.4.2 approved; after `:advance 5m` it bakes (10:20). */
+/**
+ * A console at Tuesday 10:15 SAST with web v1.4.2 approved; after `:advance 6m` it bakes (10:21): the CANARY
+ * rollout brings the new tasks up in a minute, then holds 10% of the traffic for its 5-minute canary bake.
+ */
 async function bakingDeploy(configFile?: string): Promise<MonitorConsole> {
   const t = await openMonitorConsole({ at: TUESDAY, ...(configFile ? { configFile } : {}) });
   cleanups.push(() => t.stop());
-  await t.run(...APPROVED_PRODUCTION_DEPLOY, ":advance 5m");
+  await t.run(...APPROVED_PRODUCTION_DEPLOY, ":advance 6m");
   expect((await t.con.store.deployments.get(1))?.status).toBe("baking");
   expect(t.updateServices()).toHaveLength(1);
   return t;
 }
 
-/** Baking web with its error rate at 3.2% from 10:20, paged at 10:25; returns at 10:26, the rollback due at 10:27. */
+/** Baking web with its error rate at 3.2% from 10:21, paged at 10:26; returns at 10:27, the rollback due at 10:28. */
 async function criticalBreach(configFile?: string): Promise<MonitorConsole> {
   const t = await bakingDeploy(configFile);
   await t.run(":metric web production error_rate 3.2", ":advance 6m");
@@ -38,7 +41,7 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
 
     const triggers = t.pages("trigger");
     expect(triggers).toHaveLength(1);
-    expect(triggers[0]).toMatchObject({ severity: "critical", at: at("10:25") });
+    expect(triggers[0]).toMatchObject({ severity: "critical", at: at("10:26") });
     expect(triggers[0]?.dedupKey).toMatch(/\S/);
 
     const posts = t.incidentPosts();
@@ -50,7 +53,7 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
     expect(t.rollbackUpdates()).toEqual([]);
   });
 
-  it("rolls web back to comply360-prod-web:1 when the 2-minute grace period ends at 10:27, and not before", async () => {
+  it("rolls web back to comply360-prod-web:1 when the 2-minute grace period ends at 10:28, and not before", async () => {
     const t = await criticalBreach();
     expect(t.rollbackUpdates()).toEqual([]);
 
@@ -59,7 +62,7 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
 
     const rollbacks = t.rollbackUpdates(before);
     expect(rollbacks).toHaveLength(1);
-    expect(rollbacks[0]?.at).toBe(at("10:27"));
+    expect(rollbacks[0]?.at).toBe(at("10:28"));
     expect(rollbacks[0]?.input).toMatchObject({ cluster: "comply360-prod", service: "web" });
     expect(t.updateServices(before)).toHaveLength(1);
     const rollback = await t.con.store.deployments.get(2);
@@ -86,7 +89,7 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
     const draft = postmortems[0]?.text ?? "";
     expect(draft).toContain("10:15 SAST: Deployment started");
     expect(draft).toMatch(/10:2\d SAST: error rate \(rollback\) breach detected/);
-    expect(draft).toContain("10:27 SAST: Rollback initiated");
+    expect(draft).toContain("10:28 SAST: Rollback initiated");
     expect(draft).toMatch(/\d\d:\d\d SAST: Services stable on v1\.4\.0/);
   });
 
@@ -168,7 +171,7 @@ describe("the guardrail monitor through the local console (issue 5 §7)", () => 
     expect(t.ephemeralsFor("carol")).toEqual([]);
     const rollbacks = t.rollbackUpdates(before);
     expect(rollbacks).toHaveLength(1);
-    expect(rollbacks[0]?.at).toBe(at("10:26"));
+    expect(rollbacks[0]?.at).toBe(at("10:27"));
     expect((await t.con.store.deployments.get(2))?.requestedBy).toBe("carol");
 
     await t.run(":advance 5m");

@@ -39,17 +39,17 @@ const pages = (events: ConsoleEvent[], action: string) =>
   events.filter((e) => e.kind === "page" && e.action === action);
 
 /**
- * First run: web v1.4.2 approved at 10:15, baking from 10:19, error rate 3.2% from 10:20, paged at 10:25
- * with the automatic rollback due at 10:27; advanced to `until` (after 10:25, before 10:27), then stopped.
+ * First run: web v1.4.2 approved at 10:15, baking from 10:21 (after its 10% canary), error rate 3.2% from 10:21,
+ * paged at 10:26 with the automatic rollback due at 10:28; advanced to `until` (after 10:26, before 10:28), then stopped.
  */
 async function firstRunPagedBeforeRollback(db: string, until = "6m"): Promise<MonitorConsole> {
   const first = await open(db, TUESDAY);
-  await first.run(...APPROVED_PRODUCTION_DEPLOY, ":advance 5m", ":metric web production error_rate 3.2", ":advance 5m");
+  await first.run(...APPROVED_PRODUCTION_DEPLOY, ":advance 6m", ":metric web production error_rate 3.2", ":advance 5m");
   if (until !== "5m") await first.run(`:advance ${until.replace(/^6m$/, "1m")}`);
   expect(pages(first.events, "trigger")).toHaveLength(1);
   expect(rollbackUpdates(first.events)).toEqual([]);
   const [incident] = await first.con.store.incidents.of(1);
-  expect(incident?.rollbackAt).toBe(at("10:27:00"));
+  expect(incident?.rollbackAt).toBe(at("10:28:00"));
   expect(incident?.rollbackId).toBeNull();
   return first;
 }
@@ -61,11 +61,11 @@ describe("restart safety on a db file (issue 5 §5)", () => {
     await first.stop();
 
     const second = await open(db);
-    expect(second.con.clock.now().toISOString()).toBe(at("10:26:00"));
+    expect(second.con.clock.now().toISOString()).toBe(at("10:27:00"));
     await second.run(":advance 3m");
     const rollbacks = rollbackUpdates([...first.events, ...second.events]);
     expect(rollbacks).toHaveLength(1);
-    expect(rollbacks[0]?.at).toBe(at("10:27:00"));
+    expect(rollbacks[0]?.at).toBe(at("10:28:00"));
 
     // Still breaching while the rollback rolls out: nothing is repeated.
     await second.run(":advance 2m");
@@ -82,7 +82,7 @@ describe("restart safety on a db file (issue 5 §5)", () => {
     expect((await second.con.store.deployments.get(1))?.status).toBe("rolled_back");
     // Every :advance ran to its end (an error in a job would have stopped the clock early).
     expect(second.errors()).toEqual([]);
-    expect(second.con.clock.now().toISOString()).toBe(at("10:39:00"));
+    expect(second.con.clock.now().toISOString()).toBe(at("10:40:00"));
   });
 
   it("performs a rollback recorded but not yet sent to ECS when the process died, once, right after the restart", async () => {

@@ -26,7 +26,8 @@ describe("guardrail buttons and repeated breaches", () => {
 
   it("pages again and schedules the rollback again when a guardrail breaches a second time after recovering", async () => {
     s = await scenario(TUESDAY);
-    await s.run(...approvedProductionDeploy, ":advance 5m", ":metric web production error_rate 3.2", ":advance 5m");
+    // Baking from 10:21, after web's 10% canary; the error rate is v1.4.2's from then on.
+    await s.run(...approvedProductionDeploy, ":advance 6m", ":metric web production error_rate 3.2", ":advance 5m");
     await s.run(":metric web production error_rate 0.1", ":advance 4m");
     const pages = () => s?.events.filter((e) => e.kind === "page").map((e) => e.action) ?? [];
     expect(pages()).toEqual(["trigger", "resolve"]);

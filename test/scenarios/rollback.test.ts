@@ -59,7 +59,8 @@ describe("/rollback through the local console (issue 4 §3)", () => {
     expect((await t.con.store.deployments.get(3))?.rollsBack).toBe(2);
 
     const later = t.mark();
-    await t.run(":advance 5m");
+    // An UpdateService rollback follows web's CANARY strategy: 1 min to start, 5 min at 10%, then all.
+    await t.run(":advance 6m");
     const posts = incidentPosts(t, later);
     expect(posts).toHaveLength(1);
     expect(posts[0]).toContain("Rolled back *web production* from `v1.4.3` to `v1.4.2`");

@@ -56,7 +56,8 @@ describe("seed 004: a manual rollback needs the Technical Lead and the Project M
       ":click Approve",
       ":as jane",
       ":click Approve",
-      ":advance 40m",
+      // BLUE_GREEN with a 30-minute ECS bake: green up in 1 min, SUCCESSFUL at 31 min, then deploybot's 30-min bake.
+      ":advance 65m",
     );
     expect(s.card(1)).toContain("Succeeded");
     await s.run(":as tom", '/rollback frontend production --reason "checkout broken"', ":click Roll back");

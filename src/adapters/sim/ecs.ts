@@ -9,15 +9,13 @@ import type {
   TaskDefinition,
 } from "../../ports.js";
 import { deploymentConfiguration } from "../aws/ecs.js";
+import { FAIL_AFTER_MS } from "./rollout.js";
 import { SIM_ACCOUNT, type SimWorld } from "./world.js";
 
-/** A new task starts every simulated minute; a deployment of 4 tasks succeeds after 4 minutes. */
-const TASK_START_MS = 60_000;
-/** A deployment told to fail is rolled back by the circuit breaker after 3 minutes. */
-const FAIL_AFTER_MS = 3 * 60_000;
-const ROLLBACK_MS = 60_000;
-
-/** Simulated ECS: plays the same calls as the real adapter, against SimWorld, as simulated time passes. */
+/**
+ * Simulated ECS: plays the same calls as the real adapter, with the same inputs, against SimWorld as
+ * simulated time passes. Each deployment follows its strategy (see rollout.ts for the traffic it shifts).
+ */
 export class SimEcs implements EcsPort {
   constructor(private readonly world: SimWorld) {}
 
@@ -32,43 +30,13 @@ export class SimEcs implements EcsPort {
     return svc;
   }
 
+  /** Prints the call, or refuses it (throttled, or this process is dead) with the error the real adapter raises. */
   private call(op: string, input: Record<string, unknown>): void {
-    this.world.emit({ kind: "aws", api: "ecs", op, input });
+    this.world.admit("ecs", op, input);
   }
 
-  /** Moves every deployment of the service forward to the simulated now. */
   private settle(target: EcsTarget): void {
-    const now = this.world.clock.now().getTime();
-    this.world.update((s) => {
-      const svc = s.services[this.world.key(target.cluster, target.service)];
-      if (!svc) return;
-      for (const d of svc.deployments) {
-        if (d.status === "ROLLBACK_IN_PROGRESS" && d.rollbackAt && now >= Date.parse(d.rollbackAt) + ROLLBACK_MS) {
-          d.status = "ROLLBACK_SUCCESSFUL";
-          d.finishedAt = new Date(Date.parse(d.rollbackAt) + ROLLBACK_MS).toISOString();
-          d.runningCount = 0;
-          if (d.sourceTaskDefinitionArn) svc.taskDefinitionArn = d.sourceTaskDefinitionArn;
-          continue;
-        }
-        if (d.status !== "IN_PROGRESS") continue;
-        const elapsed = now - Date.parse(d.startedAt);
-        if (d.failAt && now >= Date.parse(d.failAt)) {
-          d.status = "ROLLBACK_SUCCESSFUL";
-          d.statusReason =
-            "ECS deployment circuit breaker: tasks failed to start (essential container exited: health check failed). Rolled back to the previous service revision.";
-          d.finishedAt = d.failAt;
-          d.runningCount = 0;
-          if (d.sourceTaskDefinitionArn) svc.taskDefinitionArn = d.sourceTaskDefinitionArn;
-          continue;
-        }
-        d.runningCount = Math.min(d.desiredCount, Math.floor(elapsed / TASK_START_MS));
-        if (!d.failAt && d.runningCount >= d.desiredCount) {
-          d.status = "SUCCESSFUL";
-          d.finishedAt = new Date(Date.parse(d.startedAt) + d.desiredCount * TASK_START_MS).toISOString();
-          svc.taskDefinitionArn = d.targetTaskDefinitionArn;
-        }
-      }
-    });
+    this.world.settle(target.cluster, target.service);
   }
 
   async describeService(target: EcsTarget): Promise<ServiceState> {
@@ -76,6 +44,7 @@ export class SimEcs implements EcsPort {
     this.settle(target);
     const svc = this.service(target);
     const active = svc.deployments.find((d) => d.status === "IN_PROGRESS");
+    this.world.completed("ecs", "DescribeServices");
     return {
       serviceArn: `arn:aws:ecs:${svc.region}:${SIM_ACCOUNT}:service/${svc.cluster}/${svc.service}`,
       taskDefinitionArn: svc.taskDefinitionArn,
@@ -95,6 +64,7 @@ export class SimEcs implements EcsPort {
         `ECS task definition ${taskDefinition} not found: check the revision (e.g. web:25) or register it first`,
       );
     }
+    this.world.completed("ecs", "DescribeTaskDefinition");
     return structuredClone(found);
   }
 
@@ -107,7 +77,7 @@ export class SimEcs implements EcsPort {
     }
     const containers = base.containers.map((c) => (c.name === target.container ? { ...c, image } : { ...c }));
     this.call("RegisterTaskDefinition", { family: base.family, containerDefinitions: containers });
-    return this.world.update((s) => {
+    const registered = this.world.update((s) => {
       const revision =
         Math.max(
           0,
@@ -120,46 +90,68 @@ export class SimEcs implements EcsPort {
       s.taskDefinitions[arn] = def;
       return structuredClone(def);
     });
+    this.world.completed("ecs", "RegisterTaskDefinition");
+    return registered;
   }
 
   async updateService(target: EcsTarget, taskDefinitionArn: string, strategy: DeploymentStrategy): Promise<void> {
-    // As the real adapter: the service's own deployment settings are read first and kept.
+    // As the real adapter: the service's own deployment settings are read first and sent back with the strategy.
     this.call("DescribeServices", { cluster: target.cluster, services: [target.service] });
+    const svc = this.service(target);
+    this.world.completed("ecs", "DescribeServices");
+    if (this.world.dead) return;
     this.call("UpdateService", {
       cluster: target.cluster,
       service: target.service,
       taskDefinition: taskDefinitionArn,
-      deploymentConfiguration: deploymentConfiguration(strategy),
+      deploymentConfiguration: {
+        maximumPercent: svc.maximumPercent,
+        minimumHealthyPercent: svc.minimumHealthyPercent,
+        ...deploymentConfiguration(strategy),
+      },
     });
     this.settle(target);
-    const id = this.world.nextId();
     const now = this.world.clock.now();
+    // What the new deployment replaces: the traffic as it is split right now (a deployment it supersedes included).
+    const replaces = this.world
+      .trafficAt(target.cluster, target.service, now)
+      .map(({ taskDefinitionArn: arn, share }) => ({ taskDefinitionArn: arn, share }));
     this.world.update((s) => {
       const key = this.world.key(target.cluster, target.service);
-      const svc = s.services[key];
-      if (!svc)
+      const service = s.services[key];
+      if (!service)
         throw new DeploybotError(
           ErrorCode.NotFound,
           `ECS service ${target.service} not found in cluster ${target.cluster}`,
         );
+      const id = s.nextId++;
       const failing = s.failNext.indexOf(key);
       if (failing >= 0) s.failNext.splice(failing, 1);
       // A new deployment supersedes one in progress, as ECS does.
-      for (const d of svc.deployments) if (d.status === "IN_PROGRESS") d.status = "STOPPED";
-      svc.deployments.unshift({
+      for (const d of service.deployments) {
+        if (d.status !== "IN_PROGRESS") continue;
+        d.status = "STOPPED";
+        d.stoppedAt = now.toISOString();
+        d.finishedAt = now.toISOString();
+      }
+      service.deployments.unshift({
         arn: `arn:aws:ecs:${target.region}:${SIM_ACCOUNT}:service-deployment/${target.cluster}/${target.service}/sim${id}`,
         status: "IN_PROGRESS",
         targetTaskDefinitionArn: taskDefinitionArn,
-        sourceTaskDefinitionArn: svc.taskDefinitionArn,
-        desiredCount: svc.desiredCount,
+        sourceTaskDefinitionArn: service.taskDefinitionArn,
+        desiredCount: service.desiredCount,
         runningCount: 0,
         startedAt: now.toISOString(),
+        strategy: structuredClone(strategy),
+        replaces,
         ...(failing >= 0 ? { failAt: new Date(now.getTime() + FAIL_AFTER_MS).toISOString() } : {}),
       });
-      svc.deployments.splice(20);
+      // ECS keeps a bounded history; the oldest kept deployment's `replaces` still tells the traffic before it.
+      service.deployments.splice(20);
       // ECS reports the new task definition on the service as soon as UpdateService returns.
-      svc.taskDefinitionArn = taskDefinitionArn;
+      service.taskDefinitionArn = taskDefinitionArn;
     });
+    this.world.completed("ecs", "UpdateService");
   }
 
   async listServiceDeployments(
@@ -167,14 +159,16 @@ export class SimEcs implements EcsPort {
     since?: Date,
   ): Promise<Array<{ arn: string; status: EcsDeploymentStatus }>> {
     this.call("ListServiceDeployments", {
-      cluster: target.cluster,
       service: target.service,
+      cluster: target.cluster,
       ...(since ? { createdAt: { after: since.toISOString() } } : {}),
     });
     this.settle(target);
-    return this.service(target)
+    const out = this.service(target)
       .deployments.filter((d) => !since || Date.parse(d.startedAt) >= since.getTime())
       .map((d) => ({ arn: d.arn, status: d.status }));
+    this.world.completed("ecs", "ListServiceDeployments");
+    return out;
   }
 
   async describeServiceDeployment(target: EcsTarget, arn: string): Promise<EcsDeployment> {
@@ -182,12 +176,19 @@ export class SimEcs implements EcsPort {
     this.settle(target);
     const d = this.service(target).deployments.find((x) => x.arn === arn);
     if (!d) throw new DeploybotError(ErrorCode.NotFound, `ECS service deployment ${arn} not found`);
-    const { failAt: _f, rollbackAt: _r, startedAt, finishedAt, ...rest } = d;
-    return {
-      ...rest,
-      startedAt: new Date(startedAt),
-      ...(finishedAt ? { finishedAt: new Date(finishedAt) } : {}),
+    const out: EcsDeployment = {
+      arn: d.arn,
+      status: d.status,
+      ...(d.statusReason ? { statusReason: d.statusReason } : {}),
+      targetTaskDefinitionArn: d.targetTaskDefinitionArn,
+      ...(d.sourceTaskDefinitionArn ? { sourceTaskDefinitionArn: d.sourceTaskDefinitionArn } : {}),
+      desiredCount: d.desiredCount,
+      runningCount: d.runningCount,
+      startedAt: new Date(d.startedAt),
+      ...(d.finishedAt ? { finishedAt: new Date(d.finishedAt) } : {}),
     };
+    this.world.completed("ecs", "DescribeServiceDeployments");
+    return out;
   }
 
   async stopServiceDeployment(target: EcsTarget, arn: string): Promise<void> {
@@ -202,8 +203,10 @@ export class SimEcs implements EcsPort {
           `ECS service deployment ${arn} is not in progress (${d?.status ?? "unknown"}); it cannot be stopped`,
         );
       }
+      // The traffic goes back to what the deployment replaced at once; ECS reports success a minute later.
       d.status = "ROLLBACK_IN_PROGRESS";
       d.rollbackAt = now;
     });
+    this.world.completed("ecs", "StopServiceDeployment");
   }
 }
