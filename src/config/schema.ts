@@ -97,6 +97,15 @@ const customMetric = z.strictObject({
 });
 const mathMetric = z.strictObject({ expression: z.string().min(1), label: z.string().optional() });
 
+/** How late CloudWatch may publish a period before it counts as missing (ALB and ECS metrics arrive 1-3 min after). */
+export const DEFAULT_MAX_LAG_MS = 3 * 60_000;
+
+/** "50%" → 0.5: how much worse than before the deploy a metric must get to be blamed on it. */
+const relativePercent = z
+  .string()
+  .regex(/^\d+(\.\d+)?\s*%$/, "a percentage such as 50%")
+  .transform((s) => Number.parseFloat(s) / 100);
+
 export const guardrail = z.strictObject({
   name: z.string().min(1),
   metric: z.union([z.enum(PRESETS), customMetric, mathMetric], {
@@ -116,7 +125,20 @@ export const guardrail = z.strictObject({
   period: duration.default(60_000),
   min_requests: z.number().int().min(0).optional(),
   missing_data: z.enum(["missing", "breaching", "notBreaching"]).default("missing"),
+  /** The pre-deploy window: the baseline of "x baseline" thresholds and the "before" of already_breaching. */
   baseline: duration.default(30 * 60_000),
+  /**
+   * How late CloudWatch may publish a period: a period newer than this with no datapoint is "not yet
+   * published" (never breaching), and the guardrail judges the newest periods CloudWatch has published.
+   */
+  max_lag: duration.default(DEFAULT_MAX_LAG_MS),
+  /**
+   * When the metric was already over the threshold before the deploy: `compare` (default) blames the deploy
+   * only when it is worse than before by more than `worse_by`; `judge` applies the plain threshold anyway.
+   */
+  already_breaching: z.enum(["compare", "judge"]).default("compare"),
+  /** How much worse than before the deploy counts as "clearly worse" under already_breaching: compare (default 50%). */
+  worse_by: relativePercent.default(0.5),
   severity: z.enum(["warning", "critical"]).default("warning"),
   action: z.enum(["alert", "page", "rollback"]).default("alert"),
   shadow: z.boolean().default(false),
