@@ -63,6 +63,49 @@ const freeze = z.union([recurringFreeze, datedFreeze, holidayFreeze], {
     "a freeze: {name, start, end} with cron expressions, {name, from, to} with dates, or {name, holidays: COUNTRY}",
 });
 
+/** A rollback replaces every task while keeping full capacity, unless the environment says otherwise. */
+export const DEFAULT_ROLLBACK_STRATEGY = {
+  type: "ROLLING",
+  maximum_percent: 200,
+  minimum_healthy_percent: 100,
+} as const;
+
+/**
+ * ROLLING (ECS replaces tasks, keeping `minimum_healthy_percent` serving) or BLUE_GREEN (the previous version
+ * takes all traffic in one switch, no bake). CANARY and LINEAR are refused: a rollback must restore all
+ * traffic at once, not leave most of it on the version being rolled back.
+ */
+const rollbackStrategy = z.discriminatedUnion(
+  "type",
+  [
+    z.strictObject({
+      type: z.literal("ROLLING"),
+      maximum_percent: z.number().int().min(100).default(DEFAULT_ROLLBACK_STRATEGY.maximum_percent),
+      minimum_healthy_percent: z
+        .number()
+        .int()
+        .min(0)
+        .max(100)
+        .default(DEFAULT_ROLLBACK_STRATEGY.minimum_healthy_percent),
+    }),
+    z.strictObject({
+      type: z.literal("BLUE_GREEN"),
+      bake_time: duration
+        .refine((ms) => ms === 0, "0: a rollback switches all traffic back at once, without a bake")
+        .default(0),
+    }),
+  ],
+  {
+    error: (issue) => {
+      if (issue.code !== "invalid_union") return undefined;
+      const type = (issue.input as { type?: unknown } | undefined)?.type;
+      return type === "CANARY" || type === "LINEAR"
+        ? `ROLLING or BLUE_GREEN: a rollback must restore all traffic at once, and ${type} would shift it back in steps`
+        : "ROLLING or BLUE_GREEN";
+    },
+  },
+);
+
 const environment = z.strictObject({
   timezone: timeZone.optional(),
   windows: z.array(window).default([]),
@@ -86,6 +129,8 @@ const environment = z.strictObject({
    * every 5 min for 30 min, then every 15 min for 90 min). Without it: every monitor cycle until the bake ends.
    */
   watch: z.array(z.strictObject({ every: duration, for: duration })).optional(),
+  /** How a rollback (by hand or by a guardrail) puts the previous version back: all traffic at once, never in steps. */
+  rollback_strategy: rollbackStrategy.default(DEFAULT_ROLLBACK_STRATEGY),
 });
 
 export const PRESETS = ["error_rate", "p95_latency", "p99_latency", "healthy_hosts", "cpu", "memory"] as const;
@@ -102,8 +147,11 @@ export const DEFAULT_MAX_LAG_MS = 3 * 60_000;
 
 /** "50%" → 0.5: how much worse than before the deploy a metric must get to be blamed on it. */
 const relativePercent = z
-  .string()
-  .regex(/^\d+(\.\d+)?\s*%$/, "a percentage such as 50%")
+  // A bare 50 is read as text, so that it is refused with the same "50%" hint as any other typo.
+  .preprocess(
+    (v) => (typeof v === "number" ? String(v) : v),
+    z.string().regex(/^\d+(\.\d+)?\s*%$/, "a percentage such as 50%"),
+  )
   .transform((s) => Number.parseFloat(s) / 100);
 
 export const guardrail = z.strictObject({
@@ -187,6 +235,7 @@ export const configSchema = z.strictObject({
       cache: duration.default(60_000),
     })
     .optional(),
+  /** interval: how often guardrails are read; it must divide a minute (in seconds) or an hour (in minutes). */
   monitor: z.strictObject({ interval: duration.default(60_000) }).default({ interval: 60_000 }),
   environments: z.record(name, environment),
   services: z.record(name, service),
@@ -195,6 +244,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       oncall: name.optional(),
       initial_version: z.string().default("v1.4.0"),
+      /** Healthy default values of metrics the simulator has no preset for (custom metrics), by metric name. */
+      metrics: z.record(z.string(), z.number()).optional(),
     })
     .default({ initial_version: "v1.4.0" }),
 });
@@ -207,3 +258,4 @@ export type ApprovalRule = z.output<typeof approvalRule>;
 export type Freeze = z.output<typeof freeze>;
 export type DeployWindow = z.output<typeof window>;
 export type Strategy = ServiceEnvironment["strategy"];
+export type RollbackStrategy = EnvironmentPolicy["rollback_strategy"];
