@@ -2,10 +2,13 @@
  * The guardrail verdict, computed by a pure function as argo-rollouts does (`analysis.assessMetricStatus`):
  * datapoints in, ok / breaching / inconclusive and a reason out. No I/O and no clock: `now` is passed in.
  *
- * The rule semantics follow CloudWatch alarms: the last N complete periods before `now`, M of them
- * breaching, missing periods treated as the guardrail's `missing_data` says. Anything that makes the
- * numbers meaningless (too little traffic, no baseline, too few datapoints) is inconclusive, and an
- * inconclusive outcome is never a breach.
+ * The rule semantics follow CloudWatch alarms: the last N complete periods, M of them breaching, missing
+ * periods treated as the guardrail's `missing_data` says. CloudWatch as it really is shapes the window:
+ * it ends where the published data ends (ALB/ECS metrics arrive 1-3 min late, up to `max_lag`), it starts
+ * no earlier than the deploy took traffic, and a metric already over the threshold before the deploy is
+ * judged against what it was then. Anything that makes the numbers meaningless (too little traffic, no
+ * baseline, too few datapoints, a deploy too young) is inconclusive, and an inconclusive outcome is never
+ * a breach.
  */
 import { formatRelative, zoneName } from "../clock.js";
 import { DEFAULT_MAX_LAG_MS, type Guardrail } from "../config/schema.js";
@@ -237,14 +240,16 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   const publishedUpTo = newestAt === undefined ? null : new Date(Math.min(newestAt + period, nowMs));
   const horizon = Math.min(nowMs, Math.max(publishedUpTo?.getTime() ?? Number.NEGATIVE_INFINITY, nowMs - maxLag));
 
-  const base = { publishedUpTo };
+  // Set once the threshold is known (below); every verdict from then on carries it.
+  let preDeploy: GuardrailVerdict["preDeploy"];
+  const extra = () => ({ publishedUpTo, ...(preDeploy ? { preDeploy } : {}) });
   const inconclusive = (reason: string, observed: number | null = null): GuardrailVerdict => ({
     status: "inconclusive",
     reason: `${g.name}: ${reason}`,
     observed,
     breachingPoints: 0,
     evaluatedPoints: 0,
-    ...base,
+    ...extra(),
   });
 
   // Relative thresholds need a positive baseline: "10x" of nothing (0), of an unknown or of a negative
@@ -270,7 +275,6 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   // period counts only when it is also worse than before by more than `worse_by`; `judge` keeps the plain
   // threshold. Either way the reason says what the metric was before.
   const pre = input.preDeploy;
-  let preDeploy: GuardrailVerdict["preDeploy"];
   let preNote = "";
   let worseThan: ((v: number) => boolean) | undefined;
   if (pre !== null && pre !== undefined && Number.isFinite(pre)) {
@@ -314,7 +318,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     if (own < m) {
       const seen = own === 0 ? "no complete period" : `only ${plural(own, "complete period")}`;
       return inconclusive(
-        `the deploy is too young to judge: it took traffic at ${clock(from)}, ${seen} of ${formatRelative(period)} since, ${m} needed${lateNote}`,
+        `the deploy is too young to judge: it took traffic at ${clock(from)}, ${seen} of ${formatRelative(period)} since, ${m} needed${lateNote}${preNote}`,
       );
     }
   }
@@ -348,7 +352,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     }
     if (requests < g.min_requests) {
       return inconclusive(
-        `only ${formatNumber(requests)} requests since ${clock(firstStart)} (below min_requests ${g.min_requests}), too few to judge a rate${lateNote}`,
+        `only ${formatNumber(requests)} requests since ${clock(firstStart)} (below min_requests ${g.min_requests}), too few to judge a rate${lateNote}${preNote}`,
       );
     }
   }
@@ -395,12 +399,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   if (unpublished > 0) notes.push(`${unpublished} not yet published`);
   const missingNote = notes.length > 0 ? ` (${notes.join("; ")})` : "";
   const observed: number | null = latestBreach ?? latestReal;
-  const counted = {
-    breachingPoints: breaching,
-    evaluatedPoints: evaluated,
-    ...base,
-    ...(preDeploy ? { preDeploy } : {}),
-  };
+  const counted = { breachingPoints: breaching, evaluatedPoints: evaluated, ...extra() };
 
   if (breaching >= m) {
     const sinceText = clock(since as Date);

@@ -528,6 +528,15 @@ describe("evaluateGuardrail", () => {
       reason: /^healthy_hosts 0 < 0\.5 \(50% worse than before the deploy\) in 3 of 3/,
     },
     {
+      name: "says what the metric was before the deploy even when the deploy is too young to judge",
+      values: [3.3, 3.3, 3.3, 3.3, 3.3],
+      notBefore: "2026-03-02T10:34:00Z",
+      preDeploy: 3.2,
+      status: "inconclusive",
+      reason: /too young to judge: .*, 5 needed; error_rate was already 3\.2% before this deploy/,
+      pre: { value: 3.2, breaching: true },
+    },
+    {
       name: "keeps relative thresholds working next to a pre-deploy value",
       fields: { threshold: "> 10x baseline" },
       values: [2.5, 2.5, 2.5, 2.5, 2.5],
@@ -573,6 +582,19 @@ describe("evaluateGuardrail", () => {
     const offset = series([2, 2, 2, 2, 2]).map((d) => ({ at: new Date(d.at.getTime() - 20_000), value: d.value }));
     const verdict = evaluateGuardrail({ guardrail: rule(), datapoints: offset, now: NOW });
     expect(verdict).toMatchObject({ status: "breaching", breachingPoints: 5 });
+  });
+
+  it("says how late the data is in the environment's own zone", () => {
+    const verdict = evaluateGuardrail({
+      guardrail: rule({ name: "error rate" }),
+      datapoints: series([3.2, 3.2, 3.2, 3.2, 3.2], "2026-03-02T10:33:00Z"),
+      now: NOW,
+      timeZone: "Africa/Johannesburg",
+    });
+    expect(verdict.reason).toBe(
+      "error rate 3.2% > 1% in 5 of 5 datapoints since 12:29 SAST (data up to 12:34 SAST, 2 min behind)",
+    );
+    expect(verdict.publishedUpTo).toEqual(new Date("2026-03-02T10:34:00Z"));
   });
 
   it("ignores datapoints older than the window", () => {
