@@ -14,7 +14,8 @@ const HELP = `deploybot: /deploy, /rollback and /status for AWS ECS from Slack
 
   deploybot [--config FILE] [--db FILE]      run the bot: Slack when tokens are set, else the local console
   deploybot console [--config FILE] [--db FILE] [--script FILE] [--json] [--at ISO-TIME]
-  deploybot check-config [FILE]              validate a config and print a summary
+  deploybot check-config [FILE] [--slack]    validate a config and print a summary and its warnings
+                                             (--slack: as Slack mode loads it, where warnings about paging are errors)
 
 Slack: SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP, PORT default 3000).
 Config: --config or DEPLOYBOT_CONFIG (default ${DEFAULT_CONFIG}); db: --db or DEPLOYBOT_DB (default ${DEFAULT_DB}).`;
@@ -66,9 +67,13 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${HELP}\n`);
         return 0;
       case "check-config": {
-        const flags = parseFlags(args);
+        const slack = args.includes("--slack");
+        const flags = parseFlags(args.filter((a) => a !== "--slack"));
         const file = flags.positional[0] ?? flags.config;
-        process.stdout.write(`${summarize(loadConfig(file), file)}\n`);
+        const warnings: string[] = [];
+        const config = loadConfig(file, { mode: slack ? "slack" : "console", onWarning: (w) => warnings.push(w) });
+        // Warnings never fail the check: only errors (thrown above) exit non-zero.
+        process.stdout.write(`${summarize(config, file, warnings)}\n`);
         return 0;
       }
       case "console":
@@ -107,9 +112,12 @@ async function consoleMode(flags: Flags): Promise<number> {
   return 0;
 }
 
-/** One screen: services × environments, who holds which role, freezes, guardrails. */
-export function summarize(config: Config, file: string): string {
-  const lines: string[] = [`${file}: valid`, ""];
+/** One screen: services × environments, who holds which role, freezes, guardrails, and the config's warnings. */
+export function summarize(config: Config, file: string, warnings: string[] = []): string {
+  const lines: string[] = [
+    `${file}: valid${warnings.length ? ` (${warnings.length} warning${warnings.length === 1 ? "" : "s"})` : ""}`,
+    "",
+  ];
   const envs = Object.keys(config.environments);
   lines.push("Services × environments (ECS cluster/service, strategy, guardrails):");
   for (const [name, svc] of Object.entries(config.services)) {
@@ -140,8 +148,13 @@ export function summarize(config: Config, file: string): string {
     lines.push(
       `  ${env} (${p.timezone ?? config.timezone}): approvals ${rule(p.approvals)}; hotfix ${rule(p.hotfix_approvals ?? p.approvals)}; emergency ${rule(p.emergency?.approvals)}; approvals expire after ${formatRelative(p.approval_ttl)}`,
     );
+    const rs = p.rollback_strategy;
+    const restore =
+      rs.type === "ROLLING"
+        ? `ROLLING (maximum ${rs.maximum_percent}%, minimum healthy ${rs.minimum_healthy_percent}%)`
+        : "BLUE_GREEN (one switch)";
     lines.push(
-      `    rollback: ${p.rollback ? `${p.rollback.allowed.join(" or ")}${p.rollback.approvals.length ? ` + approvals ${rule(p.rollback.approvals)}` : ""}` : "deploy approvers"}; override: ${p.override.join(", ") || "nobody"}; bake ${formatRelative(p.bake)}; auto-rollback grace ${formatRelative(p.rollback_grace)}`,
+      `    rollback: ${p.rollback ? `${p.rollback.allowed.join(" or ")}${p.rollback.approvals.length ? ` + approvals ${rule(p.rollback.approvals)}` : ""}` : "deploy approvers"}; override: ${p.override.join(", ") || "nobody"}; bake ${formatRelative(p.bake)}; auto-rollback grace ${formatRelative(p.rollback_grace)}; restores traffic ${restore}`,
     );
     lines.push(
       `    windows: ${p.windows.map((w) => `${w.days.join("/")} ${w.start}-${w.end}`).join(", ") || "any time"}`,
@@ -156,5 +169,10 @@ export function summarize(config: Config, file: string): string {
       lines.push(`    freeze: ${f.name}: ${what}`);
     }
   }
+  lines.push(
+    "",
+    `Monitor: every ${formatRelative(config.monitor.interval)}; PagerDuty: ${config.pagerduty ? "configured" : "none (nothing pages)"}`,
+  );
+  if (warnings.length) lines.push("", "Warnings:", ...warnings.map((w) => `  - ${w}`));
   return lines.join("\n");
 }

@@ -1,9 +1,32 @@
 import { readFileSync } from "node:fs";
 import { isAlias, isMap, isSeq, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
+import { formatRelative } from "../clock.js";
 import { ConfigError, DeploybotError, ErrorCode } from "../errors.js";
 import { freezeProblems } from "../policies/calendar.js";
+import { pagesOnBreach } from "../policies/guardrails.js";
+import { cronEvery, SCHEDULABLE_INTERVALS } from "./schedule.js";
 import { type Config, configSchema, type Guardrail, ONCALL } from "./schema.js";
+
+/**
+ * Where the config will run. Some gaps are fatal only in Slack: a critical guardrail without a pagerduty
+ * section pages nobody in production, while the local console has no PagerDuty to miss.
+ */
+export type ConfigMode = "slack" | "console";
+
+export interface ConfigOptions {
+  /** Default "console": problems that matter only in Slack are warnings, not errors. */
+  mode?: ConfigMode;
+  /** Receives each warning as "path (line N): message"; without it warnings are dropped. */
+  onWarning?: (warning: string) => void;
+}
+
+interface Problem {
+  path: PropertyKey[];
+  message: string;
+  /** A problem only when the config runs in Slack; a warning elsewhere. */
+  slackOnly?: boolean;
+}
 
 /** `environments.production.approvals[0].from[1]`: the path form every config message uses. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -31,7 +54,8 @@ function valueAt(root: unknown, path: ReadonlyArray<PropertyKey>): unknown {
 }
 
 /** Parses and validates config text; every problem names the path, the line, what was found and what is allowed. */
-export function parseConfig(text: string, file = "deploybot.yml"): Config {
+export function parseConfig(text: string, file = "deploybot.yml", options: ConfigOptions = {}): Config {
+  const mode = options.mode ?? "console";
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -69,13 +93,11 @@ export function parseConfig(text: string, file = "deploybot.yml"): Config {
       parsed.error.issues.map((issue) => describeIssue(issue, raw, lineOf)),
     );
   }
-  const problems = crossCheck(parsed.data);
-  if (problems.length > 0) {
-    throw new ConfigError(
-      file,
-      problems.map((p) => `${formatPath(p.path)}${lineOf(p.path)}: ${p.message}`),
-    );
-  }
+  const found = crossCheck(parsed.data);
+  const describe = (p: Problem) => `${formatPath(p.path)}${lineOf(p.path)}: ${p.message}`;
+  const problems = found.filter((p) => !p.slackOnly || mode === "slack");
+  if (problems.length > 0) throw new ConfigError(file, problems.map(describe));
+  for (const p of found) if (p.slackOnly) options.onWarning?.(describe(p));
   return parsed.data;
 }
 
@@ -96,9 +118,18 @@ function describeIssue(
   return `${where}: found ${found}, expected ${allowed}`;
 }
 
-/** Checks that references between sections resolve: role users, approval roles, service environments. */
-function crossCheck(config: Config): Array<{ path: PropertyKey[]; message: string }> {
-  const problems: Array<{ path: PropertyKey[]; message: string }> = [];
+/**
+ * Checks what the schema alone cannot: references between sections (role users, approval roles, service
+ * environments), intervals a scheduler can keep, and guardrails that could never do what they say.
+ */
+function crossCheck(config: Config): Problem[] {
+  const problems: Problem[] = [];
+  if (cronEvery(config.monitor.interval) === undefined) {
+    problems.push({
+      path: ["monitor", "interval"],
+      message: `an interval of ${config.monitor.interval / 1000} s cannot be scheduled: it must divide a minute or an hour (${SCHEDULABLE_INTERVALS})`,
+    });
+  }
   const roleNames = new Set(Object.keys(config.roles));
   const knownRole = (r: string) => r === ONCALL || roleNames.has(r);
   const roleList = [...roleNames, ONCALL].join(", ");
@@ -147,6 +178,13 @@ function crossCheck(config: Config): Array<{ path: PropertyKey[]; message: strin
           message: `window ends (${w.end}) before it starts (${w.start})`,
         });
     });
+    const rs = env.rollback_strategy;
+    if (rs.type === "ROLLING" && rs.maximum_percent <= rs.minimum_healthy_percent) {
+      problems.push({
+        path: [...base, "rollback_strategy", "maximum_percent"],
+        message: `maximum_percent (${rs.maximum_percent}) must be above minimum_healthy_percent (${rs.minimum_healthy_percent}), or ECS can neither start a task of the previous version nor stop one of the new`,
+      });
+    }
     for (const p of freezeProblems(env.freezes))
       problems.push({ path: [...base, "freezes", p.index, p.field], message: p.message });
     env.freezes.forEach((f, i) => {
@@ -170,6 +208,15 @@ function crossCheck(config: Config): Array<{ path: PropertyKey[]; message: strin
         names.add(g.name);
         for (const message of guardrailProblems(g))
           problems.push({ path: [...path, message.field], message: message.text });
+        if (pagesOnBreach(g) && !g.shadow && !config.pagerduty) {
+          const why = g.severity === "critical" ? "severity: critical" : "action: page";
+          const instead = g.severity === "critical" ? "severity: warning" : "action: alert";
+          problems.push({
+            path,
+            message: `guardrail '${g.name}' pages on a breach (${why}), but there is no pagerduty section, so nobody would be paged: add pagerduty (routing_key_env, api_token_env, schedules) or set ${instead}`,
+            slackOnly: true,
+          });
+        }
         if (typeof g.metric === "string" && g.metric !== "cpu" && g.metric !== "memory" && !se.load_balancer) {
           problems.push({
             path: [...path, "metric"],
@@ -196,6 +243,8 @@ function crossCheck(config: Config): Array<{ path: PropertyKey[]; message: strin
 }
 
 const RATE_PRESETS = new Set(["error_rate", "cpu", "memory"]);
+/** A guardrail reading data older than this is no longer watching the deploy. */
+const MAX_LAG_LIMIT_MS = 60 * 60_000;
 const LATENCY_PRESETS = new Set(["p95_latency", "p99_latency"]);
 
 /** Nonsense a guardrail can say that the schema alone cannot see: units that do not fit the metric, impossible windows. */
@@ -232,13 +281,18 @@ function guardrailProblems(g: Guardrail): Array<{ field: string; text: string }>
     const [mm, nn] = g.datapoints.split(" of ").map(Number) as [number, number];
     if (mm < 1 || mm > nn) out.push({ field: "datapoints", text: `'${g.datapoints}' must have 1 <= M <= N` });
   }
+  if (g.max_lag > MAX_LAG_LIMIT_MS)
+    out.push({
+      field: "max_lag",
+      text: `max_lag ${formatRelative(g.max_lag)} would judge data that old: at most ${formatRelative(MAX_LAG_LIMIT_MS)} (ALB and ECS metrics arrive within 3 min)`,
+    });
   if (g.min_requests !== undefined && g.metric !== "error_rate")
     out.push({ field: "min_requests", text: "min_requests applies to error_rate (the ALB request count) only" });
   return out;
 }
 
-/** Reads, parses and validates the config file once, at start. */
-export function loadConfig(file: string): Config {
+/** Reads, parses and validates the config file once, at start; `mode: "slack"` turns Slack-only warnings into errors. */
+export function loadConfig(file: string, options: ConfigOptions = {}): Config {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -247,5 +301,5 @@ export function loadConfig(file: string): Config {
       cause: err,
     });
   }
-  return parseConfig(text, file);
+  return parseConfig(text, file, options);
 }

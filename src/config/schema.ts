@@ -63,6 +63,49 @@ const freeze = z.union([recurringFreeze, datedFreeze, holidayFreeze], {
     "a freeze: {name, start, end} with cron expressions, {name, from, to} with dates, or {name, holidays: COUNTRY}",
 });
 
+/** A rollback replaces every task while keeping full capacity, unless the environment says otherwise. */
+export const DEFAULT_ROLLBACK_STRATEGY = {
+  type: "ROLLING",
+  maximum_percent: 200,
+  minimum_healthy_percent: 100,
+} as const;
+
+/**
+ * ROLLING (ECS replaces tasks, keeping `minimum_healthy_percent` serving) or BLUE_GREEN (the previous version
+ * takes all traffic in one switch, no bake). CANARY and LINEAR are refused: a rollback must restore all
+ * traffic at once, not leave most of it on the version being rolled back.
+ */
+const rollbackStrategy = z.discriminatedUnion(
+  "type",
+  [
+    z.strictObject({
+      type: z.literal("ROLLING"),
+      maximum_percent: z.number().int().min(100).default(DEFAULT_ROLLBACK_STRATEGY.maximum_percent),
+      minimum_healthy_percent: z
+        .number()
+        .int()
+        .min(0)
+        .max(100)
+        .default(DEFAULT_ROLLBACK_STRATEGY.minimum_healthy_percent),
+    }),
+    z.strictObject({
+      type: z.literal("BLUE_GREEN"),
+      bake_time: duration
+        .refine((ms) => ms === 0, "0: a rollback switches all traffic back at once, without a bake")
+        .default(0),
+    }),
+  ],
+  {
+    error: (issue) => {
+      if (issue.code !== "invalid_union") return undefined;
+      const type = (issue.input as { type?: unknown } | undefined)?.type;
+      return type === "CANARY" || type === "LINEAR"
+        ? `ROLLING or BLUE_GREEN: a rollback must restore all traffic at once, and ${type} would shift it back in steps`
+        : "ROLLING or BLUE_GREEN";
+    },
+  },
+);
+
 const environment = z.strictObject({
   timezone: timeZone.optional(),
   windows: z.array(window).default([]),
@@ -81,22 +124,13 @@ const environment = z.strictObject({
   override: z.array(name).default([]),
   bake: duration.default(0),
   rollback_grace: duration.default(2 * 60_000),
-  /** How a rollback restores traffic: all of it, as fast as ECS allows (never a canary or linear shift). */
-  rollback_strategy: z
-    .discriminatedUnion("type", [
-      z.strictObject({
-        type: z.literal("ROLLING"),
-        maximum_percent: z.number().int().min(100).max(200).default(200),
-        minimum_healthy_percent: z.number().int().min(0).max(100).default(100),
-      }),
-      z.strictObject({ type: z.literal("BLUE_GREEN") }),
-    ])
-    .default({ type: "ROLLING", maximum_percent: 200, minimum_healthy_percent: 100 }),
   /**
    * How often and how long guardrails are checked after the rollout starts, phase by phase (seed 001:
    * every 5 min for 30 min, then every 15 min for 90 min). Without it: every monitor cycle until the bake ends.
    */
   watch: z.array(z.strictObject({ every: duration, for: duration })).optional(),
+  /** How a rollback (by hand or by a guardrail) puts the previous version back: all traffic at once, never in steps. */
+  rollback_strategy: rollbackStrategy.default(DEFAULT_ROLLBACK_STRATEGY),
 });
 
 export const PRESETS = ["error_rate", "p95_latency", "p99_latency", "healthy_hosts", "cpu", "memory"] as const;
@@ -107,6 +141,18 @@ const customMetric = z.strictObject({
   stat: z.string().default("Average"),
 });
 const mathMetric = z.strictObject({ expression: z.string().min(1), label: z.string().optional() });
+
+/** How late CloudWatch may publish a period before it counts as missing (ALB and ECS metrics arrive 1-3 min after). */
+export const DEFAULT_MAX_LAG_MS = 3 * 60_000;
+
+/** "50%" → 0.5: how much worse than before the deploy a metric must get to be blamed on it. */
+const relativePercent = z
+  // A bare 50 is read as text, so that it is refused with the same "50%" hint as any other typo.
+  .preprocess(
+    (v) => (typeof v === "number" ? String(v) : v),
+    z.string().regex(/^\d+(\.\d+)?\s*%$/, "a percentage such as 50%"),
+  )
+  .transform((s) => Number.parseFloat(s) / 100);
 
 export const guardrail = z.strictObject({
   name: z.string().min(1),
@@ -127,7 +173,20 @@ export const guardrail = z.strictObject({
   period: duration.default(60_000),
   min_requests: z.number().int().min(0).optional(),
   missing_data: z.enum(["missing", "breaching", "notBreaching"]).default("missing"),
+  /** The pre-deploy window: the baseline of "x baseline" thresholds and the "before" of already_breaching. */
   baseline: duration.default(30 * 60_000),
+  /**
+   * How late CloudWatch may publish a period: a period newer than this with no datapoint is "not yet
+   * published" (never breaching), and the guardrail judges the newest periods CloudWatch has published.
+   */
+  max_lag: duration.default(DEFAULT_MAX_LAG_MS),
+  /**
+   * When the metric was already over the threshold before the deploy: `compare` (default) blames the deploy
+   * only when it is worse than before by more than `worse_by`; `judge` applies the plain threshold anyway.
+   */
+  already_breaching: z.enum(["compare", "judge"]).default("compare"),
+  /** How much worse than before the deploy counts as "clearly worse" under already_breaching: compare (default 50%). */
+  worse_by: relativePercent.default(0.5),
   severity: z.enum(["warning", "critical"]).default("warning"),
   action: z.enum(["alert", "page", "rollback"]).default("alert"),
   shadow: z.boolean().default(false),
@@ -176,6 +235,7 @@ export const configSchema = z.strictObject({
       cache: duration.default(60_000),
     })
     .optional(),
+  /** interval: how often guardrails are read; it must divide a minute (in seconds) or an hour (in minutes). */
   monitor: z.strictObject({ interval: duration.default(60_000) }).default({ interval: 60_000 }),
   environments: z.record(name, environment),
   services: z.record(name, service),
@@ -198,3 +258,4 @@ export type ApprovalRule = z.output<typeof approvalRule>;
 export type Freeze = z.output<typeof freeze>;
 export type DeployWindow = z.output<typeof window>;
 export type Strategy = ServiceEnvironment["strategy"];
+export type RollbackStrategy = EnvironmentPolicy["rollback_strategy"];

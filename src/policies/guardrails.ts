@@ -2,13 +2,16 @@
  * The guardrail verdict, computed by a pure function as argo-rollouts does (`analysis.assessMetricStatus`):
  * datapoints in, ok / breaching / inconclusive and a reason out. No I/O and no clock: `now` is passed in.
  *
- * The rule semantics follow CloudWatch alarms: the last N complete periods before `now`, M of them
- * breaching, missing periods treated as the guardrail's `missing_data` says. Anything that makes the
- * numbers meaningless (too little traffic, no baseline, too few datapoints) is inconclusive, and an
- * inconclusive outcome is never a breach.
+ * The rule semantics follow CloudWatch alarms: the last N complete periods, M of them breaching, missing
+ * periods treated as the guardrail's `missing_data` says. CloudWatch as it really is shapes the window:
+ * it ends where the published data ends (ALB/ECS metrics arrive 1-3 min late, up to `max_lag`), it starts
+ * no earlier than the deploy took traffic, and a metric already over the threshold before the deploy is
+ * judged against what it was then. Anything that makes the numbers meaningless (too little traffic, no
+ * baseline, too few datapoints, a deploy too young) is inconclusive, and an inconclusive outcome is never
+ * a breach.
  */
-import { zoneName } from "../clock.js";
-import type { Guardrail } from "../config/schema.js";
+import { formatRelative, zoneName } from "../clock.js";
+import { DEFAULT_MAX_LAG_MS, type Guardrail } from "../config/schema.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
 import type { Datapoint } from "../ports.js";
 
@@ -35,6 +38,12 @@ export interface GuardrailInput {
   now: Date;
   /** The environment's IANA zone, for the times in the reason (default UTC). */
   timeZone?: string;
+  /** How late CloudWatch may publish a period (default: the guardrail's max_lag, 3 min). */
+  maxLagMs?: number;
+  /** When the deployed version took traffic: periods starting before it are not the deploy's and are left out. */
+  notBefore?: Date;
+  /** The metric over the window before the deploy (see preDeployWindow), read by the caller; null when unknown. */
+  preDeploy?: number | null;
 }
 
 export interface GuardrailVerdict {
@@ -48,6 +57,13 @@ export interface GuardrailVerdict {
   evaluatedPoints: number;
   /** Start of the earliest breaching period in the window (breaching verdicts only). */
   since?: Date;
+  /**
+   * End of the newest period CloudWatch returned (never after `now`); null when it returned nothing.
+   * Always set by evaluateGuardrail; optional only for verdicts made by hand.
+   */
+  publishedUpTo?: Date | null;
+  /** The pre-deploy value when the caller gave one, and whether it was already over the threshold. */
+  preDeploy?: { value: number; breaching: boolean };
 }
 
 const THRESHOLD = /^(>=|<=|>|<)\s*(\d+(?:\.\d+)?)\s*(%|ms|s|x\s*baseline)?$/;
@@ -161,7 +177,47 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-/** Evaluates one guardrail over its datapoints: ok, breaching or inconclusive, with the reason in words. */
+/** Is a breach of this guardrail meant to page PagerDuty? Critical ones and those whose action is "page". */
+export function pagesOnBreach(g: Pick<Guardrail, "severity" | "action">): boolean {
+  return g.severity === "critical" || g.action === "page";
+}
+
+/** How far back the caller must read the metric for one verdict: N periods, the one in progress, and max_lag. */
+export function guardrailLookbackMs(g: Guardrail): number {
+  return (evaluationShape(g).n + 1) * g.period + (g.max_lag ?? DEFAULT_MAX_LAG_MS);
+}
+
+/** The window the caller reads `preDeploy` (and a relative threshold's baseline) from: `baseline` long, ending when the deploy took traffic. */
+export function preDeployWindow(g: Pick<Guardrail, "baseline">, tookTraffic: Date): { start: Date; end: Date } {
+  return { start: new Date(tookTraffic.getTime() - g.baseline), end: tookTraffic };
+}
+
+/** The verdict for a guardrail whose data could not be read at all (a failed query): inconclusive, never a breach. */
+export function unreadVerdict(g: Pick<Guardrail, "name">, why: string): GuardrailVerdict {
+  return {
+    status: "inconclusive",
+    reason: `${g.name}: ${why}`,
+    observed: null,
+    breachingPoints: 0,
+    evaluatedPoints: 0,
+    publishedUpTo: null,
+  };
+}
+
+/** "50%" from 0.5. */
+function percentText(fraction: number): string {
+  return `${formatNumber(fraction * 100)}%`;
+}
+
+/**
+ * Evaluates one guardrail over its datapoints: ok, breaching or inconclusive, with the reason in words.
+ *
+ * The window is the guardrail's last N complete periods up to what CloudWatch has published (the end of
+ * the newest period it returned, but never earlier than `now - maxLag`), so a metric published 2 min late
+ * is judged 2 min late instead of never. Periods that start before `notBefore` belong to the previous
+ * version and are left out. A missing period that ended less than `maxLag` ago is "not yet published": it
+ * is neither breaching nor evaluated, whatever `missing_data` says.
+ */
 export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   const { guardrail: g, now } = input;
   const threshold = parseThreshold(g.threshold);
@@ -169,14 +225,31 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   const unit = valueUnit(g, threshold);
   const period = g.period;
   const nowMs = now.getTime();
+  const maxLag = Math.max(0, input.maxLagMs ?? g.max_lag ?? DEFAULT_MAX_LAG_MS);
+  const clock = (at: number | Date) => formatClock(new Date(at), input.timeZone);
   const show = (v: number) => formatValue(v, unit);
 
+  // What CloudWatch has published: the end of the newest period it returned (a period still in progress
+  // ends at `now`). The judging horizon never goes back further than maxLag: a period older than that
+  // without a datapoint is missing, not late.
+  let newestAt: number | undefined;
+  for (const d of input.datapoints) {
+    const t = d.at.getTime();
+    if (t <= nowMs && Number.isFinite(d.value) && (newestAt === undefined || t > newestAt)) newestAt = t;
+  }
+  const publishedUpTo = newestAt === undefined ? null : new Date(Math.min(newestAt + period, nowMs));
+  const horizon = Math.min(nowMs, Math.max(publishedUpTo?.getTime() ?? Number.NEGATIVE_INFINITY, nowMs - maxLag));
+
+  // Set once the threshold is known (below); every verdict from then on carries it.
+  let preDeploy: GuardrailVerdict["preDeploy"];
+  const extra = () => ({ publishedUpTo, ...(preDeploy ? { preDeploy } : {}) });
   const inconclusive = (reason: string, observed: number | null = null): GuardrailVerdict => ({
     status: "inconclusive",
     reason: `${g.name}: ${reason}`,
     observed,
     breachingPoints: 0,
     evaluatedPoints: 0,
+    ...extra(),
   });
 
   // Relative thresholds need a positive baseline: "10x" of nothing (0), of an unknown or of a negative
@@ -198,21 +271,66 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     thresholdText = `${threshold.op} ${threshold.value}x baseline (${show(limit)})`;
   }
 
+  // A metric already over the threshold before the deploy is not the deploy's doing: under `compare` a
+  // period counts only when it is also worse than before by more than `worse_by`; `judge` keeps the plain
+  // threshold. Either way the reason says what the metric was before.
+  const pre = input.preDeploy;
+  let preNote = "";
+  let worseThan: ((v: number) => boolean) | undefined;
+  if (pre !== null && pre !== undefined && Number.isFinite(pre)) {
+    const breachingBefore = compare(pre, threshold.op, limit);
+    preDeploy = { value: pre, breaching: breachingBefore };
+    if (breachingBefore) {
+      preNote = `; ${g.name} was already ${show(pre)} before this deploy`;
+      if ((g.already_breaching ?? "compare") === "compare") {
+        const by = g.worse_by ?? 0.5;
+        const rising = threshold.op === ">" || threshold.op === ">=";
+        const worse = rising ? pre + Math.abs(pre) * by : pre - Math.abs(pre) * by;
+        worseThan = rising ? (v) => v > worse : (v) => v < worse;
+        preNote += ` (${thresholdText}), so only ${percentText(by)} worse than that counts`;
+        thresholdText = `${rising ? ">" : "<"} ${show(worse)} (${percentText(by)} worse than before the deploy)`;
+      }
+    }
+  }
+  const breachesAt = (v: number) => compare(v, threshold.op, limit) && (worseThan === undefined || worseThan(v));
+
   // Periods are aligned to the datapoints' own timestamps (CloudWatch stamps each with its period's start);
-  // only periods complete at `now` count, as a partial one under-reports sums such as request counts.
+  // only periods complete at the horizon count, as a partial one under-reports sums such as request counts.
   const anchor = [...input.datapoints].reverse().find((d) => d.at.getTime() <= nowMs);
   const offset = anchor ? mod(anchor.at.getTime(), period) : 0;
-  const lastStart = Math.floor((nowMs - period - offset) / period) * period + offset;
-  const firstStart = lastStart - (n - 1) * period;
+  const lastCompleteBefore = (t: number) => Math.floor((t - period - offset) / period) * period + offset;
+  const lastStart = lastCompleteBefore(horizon);
   const windowEnd = lastStart + period;
+  let firstStart = lastStart - (n - 1) * period;
+  const late = windowEnd < lastCompleteBefore(nowMs) + period;
+  const lateNote = !late
+    ? ""
+    : publishedUpTo === null
+      ? ` (nothing published yet; judged up to ${clock(windowEnd)}, max_lag ${formatRelative(maxLag)})`
+      : ` (data up to ${clock(publishedUpTo)}, ${formatRelative(nowMs - publishedUpTo.getTime())} behind)`;
+
+  // Only the deploy's own periods: one that starts before the new version took traffic mixes in the old one.
+  if (input.notBefore !== undefined) {
+    const from = input.notBefore.getTime();
+    const firstOwn = Math.ceil((from - offset) / period) * period + offset;
+    if (firstOwn > firstStart) firstStart = firstOwn;
+    const own = Math.max(0, Math.floor((lastStart - firstStart) / period) + 1);
+    if (own < m) {
+      const seen = own === 0 ? "no complete period" : `only ${plural(own, "complete period")}`;
+      return inconclusive(
+        `the deploy is too young to judge: it took traffic at ${clock(from)}, ${seen} of ${formatRelative(period)} since, ${m} needed${lateNote}${preNote}`,
+      );
+    }
+  }
+  const size = Math.floor((lastStart - firstStart) / period) + 1;
   const bucketOf = (at: Date): number | undefined => {
     const t = at.getTime();
     if (t < firstStart || t >= windowEnd) return undefined;
     return Math.floor((t - firstStart) / period);
   };
 
-  const sums = new Array<number>(n).fill(0);
-  const counts = new Array<number>(n).fill(0);
+  const sums = new Array<number>(size).fill(0);
+  const counts = new Array<number>(size).fill(0);
   for (const d of input.datapoints) {
     const i = bucketOf(d.at);
     // NaN (and ±Infinity) is no measurement: the period stays missing.
@@ -234,56 +352,65 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     }
     if (requests < g.min_requests) {
       return inconclusive(
-        `only ${formatNumber(requests)} requests since ${formatClock(new Date(firstStart), input.timeZone)} (below min_requests ${g.min_requests}), too few to judge a rate`,
+        `only ${formatNumber(requests)} requests since ${clock(firstStart)} (below min_requests ${g.min_requests}), too few to judge a rate${lateNote}${preNote}`,
       );
     }
   }
 
   let real = 0;
   let missing = 0;
+  let unpublished = 0;
   let breaching = 0;
   let since: Date | undefined;
   let latestReal: number | null = null;
   let latestBreach: number | null = null;
   for (const [i, v] of values.entries()) {
-    const start = new Date(firstStart + i * period);
+    const start = firstStart + i * period;
     if (v === null) {
+      // Missing-data rules apply once a period had max_lag to be published; before that it is only late.
+      if (start + period > nowMs - maxLag) {
+        unpublished++;
+        continue;
+      }
       missing++;
       if (g.missing_data === "breaching") {
         breaching++;
-        since ??= start;
+        since ??= new Date(start);
       }
       continue;
     }
     real++;
     latestReal = v;
-    if (compare(v, threshold.op, limit)) {
+    if (breachesAt(v)) {
       breaching++;
       latestBreach = v;
-      since ??= start;
+      since ??= new Date(start);
     }
   }
 
-  const evaluated = g.missing_data === "missing" ? real : n;
-  const missingNote =
-    missing === 0
-      ? ""
-      : g.missing_data === "missing"
-        ? ` (${missing} missing)`
-        : ` (${missing} missing, treated as ${g.missing_data === "breaching" ? "breaching" : "not breaching"})`;
+  const evaluated = g.missing_data === "missing" ? real : real + missing;
+  const notes: string[] = [];
+  if (missing > 0)
+    notes.push(
+      g.missing_data === "missing"
+        ? `${missing} missing`
+        : `${missing} missing, treated as ${g.missing_data === "breaching" ? "breaching" : "not breaching"}`,
+    );
+  if (unpublished > 0) notes.push(`${unpublished} not yet published`);
+  const missingNote = notes.length > 0 ? ` (${notes.join("; ")})` : "";
   const observed: number | null = latestBreach ?? latestReal;
+  const counted = { breachingPoints: breaching, evaluatedPoints: evaluated, ...extra() };
 
   if (breaching >= m) {
-    const sinceText = formatClock(since as Date, input.timeZone);
+    const sinceText = clock(since as Date);
     return {
       status: "breaching",
       reason:
         observed === null
-          ? `${g.name} had no data in ${breaching} of ${n} periods since ${sinceText} (missing data is treated as breaching)`
-          : `${g.name} ${show(observed)} ${thresholdText} in ${breaching} of ${n} datapoints since ${sinceText}${missingNote}`,
+          ? `${g.name} had no data in ${breaching} of ${size} periods since ${sinceText} (missing data is treated as breaching)${lateNote}`
+          : `${g.name} ${show(observed)} ${thresholdText} in ${breaching} of ${size} datapoints since ${sinceText}${missingNote}${lateNote}${preNote}`,
       observed,
-      breachingPoints: breaching,
-      evaluatedPoints: evaluated,
+      ...counted,
       since,
     };
   }
@@ -292,20 +419,18 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     const seen = real === 0 ? "no datapoints" : `only ${plural(real, "datapoint")}`;
     return {
       status: "inconclusive",
-      reason: `${g.name}: ${seen} of ${n} since ${formatClock(new Date(firstStart), input.timeZone)}, ${m} needed to judge ${thresholdText}`,
+      reason: `${g.name}: ${seen} of ${size} since ${clock(firstStart)}, ${m} needed to judge ${thresholdText}${missingNote}${lateNote}${preNote}`,
       observed: latestReal,
-      breachingPoints: breaching,
-      evaluatedPoints: evaluated,
+      ...counted,
     };
   }
 
   const current = latestReal === null ? "" : ` ${show(latestReal)}`;
   return {
     status: "ok",
-    reason: `${g.name}${current}: ${breaching} of ${n} datapoints ${thresholdText}, ${m} needed to breach${missingNote}`,
+    reason: `${g.name}${current}: ${breaching} of ${size} datapoints ${thresholdText}, ${m} needed to breach${missingNote}${lateNote}${preNote}`,
     observed: latestReal,
-    breachingPoints: breaching,
-    evaluatedPoints: evaluated,
+    ...counted,
   };
 }
 

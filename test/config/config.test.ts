@@ -2,12 +2,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
-import { summarize } from "../../src/cli.js";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { main, summarize } from "../../src/cli.js";
+import { parseDuration } from "../../src/clock.js";
 import { loadConfig, parseConfig } from "../../src/config/load.js";
+import { cronEvery } from "../../src/config/schedule.js";
 import type { Config, EnvironmentPolicy } from "../../src/config/schema.js";
 import { ConfigError, DeploybotError, ErrorCode } from "../../src/errors.js";
 import { decideDeploy } from "../../src/policies/gate.js";
+import { cronFor } from "../../src/services/scheduler.js";
 
 const EXAMPLE = fileURLToPath(new URL("../../examples/deploybot.yml", import.meta.url));
 const EXAMPLE_TEXT = readFileSync(EXAMPLE, "utf8");
@@ -96,7 +99,7 @@ describe("the example config (examples/deploybot.yml)", () => {
     "guards %s in production: error rate over 1%% for 5 min rolls back and is critical",
     (svc) => {
       const guardrails = config.services[svc]?.environments.production?.guardrails ?? [];
-      expect(guardrails).toHaveLength(6);
+      expect(guardrails).toHaveLength(9);
       expect(guardrails[0]).toMatchObject({
         name: "error rate (rollback)",
         metric: "error_rate",
@@ -109,7 +112,13 @@ describe("the example config (examples/deploybot.yml)", () => {
       expect(guardrails.filter((g) => g.action === "rollback").map((g) => g.metric)).toEqual([
         "error_rate",
         "p95_latency",
+        "healthy_hosts",
       ]);
+      expect(guardrails.find((g) => g.metric === "healthy_hosts")).toMatchObject({
+        name: "service down",
+        threshold: "< 1",
+        severity: "critical",
+      });
       expect(guardrails.find((g) => g.metric === "cpu")).toMatchObject({ threshold: "> 80%", for: 900_000 });
     },
   );
@@ -133,8 +142,17 @@ describe("the example config (examples/deploybot.yml)", () => {
     expect(config.services.api?.environments.staging?.strategy).toEqual({ type: "ROLLING" });
   });
 
-  it("simulates erin on call and v1.4.0 everywhere", () => {
-    expect(config.simulation).toEqual({ oncall: "erin", initial_version: "v1.4.0" });
+  it("simulates erin on call, v1.4.0 everywhere and healthy custom metrics", () => {
+    expect(config.simulation).toEqual({
+      oncall: "erin",
+      initial_version: "v1.4.0",
+      metrics: { ConnectionPoolUtilization: 35, DiskUsedPercent: 41 },
+    });
+  });
+
+  it("rolls production back by one blue/green switch and staging by the default rolling update", () => {
+    expect(production?.rollback_strategy).toEqual({ type: "BLUE_GREEN", bake_time: 0 });
+    expect(staging?.rollback_strategy).toEqual({ type: "ROLLING", maximum_percent: 200, minimum_healthy_percent: 100 });
   });
 
   it("parses the same from text as from the file", () => {
@@ -165,7 +183,11 @@ describe("a broken config", () => {
     {
       what: "an unknown key",
       text: () => edited("    bake: 10m\n", "    bake: 10m\n    bakery: 5m\n"),
-      fragments: ["environments.staging", /\(line 8[12]\)/, "unknown key 'bakery'"],
+      fragments: [
+        "environments.staging",
+        new RegExp(`\\(line (${lineOf('    # "Staging deployments')}|${lineOf("    bake: 10m")})\\)`),
+        "unknown key 'bakery'",
+      ],
     },
     {
       what: "a cron expression with an hour of 25",
@@ -215,7 +237,9 @@ describe("a broken config", () => {
         ),
       fragments: [
         "services.web.environments.stagin",
-        /\(line 10[89]\)/,
+        new RegExp(
+          `\\(line (${lineOf("      staging:\n        ecs: { cluster: comply360-staging, service: web")}|${lineOf("        ecs: { cluster: comply360-staging, service: web")})\\)`,
+        ),
         "unknown environment 'stagin'; environments are staging, production",
       ],
     },
@@ -255,6 +279,138 @@ describe("a broken config", () => {
         "services.api.environments.production.strategy.type",
         'found "RAINBOW"',
         /ROLLING.*BLUE_GREEN.*LINEAR.*CANARY/,
+      ],
+    },
+    {
+      what: "a canary rollback",
+      text: () =>
+        edited(
+          "rollback_strategy: { type: BLUE_GREEN }",
+          "rollback_strategy: { type: CANARY, canary_percent: 10, canary_bake: 5m }",
+        ),
+      fragments: [
+        `environments.production.rollback_strategy.type (line ${lineOf("rollback_strategy: { type: BLUE_GREEN }")})`,
+        'found "CANARY"',
+        "expected ROLLING or BLUE_GREEN: a rollback must restore all traffic at once, and CANARY would shift it back in steps",
+      ],
+    },
+    {
+      what: "a linear rollback",
+      text: () =>
+        edited(
+          "rollback_strategy: { type: BLUE_GREEN }",
+          "rollback_strategy: { type: LINEAR, step_percent: 10, step_bake: 1m }",
+        ),
+      fragments: [
+        "environments.production.rollback_strategy.type",
+        'found "LINEAR"',
+        "a rollback must restore all traffic at once, and LINEAR would shift it back in steps",
+      ],
+    },
+    {
+      what: "a rollback strategy of an unknown type",
+      text: () => edited("rollback_strategy: { type: BLUE_GREEN }", "rollback_strategy: { type: REDEPLOY }"),
+      fragments: [
+        "environments.production.rollback_strategy.type",
+        'found "REDEPLOY"',
+        "expected ROLLING or BLUE_GREEN",
+      ],
+    },
+    {
+      what: "a blue/green rollback that bakes",
+      text: () =>
+        edited("rollback_strategy: { type: BLUE_GREEN }", "rollback_strategy: { type: BLUE_GREEN, bake_time: 10m }"),
+      fragments: [
+        "environments.production.rollback_strategy.bake_time",
+        'found "10m"',
+        "expected 0: a rollback switches all traffic back at once, without a bake",
+      ],
+    },
+    {
+      what: "a rolling rollback with no room to replace a task",
+      text: () =>
+        edited(
+          "rollback_strategy: { type: BLUE_GREEN }",
+          "rollback_strategy: { type: ROLLING, maximum_percent: 100, minimum_healthy_percent: 100 }",
+        ),
+      fragments: [
+        `environments.production.rollback_strategy.maximum_percent (line ${lineOf("rollback_strategy: { type: BLUE_GREEN }")})`,
+        "maximum_percent (100) must be above minimum_healthy_percent (100)",
+      ],
+    },
+    {
+      what: "a rolling rollback keeping more than all tasks healthy",
+      text: () =>
+        edited(
+          "rollback_strategy: { type: BLUE_GREEN }",
+          "rollback_strategy: { type: ROLLING, minimum_healthy_percent: 150 }",
+        ),
+      fragments: ["environments.production.rollback_strategy.minimum_healthy_percent", "found 150", "100"],
+    },
+    {
+      what: "a monitor interval of 7 s, which no cron expression can keep",
+      text: () => edited("  interval: 60s", "  interval: 7s"),
+      fragments: [
+        `monitor.interval (line ${lineOf("  interval: 60s")})`,
+        "an interval of 7 s cannot be scheduled: it must divide a minute or an hour (1, 2, 3, 4, 5, 6, 10, 12, 15, 20 or 30 s",
+      ],
+    },
+    {
+      what: "a monitor interval of 45 s",
+      text: () => edited("  interval: 60s", "  interval: 45s"),
+      fragments: ["monitor.interval", "an interval of 45 s cannot be scheduled"],
+    },
+    {
+      what: "a monitor interval of 90 s",
+      text: () => edited("  interval: 60s", "  interval: 90s"),
+      fragments: [
+        "monitor.interval",
+        "an interval of 90 s cannot be scheduled",
+        "or 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60 min",
+      ],
+    },
+    {
+      what: "a max_lag that is not a duration",
+      text: () => edited("    max_lag: 3m", "    max_lag: late"),
+      fragments: [
+        `services.web.environments.production.guardrails[0].max_lag (line ${lineOf("    max_lag: 3m")})`,
+        'found "late"',
+        "expected a duration such as 90s, 5m, 2h or 1d",
+      ],
+    },
+    {
+      what: "a max_lag of two hours",
+      text: () => edited("    max_lag: 3m", "    max_lag: 2h"),
+      fragments: [
+        `services.web.environments.production.guardrails[0].max_lag (line ${lineOf("    max_lag: 3m")})`,
+        "max_lag 2 h would judge data that old: at most 1 h",
+      ],
+    },
+    {
+      what: "an unknown already_breaching policy",
+      text: () => edited("    already_breaching: compare", "    already_breaching: ignore"),
+      fragments: [
+        `services.web.environments.production.guardrails[0].already_breaching (line ${lineOf("    already_breaching: compare")})`,
+        'found "ignore"',
+        'expected one of "compare", "judge"',
+      ],
+    },
+    {
+      what: "a worse_by without a percent sign",
+      text: () => edited("    worse_by: 50%", "    worse_by: 50"),
+      fragments: [
+        `services.web.environments.production.guardrails[0].worse_by (line ${lineOf("    worse_by: 50%")})`,
+        "found 50",
+        "expected a percentage such as 50%",
+      ],
+    },
+    {
+      what: "a simulated metric that is not a number",
+      text: () => edited("    DiskUsedPercent: 41", "    DiskUsedPercent: lots"),
+      fragments: [
+        `simulation.metrics.DiskUsedPercent (line ${lineOf("    DiskUsedPercent: 41")})`,
+        'found "lots"',
+        "expected a number",
       ],
     },
   ])("names the file, the path, the line, what was found and what is allowed for $what", ({ text, fragments }) => {
@@ -320,6 +476,180 @@ describe("a broken config", () => {
   });
 });
 
+describe("the keys that judge late data and spikes from before the deploy", () => {
+  const web = (config: Config) => config.services.web?.environments.production?.guardrails ?? [];
+
+  it("reads max_lag, already_breaching and worse_by, and defaults them to 3 min, compare and 50%", () => {
+    const config = parseConfig(
+      edited(
+        "    max_lag: 3m\n    already_breaching: compare\n    worse_by: 50%",
+        "    max_lag: 5m\n    already_breaching: judge\n    worse_by: 25%",
+      ),
+      "x.yml",
+    );
+    expect(web(config)[0]).toMatchObject({ max_lag: 300_000, already_breaching: "judge", worse_by: 0.25 });
+    expect(web(config)[1]).toMatchObject({ max_lag: 180_000, already_breaching: "compare", worse_by: 0.5 });
+  });
+
+  it("reads a rolling rollback's percentages, 200% and 100% unless given", () => {
+    const config = parseConfig(
+      edited(
+        "rollback_strategy: { type: BLUE_GREEN }",
+        "rollback_strategy: { type: ROLLING, minimum_healthy_percent: 50 }",
+      ),
+      "x.yml",
+    );
+    expect(config.environments.production?.rollback_strategy).toEqual({
+      type: "ROLLING",
+      maximum_percent: 200,
+      minimum_healthy_percent: 50,
+    });
+  });
+
+  it("accepts every monitor interval the scheduler can keep, from 1 s to an hour", () => {
+    for (const interval of ["1s", "15s", "30s", "1m", "2m", "5m", "15m", "30m", "1h"]) {
+      expect(parseConfig(edited("  interval: 60s", `  interval: ${interval}`), "x.yml").monitor.interval).toBe(
+        parseDuration(interval),
+      );
+    }
+  });
+});
+
+describe("cronEvery, the scheduler's rule for intervals", () => {
+  it("accepts and refuses exactly the intervals cronFor does, with the same cron expression", () => {
+    for (let ms = 500; ms <= 2 * 3_600_000; ms += 500) {
+      let expected: string | undefined;
+      try {
+        expected = cronFor(ms);
+      } catch {
+        expected = undefined;
+      }
+      expect(cronEvery(ms)).toBe(expected);
+    }
+  });
+});
+
+describe("a critical guardrail without a pagerduty section", () => {
+  const withoutPagerDuty = EXAMPLE_TEXT.replace(/^pagerduty:\n(?: {2}.*\n)+/m, "");
+  const expected = [
+    "guardrail 'error rate (rollback)' pages on a breach (severity: critical), but there is no pagerduty section, so nobody would be paged: add pagerduty (routing_key_env, api_token_env, schedules) or set severity: warning",
+    "guardrail 'p95 latency (rollback)' pages on a breach (severity: critical)",
+    "guardrail 'service down' pages on a breach (severity: critical)",
+    "guardrail 'database connection pool exhausted' pages on a breach (severity: critical)",
+    "guardrail 'disk usage' pages on a breach (severity: critical)",
+  ];
+
+  it("removes the whole pagerduty section from the example, so the cases below test something", () => {
+    expect(withoutPagerDuty).not.toContain("pagerduty:");
+    expect(withoutPagerDuty).not.toContain("routing_key_env");
+  });
+
+  it("is a warning in the console, with the path and the line of each guardrail", () => {
+    const warnings: string[] = [];
+    const config = parseConfig(withoutPagerDuty, "x.yml", { onWarning: (w) => warnings.push(w) });
+    expect(config.pagerduty).toBeUndefined();
+    // Five paging guardrails, shared by web and api.
+    expect(warnings).toHaveLength(10);
+    const line = withoutPagerDuty
+      .slice(0, withoutPagerDuty.indexOf("  - name: error rate (rollback)"))
+      .split("\n").length;
+    expect(warnings[0]).toBe(`services.web.environments.production.guardrails[0] (line ${line}): ${expected[0]}`);
+    for (const text of expected) expect(warnings.filter((w) => w.includes(text))).toHaveLength(2);
+    expect(warnings.some((w) => w.includes("'error rate (warning)'"))).toBe(false);
+  });
+
+  it("is the same warning with mode console given explicitly", () => {
+    const warnings: string[] = [];
+    parseConfig(withoutPagerDuty, "x.yml", { mode: "console", onWarning: (w) => warnings.push(w) });
+    expect(warnings).toHaveLength(10);
+  });
+
+  it("is an error in Slack mode, naming every guardrail that could not page", () => {
+    let caught: unknown;
+    try {
+      parseConfig(withoutPagerDuty, "ops/deploybot.yml", { mode: "slack" });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const err = caught as ConfigError;
+    expect(err.problems).toHaveLength(10);
+    expect(err.message.startsWith("ops/deploybot.yml is not a valid deploybot config:\n  - services.web")).toBe(true);
+    for (const text of expected) expect(err.message).toContain(text);
+  });
+
+  it("names action: page on a warning guardrail that pages", () => {
+    const text = withoutPagerDuty
+      .replace(
+        "    severity: critical # critical alerts page PagerDuty\n    action: rollback",
+        "    severity: warning\n    action: page",
+      )
+      .replace(/severity: critical/g, "severity: warning");
+    expect(() => parseConfig(text, "x.yml", { mode: "slack" })).toThrow(
+      "guardrail 'error rate (rollback)' pages on a breach (action: page), but there is no pagerduty section, so nobody would be paged: add pagerduty (routing_key_env, api_token_env, schedules) or set action: alert",
+    );
+  });
+
+  it("says nothing of a shadow guardrail, which never pages", () => {
+    const text = withoutPagerDuty
+      .replace(/severity: critical/g, "severity: warning")
+      .replace(/action: page/g, "action: alert")
+      .replace(
+        "    severity: warning # critical alerts page PagerDuty\n    action: rollback",
+        "    severity: critical\n    action: rollback\n    shadow: true",
+      );
+    expect(text).toContain("shadow: true");
+    const warnings: string[] = [];
+    expect(() => parseConfig(text, "x.yml", { mode: "slack", onWarning: (w) => warnings.push(w) })).not.toThrow();
+    expect(warnings).toEqual([]);
+  });
+
+  it("gives no warning when the pagerduty section is there", () => {
+    const warnings: string[] = [];
+    parseConfig(EXAMPLE_TEXT, "x.yml", { mode: "slack", onWarning: (w) => warnings.push(w) });
+    expect(warnings).toEqual([]);
+  });
+
+  it("makes loadConfig refuse the file in Slack mode and load it in the console, by default", () => {
+    const file = join(tmp, "no-pagerduty.yml");
+    writeFileSync(file, withoutPagerDuty);
+    expect(() => loadConfig(file, { mode: "slack" })).toThrow(`${file} is not a valid deploybot config`);
+    expect(() => loadConfig(file)).not.toThrow();
+    const warnings: string[] = [];
+    loadConfig(file, { onWarning: (w) => warnings.push(w) });
+    expect(warnings).toHaveLength(10);
+  });
+
+  it("is printed by check-config, which still exits 0, and refused by check-config --slack with exit 1", async () => {
+    const file = join(tmp, "no-pagerduty-cli.yml");
+    writeFileSync(file, withoutPagerDuty);
+    const out: string[] = [];
+    const err: string[] = [];
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      out.push(String(chunk));
+      return true;
+    });
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      err.push(String(chunk));
+      return true;
+    });
+    try {
+      expect(await main(["check-config", file])).toBe(0);
+      const printed = out.join("");
+      expect(printed.split("\n")[0]).toBe(`${file}: valid (10 warnings)`);
+      expect(printed).toContain("\nWarnings:\n  - services.web.environments.production.guardrails[0] (line ");
+      expect(printed).toContain("PagerDuty: none (nothing pages)");
+      out.length = 0;
+      expect(await main(["check-config", file, "--slack"])).toBe(1);
+      expect(out).toEqual([]);
+      expect(err.join("")).toContain("guardrail 'service down' pages on a breach (severity: critical)");
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+  });
+});
+
 describe("an environment without hotfix_approvals", () => {
   const text = edited(
     '    hotfix_approvals: # §4.2 "Expedited review (2 approvals required)"\n      - { name: expedited review, from: [tech_lead, devops_lead, cto], count: 2 }\n',
@@ -364,7 +694,7 @@ describe("summarize", () => {
     const targets = lines.filter((l) => /^ {2}(web|api) +(staging|production) /.test(l));
     expect(targets).toHaveLength(4);
     expect(summary).toMatch(
-      /web +production +af-south-1 comply360-prod\/web \[web\] CANARY · 6 guardrails \(2 roll back\)/,
+      /web +production +af-south-1 comply360-prod\/web \[web\] CANARY · 9 guardrails \(3 roll back\)/,
     );
     expect(summary).toMatch(/api +production +af-south-1 comply360-prod\/api \[api\] BLUE_GREEN/);
     expect(summary).toMatch(/web +staging +af-south-1 comply360-staging\/web \[web\] ROLLING$/m);

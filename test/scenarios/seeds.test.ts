@@ -2,15 +2,78 @@ import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
+import type { Config, Guardrail } from "../../src/config/schema.js";
 import { approvalProgress } from "../../src/policies/approvals.js";
 import { decideDeploy } from "../../src/policies/gate.js";
+import { evaluateGuardrail, pagesOnBreach } from "../../src/policies/guardrails.js";
 import { type Scenario, scenario } from "../helpers/scenario.js";
 
 const examples = fileURLToPath(new URL("../../examples/", import.meta.url));
 
+const files = readdirSync(examples).filter((f) => f.endsWith(".yml"));
+
+/** Every guardrail of an example with where it sits: service, environment, and the ECS target's load balancer. */
+function guardrailsOf(config: Config) {
+  return Object.entries(config.services).flatMap(([service, svc]) =>
+    Object.entries(svc.environments).flatMap(([environment, se]) =>
+      se.guardrails.map((g) => ({ service, environment, g, targetGroup: se.load_balancer?.target_group })),
+    ),
+  );
+}
+
+/** The name the simulated CloudWatch knows a metric by: a preset's own, a custom metric's name, an expression's label. */
+function simName(g: Guardrail): string {
+  const m = g.metric;
+  return typeof m === "string" ? m : "expression" in m ? (m.label ?? g.name) : m.name;
+}
+
 describe("the seed runbooks as example configs", () => {
-  it.each(readdirSync(examples).filter((f) => f.endsWith(".yml")))("accepts examples/%s", (file) => {
+  it("has an example for each of the five seeds", () => {
+    expect(files.sort()).toEqual([
+      "complinist.yml",
+      "deploybot.yml",
+      "ecommerce.yml",
+      "multitenant.yml",
+      "tickettoken.yml",
+    ]);
+  });
+
+  it.each(files)("accepts examples/%s", (file) => {
     expect(() => loadConfig(`${examples}${file}`)).not.toThrow();
+  });
+
+  it.each(files)("accepts examples/%s in both modes without a warning", (file) => {
+    for (const mode of ["console", "slack"] as const) {
+      const warnings: string[] = [];
+      expect(() => loadConfig(`${examples}${file}`, { mode, onWarning: (w) => warnings.push(w) })).not.toThrow();
+      expect(warnings).toEqual([]);
+    }
+  });
+
+  it.each(files)("examples/%s has a pagerduty section for the guardrails that page", (file) => {
+    const config = loadConfig(`${examples}${file}`);
+    const paging = guardrailsOf(config).filter(({ g }) => pagesOnBreach(g));
+    expect(paging.length).toBeGreaterThan(0);
+    expect(config.pagerduty?.schedules.length).toBeGreaterThan(0);
+  });
+
+  it.each(files)("examples/%s gives every custom metric a healthy simulated default", (file) => {
+    const config = loadConfig(`${examples}${file}`);
+    const now = new Date("2026-03-02T10:36:00Z");
+    for (const { service, environment, g } of guardrailsOf(config)) {
+      if (typeof g.metric === "string") continue;
+      const value = config.simulation.metrics?.[simName(g)];
+      expect(value, `${service} ${environment} '${g.name}' has no simulation.metrics.${simName(g)}`).toBeTypeOf(
+        "number",
+      );
+      // A steady reading at the default, for as long as the guardrail looks, must be judged healthy.
+      const datapoints = Array.from({ length: 40 }, (_, i) => ({
+        at: new Date(now.getTime() - (i + 1) * g.period),
+        value: value as number,
+      }));
+      const verdict = evaluateGuardrail({ guardrail: g, datapoints, baseline: value as number, now });
+      expect(verdict.status, `${service} ${environment} '${g.name}': ${verdict.reason}`).toBe("ok");
+    }
   });
 
   it("asks seed 004's production for a Technical Lead AND a Project Manager, two people", () => {
@@ -37,6 +100,274 @@ describe("the seed runbooks as example configs", () => {
     const pm = { user: "jane", roles: new Set(["project_manager"]) };
     expect(approvalProgress(decision.rule, [lead]).satisfied).toBe(false);
     expect(approvalProgress(decision.rule, [lead, pm]).satisfied).toBe(true);
+  });
+});
+
+describe("every rollback trigger a seed names, as a guardrail", () => {
+  type Trigger = {
+    seed: string;
+    file: string;
+    service: string;
+    metric: string;
+    threshold: string;
+    action: "rollback" | "page" | "alert";
+    period?: number;
+    for?: number;
+  };
+  const triggers: Trigger[] = [
+    // seed 000 §5.1 and §6.2
+    {
+      seed: "000 error rate",
+      file: "deploybot.yml",
+      service: "web",
+      metric: "error_rate",
+      threshold: "> 1%",
+      action: "rollback",
+      for: 300_000,
+    },
+    {
+      seed: "000 p95",
+      file: "deploybot.yml",
+      service: "web",
+      metric: "p95_latency",
+      threshold: "> 2s",
+      action: "rollback",
+    },
+    {
+      seed: "000 service down",
+      file: "deploybot.yml",
+      service: "api",
+      metric: "healthy_hosts",
+      threshold: "< 1",
+      action: "rollback",
+    },
+    {
+      seed: "000 pool exhausted",
+      file: "deploybot.yml",
+      service: "web",
+      metric: "ConnectionPoolUtilization",
+      threshold: ">= 100%",
+      action: "page",
+    },
+    {
+      seed: "000 disk",
+      file: "deploybot.yml",
+      service: "web",
+      metric: "DiskUsedPercent",
+      threshold: "> 90%",
+      action: "page",
+    },
+    // seed 001
+    {
+      seed: "001 10x normal",
+      file: "complinist.yml",
+      service: "portal",
+      metric: "error_rate",
+      threshold: "> 10x baseline",
+      action: "rollback",
+    },
+    {
+      seed: "001 not accessible",
+      file: "complinist.yml",
+      service: "portal",
+      metric: "healthy_hosts",
+      threshold: "< 1",
+      action: "rollback",
+    },
+    // seed 002
+    {
+      seed: "002 service down",
+      file: "tickettoken.yml",
+      service: "compliance",
+      metric: "healthy_hosts",
+      threshold: "< 1",
+      action: "rollback",
+    },
+    {
+      seed: "002 error rate",
+      file: "tickettoken.yml",
+      service: "compliance",
+      metric: "error_rate",
+      threshold: "> 5%",
+      action: "rollback",
+    },
+    {
+      seed: "002 database",
+      file: "tickettoken.yml",
+      service: "compliance",
+      metric: "DatabaseConnectionFailures",
+      threshold: "> 0",
+      action: "rollback",
+    },
+    {
+      seed: "002 redis",
+      file: "tickettoken.yml",
+      service: "compliance",
+      metric: "RedisConnectionErrors",
+      threshold: "> 0",
+      action: "rollback",
+    },
+    {
+      seed: "002 restarts",
+      file: "tickettoken.yml",
+      service: "compliance",
+      metric: "RestartCount",
+      threshold: "> 3",
+      action: "alert",
+      period: 600_000,
+      for: 600_000,
+    },
+    // seed 003
+    {
+      seed: "003 p95",
+      file: "multitenant.yml",
+      service: "api",
+      metric: "p95_latency",
+      threshold: "> 500ms",
+      action: "rollback",
+    },
+    {
+      seed: "003 error rate",
+      file: "multitenant.yml",
+      service: "api",
+      metric: "error_rate",
+      threshold: "> 1%",
+      action: "rollback",
+    },
+    { seed: "003 CPU", file: "multitenant.yml", service: "api", metric: "cpu", threshold: "> 90%", action: "rollback" },
+    {
+      seed: "003 memory",
+      file: "multitenant.yml",
+      service: "api",
+      metric: "memory",
+      threshold: "> 90%",
+      action: "rollback",
+    },
+    {
+      seed: "003 pool",
+      file: "multitenant.yml",
+      service: "api",
+      metric: "PoolUtilization",
+      threshold: "> 95%",
+      action: "rollback",
+    },
+    {
+      seed: "003 auth failures",
+      file: "multitenant.yml",
+      service: "api",
+      metric: "LoginFailures",
+      threshold: "> 5x baseline",
+      action: "rollback",
+    },
+    {
+      seed: "003 unauthorized",
+      file: "multitenant.yml",
+      service: "api",
+      metric: "AccessDenied",
+      threshold: "> 5x baseline",
+      action: "rollback",
+    },
+    {
+      seed: "003 audit log",
+      file: "multitenant.yml",
+      service: "api",
+      metric: "WriteFailures",
+      threshold: "> 0",
+      action: "rollback",
+    },
+    // seed 004
+    {
+      seed: "004 frontend error rate",
+      file: "ecommerce.yml",
+      service: "frontend",
+      metric: "error_rate",
+      threshold: "> 5%",
+      action: "rollback",
+      for: 300_000,
+    },
+    {
+      seed: "004 frontend response",
+      file: "ecommerce.yml",
+      service: "frontend",
+      metric: "TargetResponseTime",
+      threshold: "> 2s",
+      action: "rollback",
+    },
+    {
+      seed: "004 backend error rate",
+      file: "ecommerce.yml",
+      service: "backend",
+      metric: "error_rate",
+      threshold: "> 5%",
+      action: "rollback",
+      for: 300_000,
+    },
+    {
+      seed: "004 backend response",
+      file: "ecommerce.yml",
+      service: "backend",
+      metric: "TargetResponseTime",
+      threshold: "> 2s",
+      action: "rollback",
+    },
+    {
+      seed: "004 DB errors",
+      file: "ecommerce.yml",
+      service: "backend",
+      metric: "Errors",
+      threshold: "> 10",
+      action: "rollback",
+      period: 60_000,
+    },
+    {
+      seed: "004 payments",
+      file: "ecommerce.yml",
+      service: "backend",
+      metric: "FailureRate",
+      threshold: "> 5%",
+      action: "rollback",
+    },
+  ];
+
+  it.each(triggers)("seed $seed: $service $metric $threshold -> $action", (t) => {
+    const config = loadConfig(`${examples}${t.file}`);
+    const list = config.services[t.service]?.environments.production?.guardrails ?? [];
+    const found = list.filter((g) => simName(g) === t.metric && g.threshold === t.threshold && g.action === t.action);
+    expect(found, list.map((g) => `${simName(g)} ${g.threshold} ${g.action}`).join("; ")).toHaveLength(1);
+    const g = found[0] as Guardrail;
+    if (t.action !== "alert") expect(pagesOnBreach(g)).toBe(true);
+    if (t.period !== undefined) expect(g.period).toBe(t.period);
+    if (t.for !== undefined) expect(g.for).toBe(t.for);
+  });
+});
+
+describe("seed 004: each service is judged by its own metrics", () => {
+  const config = loadConfig(`${examples}ecommerce.yml`);
+  const of = (service: string) => config.services[service]?.environments.production;
+
+  it("does not judge a frontend deploy by database errors or payment failures", () => {
+    const names = (of("frontend")?.guardrails ?? []).map(simName);
+    expect(names).not.toContain("Errors");
+    expect(names).not.toContain("FailureRate");
+    expect((of("backend")?.guardrails ?? []).map(simName)).toEqual(expect.arrayContaining(["Errors", "FailureRate"]));
+  });
+
+  it.each(["frontend", "backend"])(
+    "reads %s's response time from its own target group, not the whole ALB",
+    (service) => {
+      const se = of(service);
+      const albMetrics = (se?.guardrails ?? []).flatMap((g) =>
+        typeof g.metric !== "string" && "namespace" in g.metric && g.metric.namespace === "AWS/ApplicationELB"
+          ? [g.metric]
+          : [],
+      );
+      expect(albMetrics.length).toBeGreaterThan(0);
+      for (const m of albMetrics) expect(m.dimensions.TargetGroup).toBe(se?.load_balancer?.target_group);
+    },
+  );
+
+  it("rolls production back by switching the listener back to blue", () => {
+    expect(config.environments.production?.rollback_strategy).toEqual({ type: "BLUE_GREEN", bake_time: 0 });
   });
 });
 
