@@ -5,10 +5,12 @@ import type { Config } from "../config/schema.js";
 import { type Deployment, WATCHED } from "../domain/deployment.js";
 import { ACTIVE, type Incident } from "../domain/incident.js";
 import { findTarget } from "../domain/targets.js";
-import { evaluateGuardrail, evaluationShape, type GuardrailVerdict, parseThreshold } from "../policies/guardrails.js";
-import { type MetricQuery, type MetricSeries, type MetricsPort, requestSeriesId } from "../ports.js";
+import { asDeploybotError } from "../errors.js";
+import { evaluateGuardrail, type GuardrailVerdict, unreadVerdict } from "../policies/guardrails.js";
+import { type MetricSeries, type MetricsPort, requestSeriesId } from "../ports.js";
 import type { Store } from "../store/index.js";
 import type { IncidentService, Watch } from "./incidents.js";
+import { plan, SeriesCache, type SeriesSpec, seriesOf } from "./series.js";
 
 /** How long a watch schedule lasts after the rollout starts (0 without one). */
 function watchLength(schedule: Array<{ every: number; for: number }> | undefined): number {
@@ -45,6 +47,7 @@ export interface MonitorDeps {
 export class Monitor {
   /** When the last cycle finished (readiness reads it). */
   lastCycleAt: Date | null = null;
+  private readonly cache = new SeriesCache();
 
   constructor(private readonly d: MonitorDeps) {}
 
@@ -105,35 +108,6 @@ export class Monitor {
     return false;
   }
 
-  private query(w: Watch, id: string): MetricQuery {
-    const m = w.guardrail.metric;
-    const spec =
-      typeof m === "string"
-        ? { preset: m }
-        : "expression" in m
-          ? { expression: m.expression }
-          : { namespace: m.namespace, name: m.name, dimensions: m.dimensions, stat: m.stat };
-    return {
-      id,
-      region: w.target.ecs.region,
-      service: w.deployment.service,
-      environment: w.deployment.environment,
-      metricName: typeof m === "string" ? m : "expression" in m ? (m.label ?? w.guardrail.name) : m.name,
-      spec,
-      periodSeconds: Math.round(w.guardrail.period / 1000),
-      context: {
-        cluster: w.target.ecs.cluster,
-        ecsService: w.target.ecs.service,
-        ...(w.target.settings.load_balancer
-          ? {
-              loadBalancer: w.target.settings.load_balancer.name,
-              targetGroup: w.target.settings.load_balancer.target_group,
-            }
-          : {}),
-      },
-    };
-  }
-
   /** One monitoring cycle, then the automatic rollbacks whose grace period is over. */
   async cycle(): Promise<void> {
     const { clock, metrics, store, incidents: service, logger } = this.d;
@@ -142,41 +116,57 @@ export class Monitor {
     const { watches, incidents } = await this.watches();
     await slice();
     if (watches.length > 0) {
-      const queries: MetricQuery[] = [];
-      for (const w of watches) {
-        queries.push(this.query(w, `g${w.deployment.id}_${w.index}`));
-        await slice();
-      }
-      const longest = Math.max(...watches.map((w) => (evaluationShape(w.guardrail).n + 1) * w.guardrail.period));
-      let series: MetricSeries[];
+      // An identical series is asked for once, however many guardrails read it.
+      const specs = new Map<string, SeriesSpec>();
+      const specOf = watches.map((w) => {
+        const spec = seriesOf(w.target, w.guardrail);
+        const known = specs.get(spec.key);
+        if (!known || spec.lookbackMs > known.lookbackMs || spec.maxLagMs > known.maxLagMs) specs.set(spec.key, spec);
+        return spec.key;
+      });
+      await slice();
+      const { queries, idOf } = plan(specs.values());
+      this.cache.keepOnly(new Set(specs.keys()));
+      const start = this.cache.startFor(specs.values(), now.getTime());
+      let read: MetricSeries[] = [];
+      let failure: string | null = null;
       try {
-        series = await metrics.getMetricData(queries, new Date(now.getTime() - longest), now);
+        read = await metrics.getMetricData(queries, new Date(start), now);
       } catch (err) {
+        failure = asDeploybotError(err).message;
         logger.warn({ err }, "metrics could not be read this cycle: every guardrail is inconclusive");
-        series = [];
       }
       await slice();
-      const byId = new Map(series.map((s) => [s.id, s]));
-      const baselines = await this.baselines(watches);
+      const byId = new Map(read.map((x) => [x.id, x]));
+      for (const spec of specs.values()) {
+        const id = idOf.get(spec.key) as string;
+        this.cache.merge(
+          spec,
+          byId.get(id),
+          spec.withRequests ? byId.get(requestSeriesId(id)) : undefined,
+          now.getTime(),
+        );
+      }
+      const preDeploy = await this.preDeploy(watches, specOf, specs);
       for (let i = 0; i < watches.length; i++) {
         await slice();
         const w = watches[i] as Watch;
-        const id = queries[i]?.id as string;
-        const s = ownData(byId.get(id), await this.notBefore(w, incidents));
+        const key = specOf[i] as string;
+        const spec = specs.get(key) as SeriesSpec;
+        const s = byId.get(idOf.get(key) as string);
+        const from = now.getTime() - spec.lookbackMs;
+        const datapoints = this.cache.points(key, from);
+        const before = preDeploy.get(`${w.deployment.id}/${key}`) ?? null;
         const verdict: GuardrailVerdict =
-          !s || s.status === "error"
-            ? {
-                status: "inconclusive",
-                reason: `${w.guardrail.name}: ${s?.message ?? "no data returned"}`,
-                observed: null,
-                breachingPoints: 0,
-                evaluatedPoints: 0,
-              }
+          failure !== null || !s || s.status === "error"
+            ? unreadVerdict(w.guardrail, failure ?? s?.message ?? "no data returned")
             : evaluateGuardrail({
                 guardrail: w.guardrail,
-                datapoints: s.datapoints,
-                requestCounts: byId.get(requestSeriesId(id))?.datapoints ?? [],
-                baseline: baselines.get(`${w.deployment.id}/${w.index}`) ?? null,
+                datapoints,
+                requestCounts: this.cache.points(key, from, "requests"),
+                baseline: before,
+                preDeploy: before,
+                notBefore: new Date(await this.notBefore(w, incidents)),
                 now,
                 timeZone: w.target.timeZone,
               });
@@ -184,7 +174,12 @@ export class Monitor {
           if (WATCHED.has(w.deployment.status))
             await store.checks.record(w.deployment.id, w.guardrail.name, verdict.status, now);
           const existing = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
-          await service.onVerdict(w, verdict, s?.datapoints.map((p) => p.value) ?? [], existing);
+          await service.onVerdict(
+            w,
+            verdict,
+            datapoints.map((p) => p.value),
+            existing,
+          );
         } catch (err) {
           logger.error(
             { err, deployment: w.deployment.id, guardrail: w.guardrail.name },
@@ -215,58 +210,56 @@ export class Monitor {
   }
 
   /**
-   * Pre-deploy baselines for relative thresholds, read once per deployment and guardrail and kept in the store.
-   * One call covers every deployment missing one; each takes the window before its own rollout start.
+   * Each deployment's series over the window before its own rollout (the guardrail's `baseline` window), read once
+   * and kept in the store: relative thresholds are multiples of it, and a metric already over its threshold before
+   * the deploy is not blamed on it. One call covers every deployment that lacks one this cycle.
    */
-  private async baselines(watches: Watch[]): Promise<Map<string, number | null>> {
+  private async preDeploy(
+    watches: Watch[],
+    specOf: string[],
+    specs: Map<string, SeriesSpec>,
+  ): Promise<Map<string, number | null>> {
     const { store, metrics, logger } = this.d;
     const out = new Map<string, number | null>();
-    const missing: Array<{ w: Watch; key: string; q: MetricQuery; start: number }> = [];
-    for (const w of watches) {
-      if (parseThreshold(w.guardrail.threshold).unit !== "baseline") continue;
-      const key = `${w.deployment.id}/${w.index}`;
-      const saved = await store.kv.get<{ value: number | null }>(`baseline/${key}`);
-      if (saved) out.set(key, saved.value);
+    const missing = new Map<string, { key: string; deploymentId: number; start: number; window: number }>();
+    for (let i = 0; i < watches.length; i++) {
+      const w = watches[i] as Watch;
+      const key = specOf[i] as string;
+      const id = `${w.deployment.id}/${key}`;
+      if (out.has(id) || missing.has(id)) continue;
+      const saved = await store.kv.get<{ value: number | null }>(`predeploy/${id}`);
+      if (saved) out.set(id, saved.value);
       else
-        missing.push({
-          w,
+        missing.set(id, {
           key,
-          q: this.query(w, `b${w.deployment.id}_${w.index}`),
+          deploymentId: w.deployment.id,
           start: Date.parse(w.deployment.startedAt ?? w.deployment.createdAt),
+          window: w.guardrail.baseline,
         });
     }
-    if (missing.length === 0) return out;
-    const from = Math.min(...missing.map((m) => m.start - m.w.guardrail.baseline));
-    const to = Math.max(...missing.map((m) => m.start));
+    if (missing.size === 0) return out;
+    const wanted = [...missing.values()];
+    const { queries, idOf } = plan(wanted.map((m) => specs.get(m.key) as SeriesSpec));
+    const from = Math.min(...wanted.map((m) => m.start - m.window));
+    const to = Math.max(...wanted.map((m) => m.start));
     try {
-      const series = await metrics.getMetricData(
-        missing.map((m) => m.q),
-        new Date(from),
-        new Date(to),
-      );
-      for (const m of missing) {
-        const s = series.find((x) => x.id === m.q.id);
-        const windowStart = m.start - m.w.guardrail.baseline;
+      const read = new Map((await metrics.getMetricData(queries, new Date(from), new Date(to))).map((x) => [x.id, x]));
+      for (const [id, m] of missing) {
+        const s = read.get(idOf.get(m.key) as string);
         const values =
           s?.status === "ok"
             ? s.datapoints
-                .filter((p) => p.at.getTime() >= windowStart && p.at.getTime() < m.start)
+                .filter((p) => p.at.getTime() >= m.start - m.window && p.at.getTime() < m.start)
                 .map((p) => p.value)
                 .filter(Number.isFinite)
             : [];
         const value = values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
-        await store.kv.set(`baseline/${m.key}`, { value });
-        out.set(m.key, value);
+        await store.kv.set(`predeploy/${id}`, { value });
+        out.set(id, value);
       }
     } catch (err) {
-      logger.warn({ err }, "pre-deploy baselines could not be read; relative guardrails stay inconclusive");
+      logger.warn({ err }, "pre-deploy values could not be read; relative guardrails stay inconclusive");
     }
     return out;
   }
-}
-
-/** Only the periods that began once the version took traffic: a deployment is never judged on what came before it. */
-function ownData(s: MetricSeries | undefined, notBefore: number): MetricSeries | undefined {
-  if (!s) return s;
-  return { ...s, datapoints: s.datapoints.filter((p) => p.at.getTime() >= notBefore) };
 }

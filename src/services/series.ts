@@ -1,0 +1,124 @@
+import { createHash } from "node:crypto";
+import type { Guardrail } from "../config/schema.js";
+import { DEFAULT_MAX_LAG_MS } from "../config/schema.js";
+import type { Target } from "../domain/targets.js";
+import { guardrailLookbackMs } from "../policies/guardrails.js";
+import type { Datapoint, MetricQuery, MetricSeries } from "../ports.js";
+
+/** What a series is, independent of which guardrail asks: two guardrails on one metric share it. */
+export interface SeriesSpec {
+  key: string;
+  /** The query without its id (the id is given per call). */
+  query: Omit<MetricQuery, "id">;
+  /** Its request-count companion comes back with it (error_rate). */
+  withRequests: boolean;
+  /** The longest window any guardrail on it looks at, and the latest CloudWatch may be. */
+  lookbackMs: number;
+  maxLagMs: number;
+  periodMs: number;
+}
+
+/** The series a guardrail of a target reads. */
+export function seriesOf(t: Target, g: Guardrail): SeriesSpec {
+  const m = g.metric;
+  const spec =
+    typeof m === "string"
+      ? { preset: m }
+      : "expression" in m
+        ? { expression: m.expression }
+        : { namespace: m.namespace, name: m.name, dimensions: m.dimensions, stat: m.stat };
+  const query: Omit<MetricQuery, "id"> = {
+    region: t.ecs.region,
+    service: t.service,
+    environment: t.environment,
+    metricName: typeof m === "string" ? m : "expression" in m ? (m.label ?? g.name) : m.name,
+    spec,
+    periodSeconds: Math.round(g.period / 1000),
+    context: {
+      cluster: t.ecs.cluster,
+      ecsService: t.ecs.service,
+      ...(t.settings.load_balancer
+        ? { loadBalancer: t.settings.load_balancer.name, targetGroup: t.settings.load_balancer.target_group }
+        : {}),
+    },
+  };
+  const key = createHash("sha1").update(JSON.stringify(query)).digest("hex").slice(0, 16);
+  return {
+    key,
+    query,
+    withRequests: typeof m === "string" && m === "error_rate",
+    lookbackMs: guardrailLookbackMs(g),
+    maxLagMs: g.max_lag ?? DEFAULT_MAX_LAG_MS,
+    periodMs: g.period,
+  };
+}
+
+interface Held {
+  points: Map<number, number>;
+  requests: Map<number, number>;
+  /** When it was last fetched: periods older than that minus the lag are final and never asked for again. */
+  fetchedAt: number | null;
+}
+
+/**
+ * The datapoints the monitor already holds, per series. Each cycle asks CloudWatch only for what it does not hold
+ * yet, plus the last `max_lag` of periods (which late data may still fill in); a series seen for the first time
+ * (or after a restart) is read over its whole lookback.
+ */
+export class SeriesCache {
+  private readonly held = new Map<string, Held>();
+
+  /** Where one call for these series must start (one StartTime per GetMetricData call). */
+  startFor(specs: Iterable<SeriesSpec>, now: number): number {
+    let start = now;
+    for (const s of specs) {
+      const h = this.held.get(s.key);
+      const need =
+        h?.fetchedAt !== null && h?.fetchedAt !== undefined
+          ? Math.max(now - s.lookbackMs, h.fetchedAt - s.maxLagMs - s.periodMs)
+          : now - s.lookbackMs;
+      start = Math.min(start, need);
+    }
+    return start;
+  }
+
+  /** Keeps what one call returned for a series; drops what no guardrail looks at any more. */
+  merge(spec: SeriesSpec, values: MetricSeries | undefined, requests: MetricSeries | undefined, now: number): void {
+    const h = this.held.get(spec.key) ?? { points: new Map(), requests: new Map(), fetchedAt: null };
+    this.held.set(spec.key, h);
+    if (!values || values.status === "error") return;
+    for (const p of values.datapoints) h.points.set(p.at.getTime(), p.value);
+    for (const p of requests?.datapoints ?? []) h.requests.set(p.at.getTime(), p.value);
+    if (!requests || requests.status !== "error") h.fetchedAt = now;
+    const oldest = now - spec.lookbackMs;
+    for (const map of [h.points, h.requests]) for (const t of map.keys()) if (t < oldest) map.delete(t);
+  }
+
+  /** The held datapoints of a series at or after `from`, oldest first. */
+  points(key: string, from: number, which: "points" | "requests" = "points"): Datapoint[] {
+    const h = this.held.get(key);
+    if (!h) return [];
+    return [...h[which].entries()]
+      .filter(([t]) => t >= from)
+      .sort((a, b) => a[0] - b[0])
+      .map(([t, value]) => ({ at: new Date(t), value }));
+  }
+
+  /** Forgets series nobody asked for this cycle. */
+  keepOnly(keys: ReadonlySet<string>): void {
+    for (const k of this.held.keys()) if (!keys.has(k)) this.held.delete(k);
+  }
+}
+
+/** Builds one query per distinct series, with ids valid for CloudWatch, and a way back from the results. */
+export function plan(specs: Iterable<SeriesSpec>): { queries: MetricQuery[]; idOf: Map<string, string> } {
+  const idOf = new Map<string, string>();
+  const queries: MetricQuery[] = [];
+  for (const s of specs) {
+    if (idOf.has(s.key)) continue;
+    const id = `s${idOf.size}`;
+    idOf.set(s.key, id);
+    queries.push({ id, ...s.query });
+  }
+  return { queries, idOf };
+}
