@@ -12,6 +12,7 @@ import { AwsCloudWatch } from "../src/adapters/aws/cloudwatch.js";
 import { SimEcs } from "../src/adapters/sim/ecs.js";
 import { SimPagerDuty } from "../src/adapters/sim/pagerduty.js";
 import { SimWorld } from "../src/adapters/sim/world.js";
+import { SlackChat } from "../src/adapters/slack.js";
 import { ManualClock } from "../src/clock.js";
 import { parseConfig } from "../src/config/load.js";
 import type { Config } from "../src/config/schema.js";
@@ -148,6 +149,7 @@ export async function buildBot(n: number, configOverride?: Config): Promise<Bot>
       ecs: new SimEcs(world),
       metrics: new AwsCloudWatch(() => fakeCloudWatchClient(counter), { sleep: async () => {} }),
       pager: new SimPagerDuty(world),
+      chat: new SlackChat(),
       logger,
     },
     { oncallCacheMs: 60_000 },

@@ -4,8 +4,6 @@
  * never cross a port: adapters translate SDK shapes into these and SDK errors into DeploybotErrors.
  */
 
-import type { Block } from "./slack/blocks.js";
-
 /** Where one service of one environment runs on ECS. */
 export interface EcsTarget {
   region: string;
@@ -163,6 +161,9 @@ export interface PagerPort {
   onCalls(scheduleIds: string[], maxLevel: number): Promise<OnCallEntry[]>;
 }
 
+/** A Block Kit block as JSON (built by src/slack/blocks.ts): a loose shape is enough at the port. */
+export type Block = Record<string, unknown> & { type: string };
+
 export interface ChatMessage {
   text: string;
   blocks?: Block[];
@@ -178,6 +179,12 @@ export interface ChatPort {
   find(channel: string, key: string, since: Date, threadTs?: string): Promise<string | undefined>;
   /** A link to a posted message (chat.getPermalink). */
   permalink(channel: string, ts: string): Promise<string>;
+}
+
+/** Slack as the services use it: posting and the directory, bound to the Bolt app's own Web API client. */
+export interface SlackPort extends ChatPort, DirectoryPort {
+  /** Called once the app exists with its Web API client (kept opaque here: no vendor type crosses a port). */
+  bind(client: unknown): void;
 }
 
 /** Slack's directory: who a PagerDuty email is, and who is in a user group. */

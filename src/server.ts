@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { AwsCloudWatch } from "./adapters/aws/cloudwatch.js";
 import { AwsEcs } from "./adapters/aws/ecs.js";
 import { PagerDutyAdapter } from "./adapters/pagerduty.js";
+import { SlackChat } from "./adapters/slack.js";
 import { createApp } from "./app.js";
 import { systemClock } from "./clock.js";
 import { loadConfig } from "./config/load.js";
@@ -43,6 +44,7 @@ export async function startSlack(opts: { configFile: string; dbFile: string; log
     ecs: new AwsEcs(),
     metrics: new AwsCloudWatch(),
     pager,
+    chat: new SlackChat(),
     logger: opts.logger,
   });
   const botToken = env.SLACK_BOT_TOKEN as string;

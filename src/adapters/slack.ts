@@ -1,13 +1,13 @@
 import type { WebClient } from "@slack/web-api";
 import { DeploybotError, ErrorCode } from "../errors.js";
-import type { ChatMessage, ChatPort, DirectoryPort } from "../ports.js";
+import type { ChatMessage, SlackPort } from "../ports.js";
 
 /** ChatPort on Slack's Web API: bound to the Bolt app's own client when the app is built. */
-export class SlackChat implements ChatPort, DirectoryPort {
+export class SlackChat implements SlackPort {
   private webClient: WebClient | undefined;
 
-  bind(client: WebClient): void {
-    this.webClient = client;
+  bind(client: unknown): void {
+    this.webClient = client as WebClient;
   }
 
   private get client(): WebClient {

@@ -7,6 +7,7 @@ import { SimCloudWatch } from "../adapters/sim/cloudwatch.js";
 import { SimEcs } from "../adapters/sim/ecs.js";
 import { SimPagerDuty } from "../adapters/sim/pagerduty.js";
 import { type SimEvent, SimWorld, simFileFor } from "../adapters/sim/world.js";
+import { SlackChat } from "../adapters/slack.js";
 import { createApp } from "../app.js";
 import { ManualClock, parseDuration } from "../clock.js";
 import { namesOf } from "../commands/status.js";
@@ -108,6 +109,7 @@ export class LocalConsole {
         ecs: new SimEcs(this.world),
         metrics: new SimCloudWatch(this.world),
         pager: new SimPagerDuty(this.world),
+        chat: new SlackChat(),
         logger: options.logger,
       },
       { oncallCacheMs: 0 },

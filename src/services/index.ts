@@ -1,8 +1,7 @@
 import type { Logger } from "pino";
-import { SlackChat } from "../adapters/slack.js";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
-import type { EcsPort, MetricsPort, PagerPort } from "../ports.js";
+import type { EcsPort, MetricsPort, PagerPort, SlackPort } from "../ports.js";
 import type { Store } from "../store/index.js";
 import { DeploymentService } from "./deployments.js";
 import { IncidentService } from "./incidents.js";
@@ -26,12 +25,13 @@ export interface Deps {
   ecs: EcsPort;
   metrics: MetricsPort;
   pager: PagerPort;
+  /** Slack's Web API, bound to the Bolt app's client when the app is built. */
+  chat: SlackPort;
   logger: Logger;
 }
 
 /** The services the Slack listeners and the scheduled jobs call; one instance per process. */
 export interface Services extends Deps {
-  chat: SlackChat;
   people: People;
   outbox: Outbox;
   reconciler: Reconciler;
@@ -51,7 +51,7 @@ export function buildServices(
 ): Services {
   const { config } = deps;
   const pd = config.pagerduty;
-  const chat = new SlackChat();
+  const { chat } = deps;
   const emails = new Map(
     Object.values(config.users).flatMap((u) => (u.email ? [[u.email.toLowerCase(), u.slack_id] as const] : [])),
   );
@@ -82,7 +82,6 @@ export function buildServices(
   const incidents = new IncidentService({ ...deps, outbox, lifecycle, people, rollbacks });
   return {
     ...deps,
-    chat,
     people,
     outbox,
     reconciler,

@@ -89,7 +89,7 @@ export class SeriesCache {
     if (!values || values.status === "error") return;
     for (const p of values.datapoints) h.points.set(p.at.getTime(), p.value);
     for (const p of requests?.datapoints ?? []) h.requests.set(p.at.getTime(), p.value);
-    if (!requests || requests.status !== "error") h.fetchedAt = now;
+    if (requests?.status !== "error") h.fetchedAt = now;
     const oldest = now - spec.lookbackMs;
     for (const map of [h.points, h.requests]) for (const t of map.keys()) if (t < oldest) map.delete(t);
   }

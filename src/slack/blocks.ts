@@ -1,5 +1,6 @@
-/** A Block Kit block: JSON deploybot builds and the console renders; a loose shape is enough. */
-export type Block = Record<string, unknown> & { type: string };
+import type { Block } from "../ports.js";
+
+export type { Block };
 
 /** Small Block Kit builders: every message deploybot posts is made of these. */
 export const header = (text: string): Block => ({

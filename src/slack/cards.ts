@@ -1,8 +1,8 @@
 import { formatLocal, formatRelative } from "../clock.js";
 import type { Deployment, DeploymentStatus } from "../domain/deployment.js";
+import type { Approval } from "../domain/records.js";
 import { type Approver, approvalProgress } from "../policies/approvals.js";
 import type { ChatMessage } from "../ports.js";
-import type { Approval } from "../store/records.js";
 import { ACTION } from "./actions.js";
 import { actions, type Block, context, escapeMrkdwn as esc, fields, header, mention, section } from "./blocks.js";
 

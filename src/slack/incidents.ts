@@ -1,9 +1,9 @@
 import { formatLocal, formatRelative } from "../clock.js";
 import type { Deployment } from "../domain/deployment.js";
 import { ACTIONABLE, type Incident, type IncidentState } from "../domain/incident.js";
+import type { AuditEntry } from "../domain/records.js";
 import { formatValue, sparkline } from "../policies/guardrails.js";
 import type { ChatMessage } from "../ports.js";
-import type { AuditEntry } from "../store/records.js";
 import { ACTION } from "./actions.js";
 import { actions, type Block, type Button, context, escapeMrkdwn as esc, section } from "./blocks.js";
 import { quoted, who } from "./cards.js";

@@ -1,34 +1,7 @@
+import type { Approval, AuditEntry, Lock } from "../domain/records.js";
 import type { SqlDriver } from "./driver.js";
 
-export interface Lock {
-  service: string;
-  environment: string;
-  deploymentId: number;
-  holder: string;
-  since: string;
-}
-
-export interface Approval {
-  deploymentId: number;
-  user: string;
-  decision: "approve" | "reject";
-  groupName: string | null;
-  /** The roles the person held at the moment of the click. */
-  roles: string[];
-  note: string | null;
-  at: string;
-}
-
-export interface AuditEntry {
-  id: number;
-  at: string;
-  actor: string;
-  action: string;
-  deploymentId: number | null;
-  service: string | null;
-  environment: string | null;
-  detail: Record<string, unknown>;
-}
+export type { Approval, AuditEntry, Lock };
 
 /** One deployment per service and environment at a time. */
 export class LockRepo {

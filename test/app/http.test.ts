@@ -9,6 +9,7 @@ import { SimCloudWatch } from "../../src/adapters/sim/cloudwatch.js";
 import { SimEcs } from "../../src/adapters/sim/ecs.js";
 import { SimPagerDuty } from "../../src/adapters/sim/pagerduty.js";
 import { SimWorld } from "../../src/adapters/sim/world.js";
+import { SlackChat } from "../../src/adapters/slack.js";
 import { createApp } from "../../src/app.js";
 import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config/load.js";
@@ -48,6 +49,7 @@ beforeEach(async () => {
       ecs: new SimEcs(world),
       metrics: new SimCloudWatch(world),
       pager: new SimPagerDuty(world),
+      chat: new SlackChat(),
       logger,
     },
     { oncallCacheMs: 0 },
