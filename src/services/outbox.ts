@@ -54,10 +54,13 @@ export class Outbox {
     return `ecs:${d.service}/${d.environment}`;
   }
 
-  /** The deployment's card, posted or updated with its state when sent; one open intent per card at a time. */
+  /**
+   * The deployment's card, posted or updated with its state when sent. Changes coalesce into an intent nobody has
+   * started on yet (it renders the latest state); once one is under way, a change queues a new one behind it.
+   */
   async card(d: Deployment): Promise<Intent> {
     const open = await this.d.store.intents.openOf("slack.card", { deploymentId: d.id });
-    if (open) return open;
+    if (open?.attempts === 0) return open;
     return this.add({ kind: "slack.card", deploymentId: d.id }, this.slackLane(this.d.config.channels.deploys), {
       deploymentId: d.id,
     });
@@ -66,7 +69,7 @@ export class Outbox {
   /** The incident's #incidents message, posted or updated; one open intent per message at a time. */
   async incident(i: Incident): Promise<Intent> {
     const open = await this.d.store.intents.openOf("slack.incident", { incidentId: i.id });
-    if (open) return open;
+    if (open?.attempts === 0) return open;
     return this.add({ kind: "slack.incident", incidentId: i.id }, this.slackLane(this.d.config.channels.incidents), {
       incidentId: i.id,
     });

@@ -111,7 +111,12 @@ export class Reconciler {
       due.sort((a, b) => PRIORITY[a.effect.kind] - PRIORITY[b.effect.kind] || a.id - b.id);
       let progressed = false;
       for (const intent of due) {
-        if (await this.step(intent)) progressed = true;
+        try {
+          if (await this.step(intent)) progressed = true;
+        } catch (err) {
+          // A fault in deploybot itself (or the store) on one intent must not hold up the others.
+          this.d.logger.error({ err, intent: intent.id }, "could not handle an intent; the next pass tries again");
+        }
       }
       if (!progressed) return;
     }

@@ -76,9 +76,22 @@ export class SlackEffects {
     return { result: { posted: posted.ts }, record: () => record(posted.channel, posted.ts) };
   }
 
+  /** A later open intent renders the same message from the same state: this one need not be sent. */
+  private async superseded(intent: IntentOf<"slack.card" | "slack.incident">, posted: boolean) {
+    if (!posted) return undefined;
+    const subject =
+      intent.effect.kind === "slack.card"
+        ? { deploymentId: intent.effect.deploymentId }
+        : { incidentId: intent.effect.incidentId };
+    const newest = await this.d.store.intents.openOf(intent.effect.kind, subject);
+    return newest && newest.id > intent.id ? { result: { superseded: newest.id } } : undefined;
+  }
+
   private async card(intent: IntentOf<"slack.card">): Promise<Performed> {
     const { store, clock, config, people } = this.d;
     const d = await store.deployments.must(intent.effect.deploymentId);
+    const later = await this.superseded(intent, d.cardTs !== null);
+    if (later) return later;
     const approvals = await store.approvals.of(d.id);
     const approvers: Approver[] = approvals
       .filter((a) => a.decision === "approve")
@@ -104,6 +117,8 @@ export class SlackEffects {
   private async incident(intent: IntentOf<"slack.incident">): Promise<Performed> {
     const { store, clock, config, people } = this.d;
     const i = await store.incidents.must(intent.effect.incidentId);
+    const later = await this.superseded(intent, i.ts !== null);
+    if (later) return later;
     const d = await store.deployments.must(i.deploymentId);
     const message = incidentMessage(i, d, {
       now: clock.now(),

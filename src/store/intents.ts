@@ -82,7 +82,10 @@ export class IntentRepo {
     return row ? toIntent(row) : undefined;
   }
 
-  /** An open intent of this kind about this deployment or incident, if any (to coalesce card updates). */
+  /**
+   * The newest open intent of this kind about this deployment or incident, if any, locked for the rest of the
+   * transaction where the dialect locks rows (so the reconciler cannot pick it up between this read and the commit).
+   */
   async openOf(
     kind: EffectKind,
     subject: { deploymentId: number } | { incidentId: number },
@@ -90,7 +93,7 @@ export class IntentRepo {
     const [column, id] =
       "deploymentId" in subject ? ["deployment_id", subject.deploymentId] : ["incident_id", subject.incidentId];
     const row = await this.db.get<IntentRow>(
-      `SELECT * FROM intents WHERE ${column} = ? AND kind = ? AND status = 'open' ORDER BY id LIMIT 1`,
+      `SELECT * FROM intents WHERE ${column} = ? AND kind = ? AND status = 'open' ORDER BY id DESC LIMIT 1${this.db.forUpdate}`,
       [id, kind],
     );
     return row ? toIntent(row) : undefined;

@@ -210,15 +210,15 @@ describe("delivering an intent", () => {
 });
 
 describe("reading the outbox", () => {
-  it("finds the oldest open intent of a kind about a deployment or an incident", async () => {
+  it("finds the newest open intent of a kind about a deployment or an incident (the one a change coalesces into)", async () => {
     const s = store();
     const card = { kind: "slack.card", deploymentId: 1 } as const;
     const sent = await add(s, "slack:C1", 0, { effect: card, deploymentId: 1 });
     await s.intents.done(sent.id, later(1));
     await add(s, "slack:C1", 1, { deploymentId: 1 });
     await add(s, "slack:C1", 1, { effect: { kind: "slack.card", deploymentId: 2 }, deploymentId: 2 });
-    const open = await add(s, "slack:C1", 2, { effect: card, deploymentId: 1 });
-    await add(s, "slack:C1", 3, { effect: card, deploymentId: 1 });
+    await add(s, "slack:C1", 2, { effect: card, deploymentId: 1 });
+    const open = await add(s, "slack:C1", 3, { effect: card, deploymentId: 1 });
     const incident = await add(s, "slack:C2", 2, { effect: { kind: "slack.incident", incidentId: 1 }, incidentId: 1 });
 
     expect((await s.intents.openOf("slack.card", { deploymentId: 1 }))?.id).toBe(open.id);
