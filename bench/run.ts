@@ -10,7 +10,7 @@ import { cpus } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { App, LogLevel } from "@slack/bolt";
-import { MAX_QUERIES_PER_CALL } from "../src/adapters/aws/cloudwatch.js";
+import { MAX_QUERIES_PER_CALL } from "../src/adapters/aws/cloudwatch-queries.js";
 import { createApp } from "../src/app.js";
 import { SlackLikeServer } from "../src/local/slack-server.js";
 import { type Bot, buildBot, GUARDRAILS_PER_DEPLOY } from "./fixtures.js";

@@ -3,7 +3,7 @@ import { isAlias, isMap, isSeq, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { formatRelative } from "../clock.js";
 import { ConfigError, DeploybotError, ErrorCode } from "../errors.js";
-import { freezeProblems } from "../policies/calendar.js";
+import { freezeProblems } from "../policies/freeze-spans.js";
 import { pagesOnBreach } from "../policies/guardrails.js";
 import { cronEvery, SCHEDULABLE_INTERVALS } from "./schedule.js";
 import { type Config, configSchema, type Guardrail, ONCALL } from "./schema.js";

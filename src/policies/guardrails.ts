@@ -10,20 +10,11 @@
  * baseline, too few datapoints, a deploy too young) is inconclusive, and an inconclusive outcome is never
  * a breach.
  */
-import { formatRelative, zoneName } from "../clock.js";
+import { formatRelative } from "../clock.js";
 import { DEFAULT_MAX_LAG_MS, type Guardrail } from "../config/schema.js";
-import { DeploybotError, ErrorCode } from "../errors.js";
 import type { Datapoint } from "../ports.js";
-
-export type ThresholdOp = ">" | ">=" | "<" | "<=";
-export type ThresholdUnit = "percent" | "seconds" | "count" | "baseline";
-
-export interface Threshold {
-  op: ThresholdOp;
-  /** Percent in percent units (1 for "1%"), seconds for "2s" and "500ms" (0.5), the factor for "10x baseline". */
-  value: number;
-  unit: ThresholdUnit;
-}
+import { formatClock, formatNumber, formatValue, percentText, plural } from "./guardrail-format.js";
+import { compare, evaluationShape, parseThreshold, type Valued, valueUnit } from "./guardrail-rules.js";
 
 export type GuardrailStatus = "ok" | "breaching" | "inconclusive";
 
@@ -66,115 +57,13 @@ export interface GuardrailVerdict {
   preDeploy?: { value: number; breaching: boolean };
 }
 
-const THRESHOLD = /^(>=|<=|>|<)\s*(\d+(?:\.\d+)?)\s*(%|ms|s|x\s*baseline)?$/;
-
-/** Parses "> 1%", "> 2s", "> 500ms", "< 2" or "> 10x baseline"; throws on anything else. */
-export function parseThreshold(text: string): Threshold {
-  const match = THRESHOLD.exec(text.trim());
-  if (!match) {
-    throw new DeploybotError(
-      ErrorCode.ConfigInvalid,
-      `"${text}" is not a threshold: use a comparison such as '> 1%', '> 2s', '> 500ms', '< 2' or '> 10x baseline'`,
-    );
-  }
-  const op = match[1] as ThresholdOp;
-  const value = Number(match[2]);
-  const suffix = match[3];
-  if (suffix === "%") return { op, value, unit: "percent" };
-  if (suffix === "ms") return { op, value: value / 1000, unit: "seconds" };
-  if (suffix === "s") return { op, value, unit: "seconds" };
-  if (suffix !== undefined) return { op, value, unit: "baseline" };
-  return { op, value, unit: "count" };
-}
-
-/** M (breaching periods needed) and N (periods looked at): "M of N" when given, else ceil(for / period) of the same. */
-export function evaluationShape(g: Pick<Guardrail, "name" | "for" | "period" | "datapoints">): {
-  m: number;
-  n: number;
-} {
-  if (!(g.period > 0)) {
-    throw new DeploybotError(ErrorCode.ConfigInvalid, `guardrail ${g.name}: period must be longer than 0`);
-  }
-  if (g.datapoints !== undefined) {
-    const match = /^\s*(\d+)\s+of\s+(\d+)\s*$/.exec(g.datapoints);
-    const m = Number(match?.[1]);
-    const n = Number(match?.[2]);
-    // An "M of N" with M > N could never breach, and "0 of N" always would: both are config mistakes.
-    if (!match || m < 1 || m > n) {
-      throw new DeploybotError(
-        ErrorCode.ConfigInvalid,
-        `guardrail ${g.name}: datapoints "${g.datapoints}" must read "M of N" with 1 <= M <= N, e.g. "3 of 5"`,
-      );
-    }
-    return { m, n };
-  }
-  const n = Math.max(1, Math.ceil(g.for / g.period));
-  return { m: n, n };
-}
-
-type Valued = "percent" | "seconds" | "count";
-
-const PRESET_UNIT: Record<string, Valued> = {
-  error_rate: "percent",
-  cpu: "percent",
-  memory: "percent",
-  p95_latency: "seconds",
-  p99_latency: "seconds",
-  healthy_hosts: "count",
-};
-
 /** The unit a guardrail's values are in: its threshold's own unit, else its preset's, else a plain number. */
 export function guardrailUnit(g: Guardrail): Valued {
   return valueUnit(g, parseThreshold(g.threshold));
 }
 
-function valueUnit(g: Guardrail, threshold: Threshold): Valued {
-  if (threshold.unit !== "baseline") return threshold.unit;
-  return typeof g.metric === "string" ? (PRESET_UNIT[g.metric] ?? "count") : "count";
-}
-
-function formatNumber(v: number): string {
-  if (Math.abs(v) >= 100) return String(Math.round(v));
-  return String(Number(v.toPrecision(3)));
-}
-
-/** 3.2%, 850ms, 2.3s, 12: a value as a person reads it. */
-export function formatValue(v: number, unit: Valued): string {
-  if (unit === "percent") return `${formatNumber(v)}%`;
-  if (unit === "seconds") return Math.abs(v) < 1 ? `${formatNumber(v * 1000)}ms` : `${formatNumber(v)}s`;
-  return formatNumber(v);
-}
-
-/** "10:31 SAST" in the environment's zone (UTC when none is given). */
-function formatClock(at: Date, timeZone = "UTC"): string {
-  const hhmm = new Intl.DateTimeFormat("en-GB", {
-    timeZone,
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  }).format(at);
-  return `${hhmm} ${zoneName(at, timeZone)}`;
-}
-
-function compare(value: number, op: ThresholdOp, limit: number): boolean {
-  switch (op) {
-    case ">":
-      return value > limit;
-    case ">=":
-      return value >= limit;
-    case "<":
-      return value < limit;
-    case "<=":
-      return value <= limit;
-  }
-}
-
 function mod(a: number, b: number): number {
   return ((a % b) + b) % b;
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 /** Is a breach of this guardrail meant to page PagerDuty? Critical ones and those whose action is "page". */
@@ -202,11 +91,6 @@ export function unreadVerdict(g: Pick<Guardrail, "name">, why: string): Guardrai
     evaluatedPoints: 0,
     publishedUpTo: null,
   };
-}
-
-/** "50%" from 0.5. */
-function percentText(fraction: number): string {
-  return `${formatNumber(fraction * 100)}%`;
 }
 
 /**
@@ -432,22 +316,4 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     observed: latestReal,
     ...counted,
   };
-}
-
-const BARS = "▁▂▃▄▅▆▇█";
-
-/** A one-line chart for Slack messages, scaled from the lowest to the highest value; gaps (NaN) show as "·". */
-export function sparkline(values: number[]): string {
-  const finite = values.filter((v) => Number.isFinite(v));
-  if (finite.length === 0) return values.map(() => "·").join("");
-  const lo = Math.min(...finite);
-  const hi = Math.max(...finite);
-  const top = BARS.length - 1;
-  return values
-    .map((v) => {
-      if (!Number.isFinite(v)) return "·";
-      const level = hi === lo ? 0 : Math.round(((v - lo) / (hi - lo)) * top);
-      return BARS[level];
-    })
-    .join("");
 }

@@ -2,7 +2,7 @@ import { formatLocal, formatRelative } from "../clock.js";
 import type { Deployment } from "../domain/deployment.js";
 import { ACTIONABLE, type Incident, type IncidentState } from "../domain/incident.js";
 import type { AuditEntry } from "../domain/records.js";
-import { formatValue, sparkline } from "../policies/guardrails.js";
+import { formatValue, sparkline } from "../policies/guardrail-format.js";
 import type { ChatMessage } from "../ports.js";
 import { ACTION } from "./actions.js";
 import { actions, type Block, type Button, context, escapeMrkdwn as esc, section } from "./blocks.js";

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { requestSeriesId } from "../../src/adapters/aws/cloudwatch.js";
 import { loadConfig } from "../../src/config/load.js";
 import { DeploybotError, ErrorCode } from "../../src/errors.js";
-import { parseThreshold } from "../../src/policies/guardrails.js";
+import { parseThreshold } from "../../src/policies/guardrail-rules.js";
 import type { MetricQuery, MetricSpec } from "../../src/ports.js";
 import { EXAMPLE, type SimHarness, START, simHarness, TD, WEB_PROD } from "../helpers/sim-world.js";
 

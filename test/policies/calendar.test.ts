@@ -4,14 +4,8 @@ import { describe, expect, it } from "vitest";
 import { loadConfig, parseConfig } from "../../src/config/load.js";
 import type { DeployWindow, EnvironmentPolicy, Freeze } from "../../src/config/schema.js";
 import { DeploybotError, ErrorCode } from "../../src/errors.js";
-import {
-  activeFreezes,
-  checkCalendar,
-  freezeProblems,
-  nextFreeze,
-  nextOpenAt,
-  windowStatus,
-} from "../../src/policies/calendar.js";
+import { activeFreezes, checkCalendar, nextFreeze, nextOpenAt, windowStatus } from "../../src/policies/calendar.js";
+import { freezeProblems } from "../../src/policies/freeze-spans.js";
 
 const EXAMPLE = fileURLToPath(new URL("../../examples/deploybot.yml", import.meta.url));
 const config = loadConfig(EXAMPLE);

@@ -1,15 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { type Guardrail, guardrail } from "../../src/config/schema.js";
 import { DeploybotError } from "../../src/errors.js";
+import { sparkline } from "../../src/policies/guardrail-format.js";
+import { evaluationShape, parseThreshold, type Threshold } from "../../src/policies/guardrail-rules.js";
 import {
   evaluateGuardrail,
-  evaluationShape,
   guardrailLookbackMs,
   pagesOnBreach,
-  parseThreshold,
   preDeployWindow,
-  sparkline,
-  type Threshold,
   unreadVerdict,
 } from "../../src/policies/guardrails.js";
 import type { Datapoint } from "../../src/ports.js";

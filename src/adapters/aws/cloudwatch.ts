@@ -10,21 +10,14 @@ import { type Datapoint, type MetricQuery, type MetricSeries, type MetricsPort, 
 
 export { requestSeriesId };
 
+import { type Bundle, batches, checkIds, toBundle } from "./cloudwatch-queries.js";
 import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
 
-/** GetMetricData takes at most 500 MetricDataQueries per call, helper series included. */
-export const MAX_QUERIES_PER_CALL = 500;
 /** A guard against a NextToken that never ends; 100,800 datapoints a page makes this generous. */
 const MAX_PAGES = 50;
-const VALID_ID = /^[a-z][a-zA-Z0-9_]*$/;
 
 /** How AwsCloudWatch retries throttling and server errors (see AwsRetryOptions). */
 export type AwsCloudWatchRetry = AwsRetryOptions;
-
-/** One MetricQuery as CloudWatch sees it: its MetricDataQueries (never split across calls) and the series it returns. */
-type Bundle =
-  | { query: MetricQuery; dataQueries: MetricDataQuery[]; returns: string[] }
-  | { query: MetricQuery; problem: string; returns: string[] };
 
 interface Accumulated {
   /** The status of the latest page: PartialData on one page is normal when a NextToken follows. */
@@ -35,15 +28,15 @@ interface Accumulated {
   points: Datapoint[];
 }
 
+/** CloudWatch answers a GetMetricData rate limit with these names too. */
+const CLOUDWATCH_THROTTLING: ReadonlySet<string> = new Set(["LimitExceededException", "LimitExceededFault"]);
+
 /**
  * The CloudWatch adapter: all queries of a polling cycle, grouped by region and sent as few GetMetricData
  * calls as the 500-query limit allows, every NextToken followed. A query CloudWatch could not answer
  * comes back as an error series (inconclusive for the evaluator); a call that fails as a whole throws a
  * DeploybotError that says what to check.
  */
-/** CloudWatch answers a GetMetricData rate limit with these names too. */
-const CLOUDWATCH_THROTTLING: ReadonlySet<string> = new Set(["LimitExceededException", "LimitExceededFault"]);
-
 export class AwsCloudWatch implements MetricsPort {
   private readonly clients = new Map<string, CloudWatchClient>();
   private readonly createClient: (region: string) => CloudWatchClient;
@@ -138,144 +131,6 @@ export class AwsCloudWatch implements MetricsPort {
   }
 }
 
-/** Packs bundles into calls of at most 500 MetricDataQueries, keeping each expression with its helpers. */
-function batches(bundles: Bundle[]): MetricDataQuery[][] {
-  const calls: MetricDataQuery[][] = [];
-  let current: MetricDataQuery[] = [];
-  for (const bundle of bundles) {
-    if (!("dataQueries" in bundle)) continue;
-    if (current.length + bundle.dataQueries.length > MAX_QUERIES_PER_CALL) {
-      calls.push(current);
-      current = [];
-    }
-    current.push(...bundle.dataQueries);
-  }
-  if (current.length > 0) calls.push(current);
-  return calls;
-}
-
-function checkIds(bundles: Bundle[]): void {
-  const seen = new Set<string>();
-  for (const bundle of bundles) {
-    if (!VALID_ID.test(bundle.query.id)) {
-      throw new DeploybotError(
-        ErrorCode.Unknown,
-        `metric query id "${bundle.query.id}" is not valid for CloudWatch: it must match ^[a-z][a-zA-Z0-9_]*$`,
-      );
-    }
-    const ids = "dataQueries" in bundle ? bundle.dataQueries.map((q) => q.Id as string) : bundle.returns;
-    for (const id of ids) {
-      if (seen.has(id)) {
-        throw new DeploybotError(
-          ErrorCode.Unknown,
-          `metric query id "${id}" is used twice in one GetMetricData request (error_rate queries also use <id>_errors and <id>_requests)`,
-        );
-      }
-      seen.add(id);
-    }
-  }
-}
-
-/** "arn:aws:elasticloadbalancing:...:loadbalancer/app/web/50dc6c" → "app/web/50dc6c", the form the ALB metrics use. */
-function albDimension(value: string, kind: "loadbalancer" | "targetgroup"): string {
-  if (!value.startsWith("arn:")) return value;
-  const resource = value.split(":").slice(5).join(":");
-  return kind === "loadbalancer" ? resource.replace(/^loadbalancer\//, "") : resource;
-}
-
-function metricStat(
-  id: string,
-  namespace: string,
-  name: string,
-  dimensions: Record<string, string>,
-  stat: string,
-  period: number,
-  returnData: boolean,
-): MetricDataQuery {
-  return {
-    Id: id,
-    MetricStat: {
-      Metric: {
-        Namespace: namespace,
-        MetricName: name,
-        Dimensions: Object.entries(dimensions).map(([Name, Value]) => ({ Name, Value })),
-      },
-      Period: period,
-      Stat: stat,
-    },
-    ReturnData: returnData,
-  };
-}
-
-function toBundle(query: MetricQuery): Bundle {
-  const { id, spec, periodSeconds: period, context } = query;
-  if ("expression" in spec) {
-    return {
-      query,
-      returns: [id],
-      dataQueries: [{ Id: id, Expression: spec.expression, Period: period, ReturnData: true }],
-    };
-  }
-  if ("namespace" in spec) {
-    return {
-      query,
-      returns: [id],
-      dataQueries: [metricStat(id, spec.namespace, spec.name, spec.dimensions, spec.stat, period, true)],
-    };
-  }
-  const ecs = { ClusterName: context.cluster, ServiceName: context.ecsService };
-  switch (spec.preset) {
-    case "cpu":
-      return {
-        query,
-        returns: [id],
-        dataQueries: [metricStat(id, "AWS/ECS", "CPUUtilization", ecs, "Average", period, true)],
-      };
-    case "memory":
-      return {
-        query,
-        returns: [id],
-        dataQueries: [metricStat(id, "AWS/ECS", "MemoryUtilization", ecs, "Average", period, true)],
-      };
-  }
-  const returns = spec.preset === "error_rate" ? [id, requestSeriesId(id)] : [id];
-  if (!context.loadBalancer || !context.targetGroup) {
-    return {
-      query,
-      returns,
-      problem: `${spec.preset} reads ALB metrics: give ${query.service} in ${query.environment} a load_balancer (name and target_group) in the config`,
-    };
-  }
-  const alb = {
-    LoadBalancer: albDimension(context.loadBalancer, "loadbalancer"),
-    TargetGroup: albDimension(context.targetGroup, "targetgroup"),
-  };
-  const elb = "AWS/ApplicationELB";
-  switch (spec.preset) {
-    case "p95_latency":
-      return { query, returns, dataQueries: [metricStat(id, elb, "TargetResponseTime", alb, "p95", period, true)] };
-    case "p99_latency":
-      return { query, returns, dataQueries: [metricStat(id, elb, "TargetResponseTime", alb, "p99", period, true)] };
-    case "healthy_hosts":
-      return { query, returns, dataQueries: [metricStat(id, elb, "HealthyHostCount", alb, "Minimum", period, true)] };
-    case "error_rate": {
-      const errors = `${id}_errors`;
-      const requests = requestSeriesId(id);
-      return {
-        query,
-        returns,
-        dataQueries: [
-          // ALBs publish HTTPCode_Target_5XX_Count only for periods that had a 5xx, so a healthy period
-          // would otherwise drop out of the division and read as missing data instead of 0%.
-          { Id: id, Expression: `100 * FILL(${errors}, 0) / ${requests}`, Period: period, ReturnData: true },
-          metricStat(errors, elb, "HTTPCode_Target_5XX_Count", alb, "Sum", period, false),
-          metricStat(requests, elb, "RequestCount", alb, "Sum", period, true),
-        ],
-      };
-    }
-  }
-}
-
 function accumulate(results: Map<string, Accumulated>, result: MetricDataResult): void {
   if (!result.Id) return;
   const acc = results.get(result.Id) ?? { messages: [], points: [] };
@@ -301,8 +156,6 @@ function toSeries(id: string, acc: Accumulated | undefined): MetricSeries {
   if (!acc) return errorSeries(id, "CloudWatch returned no result for this query");
   const datapoints = acc.points.sort((a, b) => a.at.getTime() - b.at.getTime());
   const said = acc.messages.length > 0 ? ` (${acc.messages.join("; ")})` : "";
-  // Messages on a Complete result are notes (e.g. ArithmeticError for a division by zero in one period):
-  // the data is still good, those periods are just missing.
   const status = acc.failedWith ?? acc.status;
   switch (status) {
     case "Complete":

@@ -7,12 +7,9 @@ import {
   ListServiceDeploymentsCommand,
   type ListServiceDeploymentsCommandInput,
   RegisterTaskDefinitionCommand,
-  type RegisterTaskDefinitionCommandInput,
   type DeploymentConfiguration as SdkDeploymentConfiguration,
-  type TaskDefinition as SdkTaskDefinition,
   type ServiceDeploymentBrief,
   StopServiceDeploymentCommand,
-  type Tag,
   UpdateServiceCommand,
 } from "@aws-sdk/client-ecs";
 import { DeploybotError, ErrorCode } from "../../errors.js";
@@ -25,25 +22,19 @@ import type {
   ServiceState,
   TaskDefinition,
 } from "../../ports.js";
-import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
+import {
+  type CallContext,
+  detail,
+  incomplete,
+  serviceNotFound,
+  serviceSubject,
+  toDeploybotError,
+} from "./ecs-errors.js";
+import { newRevisionInput, toTaskDefinition } from "./ecs-task-definitions.js";
+import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, withRetry } from "./retry.js";
 
 /** How AwsEcs retries throttling and server errors (see AwsRetryOptions). */
 export type AwsEcsRetry = AwsRetryOptions;
-
-/** What `TaskDefinition.raw` holds for this adapter: the SDK's description, copied by registerTaskDefinition. */
-interface RawTaskDefinition {
-  taskDefinition: SdkTaskDefinition;
-  tags: Tag[];
-}
-
-/** The action (for IAM messages) and the thing acted on (for every message) of one ECS call. */
-interface CallContext {
-  action: string;
-  subject: string;
-  target: EcsTarget;
-  /** The action AccessDenied most likely means, when it is not `action` (e.g. tagging on register). */
-  permissionHint?: string;
-}
 
 const STATUSES: ReadonlySet<string> = new Set<EcsDeploymentStatus>([
   "PENDING",
@@ -109,46 +100,7 @@ export class AwsEcs implements EcsPort {
   }
 
   async registerTaskDefinition(target: EcsTarget, base: TaskDefinition, image: string): Promise<TaskDefinition> {
-    const raw = base.raw;
-    if (!isRawTaskDefinition(raw)) {
-      throw new DeploybotError(
-        ErrorCode.AwsFailed,
-        `task definition ${base.family}:${base.revision} carries no ECS description to copy: describe it with this adapter before registering a new revision`,
-      );
-    }
-    const source = raw.taskDefinition;
-    const containers = source.containerDefinitions ?? [];
-    if (!containers.some((c) => c.name === target.container)) {
-      throw new DeploybotError(
-        ErrorCode.NotFound,
-        `container ${target.container} is not in task definition ${base.family}:${base.revision} (it has ${
-          containers.map((c) => c.name).join(", ") || "no containers"
-        }): check ecs.container for ECS service ${target.service} in the config`,
-      );
-    }
-    const input: RegisterTaskDefinitionCommandInput = {
-      family: source.family ?? base.family,
-      containerDefinitions: containers.map((c) => (c.name === target.container ? { ...c, image } : c)),
-    };
-    copyDefined(input, source, [
-      "taskRoleArn",
-      "executionRoleArn",
-      "networkMode",
-      "volumes",
-      "placementConstraints",
-      "requiresCompatibilities",
-      "cpu",
-      "memory",
-      "pidMode",
-      "ipcMode",
-      "proxyConfiguration",
-      "inferenceAccelerators",
-      "ephemeralStorage",
-      "runtimePlatform",
-      "enableFaultInjection",
-    ]);
-    if (raw.tags.length > 0) input.tags = raw.tags;
-
+    const input = newRevisionInput(target, base, image);
     const context = this.context(
       target,
       "ecs:RegisterTaskDefinition",
@@ -357,138 +309,10 @@ export function deploymentConfiguration(strategy: DeploymentStrategy): SdkDeploy
   return config;
 }
 
-function toTaskDefinition(source: SdkTaskDefinition, tags: Tag[], context: CallContext): TaskDefinition {
-  if (!source.taskDefinitionArn || !source.family || source.revision === undefined) {
-    throw incomplete(context, "the task definition has no ARN, family or revision");
-  }
-  const raw: RawTaskDefinition = { taskDefinition: source, tags };
-  return {
-    arn: source.taskDefinitionArn,
-    family: source.family,
-    revision: source.revision,
-    containers: (source.containerDefinitions ?? []).map((c) => ({ name: c.name ?? "", image: c.image ?? "" })),
-    raw,
-  };
-}
-
-function isRawTaskDefinition(raw: unknown): raw is RawTaskDefinition {
-  if (typeof raw !== "object" || raw === null) return false;
-  const { taskDefinition, tags } = raw as Partial<RawTaskDefinition>;
-  return typeof taskDefinition === "object" && taskDefinition !== null && Array.isArray(tags);
-}
-
-/** Copies the named fields that are set, so the input sent holds no `undefined` keys. */
-function copyDefined<K extends keyof RegisterTaskDefinitionCommandInput & keyof SdkTaskDefinition>(
-  into: RegisterTaskDefinitionCommandInput,
-  from: SdkTaskDefinition,
-  keys: K[],
-): void {
-  for (const key of keys) {
-    const value = from[key];
-    if (value !== undefined && value !== null) {
-      (into as Record<K, unknown>)[key] = value;
-    }
-  }
-}
-
 function toStatus(status: string | undefined, context: CallContext): EcsDeploymentStatus {
   if (status && STATUSES.has(status)) return status as EcsDeploymentStatus;
   throw new DeploybotError(
     ErrorCode.AwsFailed,
     `ECS reported status ${status ?? "(none)"} for ${context.subject}, which deploybot does not know: deploybot needs updating for it`,
   );
-}
-
-function serviceSubject(target: EcsTarget): string {
-  return `ECS service ${target.service} in cluster ${target.cluster} (${target.region})`;
-}
-
-function configHint(target: EcsTarget): string {
-  return `check the ecs block (region ${target.region}, cluster ${target.cluster}, service ${target.service}) of this service's environment in the config`;
-}
-
-function serviceNotFound(target: EcsTarget, why: string): DeploybotError {
-  const state = why === "INACTIVE" ? "is INACTIVE (deleted)" : "not found";
-  return new DeploybotError(
-    ErrorCode.NotFound,
-    `ECS service ${target.service} ${state} in cluster ${target.cluster} (${target.region}): ${configHint(target)}`,
-  );
-}
-
-function incomplete(context: CallContext, what: string): DeploybotError {
-  return new DeploybotError(
-    ErrorCode.AwsFailed,
-    `ECS answered ${context.action} for ${context.subject}, but ${what}: try again, and report it if it persists`,
-  );
-}
-
-function detail(text: string | undefined): string {
-  return text ? ` (${text})` : "";
-}
-
-/** Turns one SDK error into a DeploybotError that says what failed and what to change. */
-function toDeploybotError(err: unknown, context: CallContext): DeploybotError {
-  if (err instanceof DeploybotError) return err;
-  const e = shape(err);
-  const aws = e.message ? ` AWS said: ${e.message}` : "";
-  const { target, action, subject } = context;
-  const fail = (code: ErrorCode, message: string) => new DeploybotError(code, message, { cause: err });
-  switch (e.name) {
-    case "AccessDeniedException": {
-      // AWS names the exact action it refused (often iam:PassRole on register); prefer it.
-      const refused = /perform: ([\w-]+:\w+)/.exec(e.message ?? "")?.[1];
-      const needed = refused ?? context.permissionHint ?? action;
-      return fail(
-        ErrorCode.AwsFailed,
-        `deploybot is not allowed to call ${action} for ${subject}: grant ${needed} to deploybot's IAM role.${aws}`,
-      );
-    }
-    case "ClusterNotFoundException":
-      return fail(
-        ErrorCode.NotFound,
-        `ECS cluster ${target.cluster} not found in ${target.region}: ${configHint(target)}`,
-      );
-    case "ServiceNotFoundException":
-    case "ServiceNotActiveException":
-      return fail(
-        ErrorCode.NotFound,
-        `ECS service ${target.service} ${e.name === "ServiceNotActiveException" ? "is not ACTIVE" : "not found"} in cluster ${target.cluster} (${target.region}): ${configHint(target)}`,
-      );
-    case "ServiceDeploymentNotFoundException":
-      return fail(
-        ErrorCode.NotFound,
-        `ECS has no ${subject}: it may have been cleaned up or belong to another service.${aws}`,
-      );
-    case "ClientException":
-      if (action === "ecs:DescribeTaskDefinition") {
-        return fail(
-          ErrorCode.NotFound,
-          `ECS could not find ${subject} in ${target.region}: check the family and revision exist there.${aws}`,
-        );
-      }
-      return fail(ErrorCode.AwsFailed, `ECS refused ${action} for ${subject}.${aws}`);
-    case "InvalidParameterException":
-      return fail(ErrorCode.AwsFailed, `ECS rejected ${action} for ${subject} as invalid.${aws}`);
-    case "ConflictException":
-      return fail(
-        ErrorCode.AwsFailed,
-        `ECS refused ${action} for ${subject}: it is no longer in a state that allows it.${aws}`,
-      );
-    case "UnsupportedFeatureException":
-      return fail(ErrorCode.AwsFailed, `ECS does not support ${action} for ${subject} in ${target.region}.${aws}`);
-    case "CredentialsProviderError":
-      return fail(
-        ErrorCode.AwsFailed,
-        `deploybot found no AWS credentials to call ${action}: run it with an IAM role or set AWS_PROFILE / AWS_ACCESS_KEY_ID.${aws}`,
-      );
-    case "ExpiredTokenException":
-    case "UnrecognizedClientException":
-    case "InvalidSignatureException":
-      return fail(
-        ErrorCode.AwsFailed,
-        `AWS did not accept deploybot's credentials for ${action} (${e.name}): refresh them or check the IAM role.${aws}`,
-      );
-    default:
-      return fail(ErrorCode.AwsFailed, `ECS ${action} failed for ${subject}: ${describeError(err)}`);
-  }
 }

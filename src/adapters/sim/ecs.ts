@@ -10,7 +10,8 @@ import type {
 } from "../../ports.js";
 import { deploymentConfiguration } from "../aws/ecs.js";
 import { FAIL_AFTER_MS } from "./rollout.js";
-import { SIM_ACCOUNT, type SimWorld } from "./world.js";
+import type { SimWorld } from "./world.js";
+import { SIM_ACCOUNT } from "./world-state.js";
 
 /**
  * Simulated ECS: plays the same calls as the real adapter, with the same inputs, against SimWorld as

@@ -1,6 +1,7 @@
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import type { OnCallEntry, PageEvent, PagerPort } from "../../ports.js";
-import type { SimPage, SimWorld } from "./world.js";
+import type { SimWorld } from "./world.js";
+import type { SimPage } from "./world-state.js";
 
 /**
  * Simulated PagerDuty: a schedule with one person on call (`:oncall NAME`), and Events API v2 with dedup keys

@@ -125,6 +125,55 @@ export function trafficOf(deployments: SimDeployment[], initial: string, at: num
   return normalize(parts);
 }
 
+/**
+ * Moves a service's deployments forward to `now`: statuses, running counts and the task definition the
+ * service runs follow from the recorded deployments and the time. True when anything changed.
+ */
+export function settleDeployments(
+  svc: { taskDefinitionArn: string; deployments: SimDeployment[] },
+  now: number,
+): boolean {
+  let changed = false;
+  for (const d of svc.deployments) {
+    if (d.status === "ROLLBACK_IN_PROGRESS" && d.rollbackAt && now >= Date.parse(d.rollbackAt) + ROLLBACK_MS) {
+      d.status = "ROLLBACK_SUCCESSFUL";
+      d.finishedAt = new Date(Date.parse(d.rollbackAt) + ROLLBACK_MS).toISOString();
+      d.runningCount = 0;
+      if (d.sourceTaskDefinitionArn) svc.taskDefinitionArn = d.sourceTaskDefinitionArn;
+      changed = true;
+      continue;
+    }
+    if (d.status !== "IN_PROGRESS") continue;
+    const elapsed = now - Date.parse(d.startedAt);
+    if (d.failAt && now >= Date.parse(d.failAt)) {
+      d.status = "ROLLBACK_SUCCESSFUL";
+      d.statusReason =
+        "ECS deployment circuit breaker: tasks failed to start (essential container exited: health check failed). Rolled back to the previous service revision.";
+      d.finishedAt = d.failAt;
+      d.runningCount = 0;
+      if (d.sourceTaskDefinitionArn) svc.taskDefinitionArn = d.sourceTaskDefinitionArn;
+      changed = true;
+      continue;
+    }
+    // Failing tasks still start (and fail their health checks) one a minute until the circuit breaker trips.
+    const running = d.failAt
+      ? Math.min(d.desiredCount, Math.max(0, Math.floor(elapsed / TASK_START_MS)))
+      : runningAfter(d, elapsed);
+    if (running !== d.runningCount) {
+      d.runningCount = running;
+      changed = true;
+    }
+    if (!d.failAt && elapsed >= completesAfter(d)) {
+      d.status = "SUCCESSFUL";
+      d.finishedAt = new Date(Date.parse(d.startedAt) + completesAfter(d)).toISOString();
+      d.runningCount = d.desiredCount;
+      svc.taskDefinitionArn = d.targetTaskDefinitionArn;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
 /** Merges entries of the same task definition, drops empty ones, largest first. */
 function normalize(parts: TrafficShare[]): TrafficShare[] {
   const merged = new Map<string, number>();
@@ -139,7 +188,7 @@ function clamp(x: number): number {
   return Math.max(0, Math.min(1, x));
 }
 
-/** Shares as exact as a test wants to compare: 0.9, not 0.8999999999999999. */
-function round(x: number): number {
+/** Shares (and simulated metrics) as exact as a test wants to compare: 0.9, not 0.8999999999999999. */
+export function round(x: number): number {
   return Math.round(x * 1e9) / 1e9;
 }
