@@ -1,5 +1,6 @@
 import type { WebClient } from "@slack/web-api";
 import { DeploybotError, ErrorCode } from "../errors.js";
+import { recordSlackError } from "../ops/metrics.js";
 import type { ChatMessage, ChatPort, DirectoryPort } from "../ports.js";
 
 /** ChatPort on Slack's Web API: bound to the Bolt app's own client when the app is built. */
@@ -29,6 +30,7 @@ export class SlackChat implements ChatPort, DirectoryPort {
       return res.user?.id;
     } catch (err) {
       if ((err as { data?: { error?: string } }).data?.error === "users_not_found") return undefined;
+      recordSlackError("users.lookupByEmail", errorCodeOf(err), false);
       throw new DeploybotError(
         ErrorCode.SlackFailed,
         `Slack could not look up a user by email: ${(err as Error).message}`,
@@ -97,6 +99,7 @@ const TRANSIENT_PLATFORM_ERRORS = new Set(["internal_error", "fatal_error", "ser
  */
 export function slackError(what: string, err: unknown): DeploybotError {
   const e = err as { code?: string; retryAfter?: number; statusCode?: number; data?: { error?: string } };
+  recordSlackError(what, errorCodeOf(err), e.code === "slack_webapi_rate_limited_error" || e.statusCode === 429);
   if (e.code === "slack_webapi_rate_limited_error") {
     const retryAfterMs = (e.retryAfter ?? 30) * 1000;
     return new DeploybotError(
@@ -123,4 +126,13 @@ export function slackError(what: string, err: unknown): DeploybotError {
     `Slack refused ${what}: ${code}. Check the bot's scopes and that it can post in the channel.`,
     { cause: err, transient: TRANSIENT_PLATFORM_ERRORS.has(code) },
   );
+}
+
+/** A short code for a failed Web API call, for metrics: Slack's error, `ratelimited`, `http_503`, or `request_error`. */
+function errorCodeOf(err: unknown): string {
+  const e = err as { code?: string; statusCode?: number; data?: { error?: string } };
+  if (e.code === "slack_webapi_rate_limited_error") return "ratelimited";
+  if (e.code === "slack_webapi_http_error") return `http_${e.statusCode ?? 0}`;
+  if (e.code === "slack_webapi_request_error") return "request_error";
+  return e.data?.error ?? "unknown";
 }

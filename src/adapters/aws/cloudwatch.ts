@@ -6,6 +6,7 @@ import {
   type MetricDataResult,
 } from "@aws-sdk/client-cloudwatch";
 import { DeploybotError, ErrorCode } from "../../errors.js";
+import { countAwsErrors, recordGetMetricData } from "../../ops/metrics.js";
 import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../../ports.js";
 import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
 
@@ -131,7 +132,11 @@ export class AwsCloudWatch implements MetricsPort {
 
   private async call(region: string, input: GetMetricDataCommandInput) {
     const client = this.client(region);
-    return withRetry(this.retry, () => client.send(new GetMetricDataCommand(input)), {
+    const send = () => {
+      recordGetMetricData(input.MetricDataQueries?.length ?? 0);
+      return countAwsErrors("cloudwatch:GetMetricData", client.send(new GetMetricDataCommand(input)));
+    };
+    return withRetry(this.retry, send, {
       throttling: CLOUDWATCH_THROTTLING,
       notRetryable: (err) => toDeploybotError(err, region),
       exhausted: (err, attempts, what) =>
