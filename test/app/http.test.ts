@@ -121,7 +121,7 @@ async function records(count: number, timeoutMs = 5_000): Promise<SlackRecord[]>
 
 describe("the Bolt app over HTTP, as Slack calls it", () => {
   it("acks a signed /status with 200 and answers alice on the response_url with every service in production", async () => {
-    const res = await post(slashBody("/status", ""));
+    const res = await post(slashBody("/deploy-status", ""));
     expect(res.status).toBe(200);
 
     const [reply, ...more] = await records(1);
@@ -132,7 +132,7 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
   });
 
   it("answers /status wbe with the parse error and says Did you mean `web`", async () => {
-    const res = await post(slashBody("/status", "wbe"));
+    const res = await post(slashBody("/deploy-status", "wbe"));
     expect(res.status).toBe(200);
 
     const [reply] = await records(1);
@@ -143,13 +143,13 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
   });
 
   it("rejects a request signed with another secret with 401, and nothing reaches Slack", async () => {
-    const forged = slashBody("/status", "");
+    const forged = slashBody("/deploy-status", "");
     const ts = Math.floor(Date.now() / 1000);
     const res = await post(forged, { ts, signature: sign(forged, ts, "not-the-secret") });
     expect(res.status).toBe(401);
 
     // A good request afterwards is answered; only its reply is recorded.
-    expect((await post(slashBody("/status", "web"))).status).toBe(200);
+    expect((await post(slashBody("/deploy-status", "web"))).status).toBe(200);
     const all = await records(1);
     await h.services.background.idle();
     expect(all).toHaveLength(1);
@@ -158,27 +158,29 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
 
   it("rejects a body changed after signing with 401", async () => {
     const ts = Math.floor(Date.now() / 1000);
-    const signed = slashBody("/status", "");
+    const signed = slashBody("/deploy-status", "");
     const res = await post(signed.replace("text=", "text=web"), { ts, signature: sign(signed, ts) });
     expect(res.status).toBe(401);
     expect(h.slack.records).toEqual([]);
   });
 
   it("rejects a correctly signed request whose timestamp is 10 minutes old with 401", async () => {
-    const res = await post(slashBody("/status", ""), { ts: Math.floor(Date.now() / 1000) - 600 });
+    const res = await post(slashBody("/deploy-status", ""), { ts: Math.floor(Date.now() / 1000) - 600 });
     expect(res.status).toBe(401);
 
-    expect((await post(slashBody("/status", "api"))).status).toBe(200);
+    expect((await post(slashBody("/deploy-status", "api"))).status).toBe(200);
     const all = await records(1);
     expect(all).toHaveLength(1);
     expect(all[0]?.text).toContain("api");
   });
 
   it("rejects a correctly signed request stamped 10 minutes in the future with 401 (Bolt alone would accept it)", async () => {
-    const res = await post(slashBody("/status", ""), { ts: Math.floor(Date.now() / 1000) + 600 });
+    const res = await post(slashBody("/deploy-status", ""), { ts: Math.floor(Date.now() / 1000) + 600 });
     expect(res.status).toBe(401);
 
-    expect((await post(slashBody("/status", "web"), { ts: Math.floor(Date.now() / 1000) + 60 })).status).toBe(200);
+    expect((await post(slashBody("/deploy-status", "web"), { ts: Math.floor(Date.now() / 1000) + 60 })).status).toBe(
+      200,
+    );
     const all = await records(1);
     expect(all).toHaveLength(1);
   });
@@ -187,7 +189,7 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
     const res = await fetch(`${h.base}/slack/events`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: slashBody("/status", ""),
+      body: slashBody("/deploy-status", ""),
     });
     expect(res.status).toBe(401);
     expect(h.slack.records).toEqual([]);
