@@ -20,7 +20,14 @@ export function checkDatabase(file: string, tables: readonly string[]): Database
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
     const rows = db.pragma("quick_check") as Array<{ quick_check: string }>;
-    const problems = rows.map((r) => r.quick_check).filter((r) => r !== "ok");
+    const problems = rows
+      .map((r) =>
+        r.quick_check
+          .replace(/\*\*\* in database \w+ \*\*\*/, "")
+          .replace(/\s+/g, " ")
+          .trim(),
+      )
+      .filter((r) => r !== "ok");
     if (problems.length > 0) {
       throw new StartupError(
         `the database ${file} is corrupt (quick_check: ${problems.slice(0, 3).join("; ")}${problems.length > 3 ? "; ..." : ""})`,
@@ -45,8 +52,11 @@ export function checkDatabase(file: string, tables: readonly string[]): Database
     if (err instanceof StartupError) throw err;
     const code = (err as { code?: string }).code ?? "";
     const message = (err as Error).message;
-    if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT" || /not a database|malformed/i.test(message)) {
-      throw new StartupError(`${file} is not a readable SQLite database (${message})`, fix, { cause: err });
+    if (code === "SQLITE_NOTADB" || /not a database/i.test(message)) {
+      throw new StartupError(`${file} is not a SQLite database (${message})`, fix, { cause: err });
+    }
+    if (code.startsWith("SQLITE_CORRUPT") || /malformed/i.test(message)) {
+      throw new StartupError(`the database ${file} is corrupt (${message})`, fix, { cause: err });
     }
     throw new StartupError(
       `the database ${file} cannot be opened (${message})`,

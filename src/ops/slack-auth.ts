@@ -1,4 +1,4 @@
-import { WebClient } from "@slack/web-api";
+import { LogLevel, type Logger as SlackLogger, WebClient } from "@slack/web-api";
 import { StartupError } from "./startup.js";
 
 /** Who the bot is in Slack, from the one auth.test at start: Bolt needs these to skip auth.test per request. */
@@ -6,6 +6,32 @@ export interface SlackIdentity {
   botId: string;
   botUserId: string;
   teamId?: string;
+}
+
+const noop = () => {};
+const quiet: SlackLogger = {
+  debug: noop,
+  info: noop,
+  warn: noop,
+  error: noop,
+  setLevel: noop,
+  getLevel: () => LogLevel.ERROR,
+  setName: noop,
+};
+
+/** The innermost reason a request failed: ECONNREFUSED, ENOTFOUND, a TLS error... rather than "fetch failed". */
+export function networkCause(err: unknown): string {
+  let e: unknown = (err as { original?: unknown }).original ?? err;
+  let last = err instanceof Error ? err.message : String(err);
+  for (let depth = 0; e && depth < 5; depth++) {
+    const x = e as { code?: string; message?: string; cause?: unknown };
+    if (x.code && x.code !== "slack_webapi_request_error") {
+      return x.message?.includes(x.code) ? x.message : x.message ? `${x.code}: ${x.message}` : x.code;
+    }
+    if (x.message) last = x.message;
+    e = x.cause;
+  }
+  return last;
 }
 
 /** Slack error codes that mean the token itself is wrong. */
@@ -26,6 +52,8 @@ export async function verifyBotToken(opts: {
     retryConfig: { retries: 0 },
     timeout: opts.timeoutMs,
     rejectRateLimitedCalls: true,
+    // The failure becomes one StartupError line; the client's own console warnings would add noise before it.
+    logger: quiet,
   });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -33,7 +61,7 @@ export async function verifyBotToken(opts: {
       () =>
         reject(
           new StartupError(
-            `Slack did not answer auth.test at ${where} within ${opts.timeoutMs / 1000} s`,
+            `Slack did not answer auth.test at ${where} in time (waited ${(opts.timeoutMs / 1000).toFixed(1)} s)`,
             "check the network, proxy and firewall between deploybot and Slack (and SLACK_API_URL if set)",
           ),
         ),
@@ -60,7 +88,7 @@ export async function verifyBotToken(opts: {
       );
     }
     if (e.code === "slack_webapi_request_error" || e.code === "slack_webapi_http_error") {
-      const why = e.statusCode ? `HTTP ${e.statusCode}` : (e.original?.message ?? (err as Error).message);
+      const why = e.statusCode ? `HTTP ${e.statusCode}` : networkCause(err);
       throw new StartupError(
         `Slack could not be reached at ${where} (${why})`,
         "check the network, proxy and firewall between deploybot and Slack (and SLACK_API_URL if set)",

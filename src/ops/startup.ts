@@ -1,3 +1,5 @@
+import { cronFor } from "../services/scheduler.js";
+
 /**
  * Why deploybot could not start, and what the operator should change. The CLI prints it as one line on stderr
  * and exits non-zero, so a supervisor (systemd, ECS, Kubernetes) sees the failure and its reason at once.
@@ -107,4 +109,17 @@ export function slackSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Slac
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     ...(slackApiUrl ? { slackApiUrl } : {}),
   };
+}
+
+/** Refuses a monitor interval node-cron cannot run, naming the config key and the intervals that work. */
+export function checkSchedule(intervalMs: number, configFile: string): void {
+  try {
+    cronFor(intervalMs);
+  } catch (err) {
+    throw new StartupError(
+      `monitor.interval in ${configFile} (${intervalMs / 1000} s) cannot be scheduled`,
+      "use an interval that divides a minute or an hour (15s, 20s, 30s, 1m, 2m, 5m, 10m, 15m, 30m, 1h)",
+      { cause: err },
+    );
+  }
 }
