@@ -26,6 +26,8 @@ export interface AppOptions {
   transport: Transport;
   /** The Web API base URL; the console and tests point it at the Slack-like server on 127.0.0.1. */
   slackApiUrl?: string;
+  /** How often the Web API client retries a failed call (default 3, or 0 with a slackApiUrl: the local server). */
+  webApiRetries?: number;
   /** Where the app's periodic jobs run: node-cron in a real process, simulated time in the console. */
   scheduler?: Scheduler;
   /**
@@ -60,7 +62,7 @@ export function createApp(services: Services, options: AppOptions): App {
   const logger = boltLogger(services.logger);
   const clientOptions = {
     ...(options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {}),
-    retryConfig: options.slackApiUrl ? { retries: 0 } : { retries: 3 },
+    retryConfig: { retries: options.webApiRetries ?? (options.slackApiUrl ? 0 : 3) },
     // A rate limit comes back as an error carrying Retry-After, for the caller to schedule; the client
     // would otherwise sleep inside the call and hold up everything queued behind it.
     rejectRateLimitedCalls: true,

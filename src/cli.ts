@@ -208,13 +208,17 @@ function untilSignal(logger: Logger, stop: (signal: string) => Promise<unknown>)
  * an uncaught exception leaves the process in an unknown state, so it is logged and the process exits for its
  * supervisor to restart it.
  */
-function installCrashHandlers(logger: Logger): void {
-  process.on("unhandledRejection", (reason) => {
+export function installCrashHandlers(
+  logger: Logger,
+  proc: Pick<NodeJS.Process, "on"> = process,
+  exit: (code: number) => void = (code) => process.exit(code),
+): void {
+  proc.on("unhandledRejection", (reason: unknown) => {
     logger.error({ err: reason }, "unhandled promise rejection (the process carries on)");
   });
-  process.on("uncaughtException", (err) => {
+  proc.on("uncaughtException", (err: Error) => {
     logger.fatal({ err }, "uncaught exception: exiting for the supervisor to restart deploybot");
-    process.exit(EXIT.bug);
+    exit(EXIT.bug);
   });
 }
 

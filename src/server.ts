@@ -219,6 +219,8 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
         ? { kind: "http", signingSecret: settings.signingSecret as string, port: settings.port }
         : { kind: "socket", appToken: settings.appToken as string },
       ...(settings.slackApiUrl ? { slackApiUrl: settings.slackApiUrl } : {}),
+      // SLACK_API_URL in production is a proxy or a Slack-compatible server: retry as against Slack itself.
+      webApiRetries: 3,
       // Jobs start only once the bot is connected: a failed start must not leave a monitor calling AWS.
       scheduler: { add: (job) => jobs.push(job), stop: () => {} },
       identity,
