@@ -110,6 +110,7 @@ export async function main(argv: string[]): Promise<number> {
   const sub =
     first === "console" || first === "check-config" || first === "start" || first === "help" ? first : "start";
   const args = sub === first ? argv.slice(1) : argv;
+  let starting = false;
   try {
     const parsed = parse(args);
     if (sub === "help" || (sub !== "console" && sub !== "check-config" && parsed.values.help)) {
@@ -160,7 +161,9 @@ export async function main(argv: string[]): Promise<number> {
         only(parsed, "the Slack bot", ["config", "db"]);
         const logger = createLogger();
         installCrashHandlers(logger);
+        starting = true;
         const running = await startSlack({ configFile: config, dbFile: db, logger, settings });
+        starting = false;
         return await untilSignal(logger, (signal) => running.stop(signal));
       }
     }
@@ -169,7 +172,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`deploybot: ${err.message}\nRun deploybot --help for the usage.\n`);
       return EXIT.usage;
     }
-    if (err instanceof StartupError) {
+    // A config or schema error explains itself; in Slack mode, say first that the bot did not start.
+    if (err instanceof StartupError || (starting && err instanceof DeploybotError)) {
       process.stderr.write(`deploybot could not start: ${err.message}\n`);
       return EXIT.failed;
     }

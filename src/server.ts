@@ -146,8 +146,19 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
   const commands = commandNamesFromEnv(env);
   checkSchedule(config.monitor.interval, opts.configFile);
   checkDatabase(opts.dbFile, opts.tables ?? STORE_TABLES);
-  if (opts.dbFile !== ":memory:") mkdirSync(dirname(opts.dbFile), { recursive: true });
-  const store = new Store(opts.dbFile);
+  let store: Store;
+  try {
+    if (opts.dbFile !== ":memory:") mkdirSync(dirname(opts.dbFile), { recursive: true });
+    store = new Store(opts.dbFile);
+  } catch (err) {
+    // A newer schema explains itself; a permission or disk problem is the operator's to fix, not a bug.
+    if (err instanceof DeploybotError) throw err;
+    throw new StartupError(
+      `the database ${opts.dbFile} cannot be opened for writing (${(err as Error).message})`,
+      "check the path (--db, DEPLOYBOT_DB), its permissions and the volume it is on",
+      { cause: err },
+    );
+  }
 
   // Whatever was opened is closed again when the start fails half way.
   let app: App | undefined;

@@ -199,6 +199,19 @@ describe("a start that cannot succeed (the real process)", () => {
     expect(bot.stderr().trimEnd().split("\n").at(-1)).toBe(plain[0]);
   });
 
+  it("exits 1 naming the config file, the path in it and the problem when the config is invalid", async () => {
+    const config = tempPath("broken.yml");
+    writeFileSync(
+      config,
+      readFileSync(join(ROOT, "examples/deploybot.yml"), "utf8").replace("  interval: 60s", "  interval: soon"),
+    );
+    const bot = startBot(["--config", config, "--db", tempPath("c.db")], botEnv(httpVars()), 10_000);
+    expect(await bot.exited).toBe(1);
+    expect(bot.stderr()).toMatch(
+      new RegExp(`^deploybot could not start: ${config} is not a valid deploybot config:\n  - monitor.interval`),
+    );
+  });
+
   it("leaves a database it refused as it found it", async () => {
     const db = tempPath("foreign.db");
     const other = new Database(db);
