@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { App, LogLevel } from "@slack/bolt";
 import { MAX_QUERIES_PER_CALL } from "../src/adapters/aws/cloudwatch-queries.js";
 import { createApp } from "../src/app.js";
+import { DEFAULT_COMMANDS } from "../src/commands/names.js";
 import { SlackLikeServer } from "../src/local/slack-server.js";
 import { type Bot, buildBot, GUARDRAILS_PER_DEPLOY } from "./fixtures.js";
 import type { SinkResult, WaveRequest, WaveResult } from "./loadgen.js";
@@ -165,7 +166,7 @@ function statusBody(responseUrl: string, i: number): string {
     channel_name: "deploys",
     user_id: "U0ALICE01",
     user_name: "alice",
-    command: "/status",
+    command: DEFAULT_COMMANDS.status,
     text: STATUS_TEXT,
     api_app_id: "A0DEPLOYBOT",
     is_enterprise_install: "false",
@@ -207,7 +208,7 @@ async function measureAcks(bot: Bot) {
     // As deploybot's: Bolt's one lazy auth.test goes to the Slack-like server on 127.0.0.1, never to slack.com.
     clientOptions: { slackApiUrl: slack.apiUrl, retryConfig: { retries: 0 } },
   });
-  bare.command("/status", async ({ ack }) => {
+  bare.command(DEFAULT_COMMANDS.status, async ({ ack }) => {
     await ack();
   });
   const listen = { port: 0, host: "127.0.0.1" };

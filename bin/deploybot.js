@@ -4,4 +4,6 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 const { register } = await import("tsx/esm/api");
 register();
 const { main } = await import("../src/cli.ts");
-process.exitCode = await main(process.argv.slice(2));
+// Exit explicitly: after a stop (or a failed start) nothing left open, such as a keep-alive socket or a timer,
+// may keep a process alive that its supervisor believes has ended.
+process.exit(await main(process.argv.slice(2)));

@@ -1,115 +1,268 @@
 import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import type { Logger } from "pino";
 import { formatRelative } from "./clock.js";
+import { commandNamesFromEnv, DEFAULT_COMMANDS } from "./commands/names.js";
 import { loadConfig } from "./config/load.js";
 import { type Config, ONCALL } from "./config/schema.js";
-import { DeploybotError, ErrorCode } from "./errors.js";
+import { ConfigError, DeploybotError } from "./errors.js";
 import { runConsole } from "./local/console.js";
 import { createLogger } from "./logger.js";
+import { StartupError, slackSettingsFromEnv } from "./ops/startup.js";
 import { startSlack } from "./server.js";
 
 const DEFAULT_CONFIG = "examples/deploybot.yml";
 const DEFAULT_DB = "data/deploybot.db";
 
-const HELP = `deploybot: /deploy, /rollback and /status for AWS ECS from Slack
+/** Exit codes: 0 done, 1 failed (config, start, script), 2 the command line itself is wrong, 70 a bug. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, bug: 70 } as const;
 
-  deploybot [--config FILE] [--db FILE]      run the bot: Slack when tokens are set, else the local console
-  deploybot console [--config FILE] [--db FILE] [--script FILE] [--json] [--at ISO-TIME]
-  deploybot check-config [FILE] [--slack]    validate a config and print a summary and its warnings
-                                             (--slack: as Slack mode loads it, where warnings about paging are errors)
+const HELP = `deploybot: ${DEFAULT_COMMANDS.deploy}, ${DEFAULT_COMMANDS.rollback} and ${DEFAULT_COMMANDS.status} for AWS ECS from Slack
 
-Slack: SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP, PORT default 3000).
-Config: --config or DEPLOYBOT_CONFIG (default ${DEFAULT_CONFIG}); db: --db or DEPLOYBOT_DB (default ${DEFAULT_DB}).`;
+Usage:
+  deploybot [--config FILE] [--db FILE]   run the bot: in Slack when SLACK_* is set, else the local console
+  deploybot console [options]             the local console (deploybot console --help)
+  deploybot check-config [FILE] [--slack] validate a config and print a summary and its warnings
+  deploybot --help | --version
 
-interface Flags {
-  config: string;
-  db: string;
-  script?: string;
-  json: boolean;
-  at?: string;
-  positional: string[];
+Options:
+  --config FILE   the config (default: DEPLOYBOT_CONFIG, else ${DEFAULT_CONFIG})
+  --db FILE       the SQLite database (default: DEPLOYBOT_DB, else ${DEFAULT_DB})
+  -h, --help      this help
+  -v, --version   the version
+
+Slack: SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP on PORT, default 3000).
+Health, readiness and metrics: /healthz, /readyz, /metrics (on METRICS_PORT too). See README.md and .env.example.`;
+
+const CONSOLE_HELP = `deploybot console: the bot in a terminal, against simulated ECS, CloudWatch and PagerDuty
+
+Usage:
+  deploybot console [--config FILE] [--db FILE] [--script FILE] [--json] [--quiet] [--at ISO-TIME]
+
+Options:
+  --config FILE     the config (default: DEPLOYBOT_CONFIG, else ${DEFAULT_CONFIG})
+  --db FILE         the SQLite database (default: DEPLOYBOT_DB, else ${DEFAULT_DB}); the simulated world lives in it too
+  --script FILE     run the lines of FILE, then stop; the first line that fails stops it with exit code 1
+  --json            one JSON object per line for everything the bot does
+  --quiet           leave out the AWS calls
+  --at ISO-TIME     start the simulated clock here (default: where the database left off, else now)
+  -h, --help        this help
+
+Lines (typed at the prompt or in a script):
+  /deploy ... | /rollback ... | /status ...   a slash command (${DEFAULT_COMMANDS.status} works too)
+  :as NAME                  become a user named in the config (default: the first)
+  :in #CHANNEL              type in another channel (default #deploys)
+  :click LABEL              press the button with that label on the newest message that has it
+  :advance DURATION         move the simulated clock (90s, 5m, 2h, 1d), running every job that falls due
+  :time ISO-TIME            set the simulated clock (forward only)
+  :metric SERVICE ENV NAME VALUE   from now on the simulated metric reads VALUE
+  :oncall NAME              the simulated PagerDuty schedule now has NAME on call
+  :fail SERVICE ENV         the next simulated ECS deployment of that service fails to stabilise
+  :lag DURATION             simulated CloudWatch publishes each datapoint DURATION after its period ends
+  :throttle API OP COUNT    the next COUNT calls of that operation fail as throttled (ecs, cloudwatch, slack)
+  :down SYSTEM DURATION     pagerduty, slack or cloudwatch fails every call for DURATION of simulated time
+  :crash-after API:OP       the bot dies right after that call returns, as with kill -9 (exit status 137)
+  :quit`;
+
+const CHECK_HELP = `deploybot check-config: validate a config and print a summary
+
+Usage:
+  deploybot check-config [FILE] [--slack]
+    FILE      the config (default: --config, DEPLOYBOT_CONFIG, else ${DEFAULT_CONFIG})
+    --slack   load it as Slack mode does: a guardrail that pages with no pagerduty section is an error`;
+
+/** A mistake on the command line: printed with a pointer to --help, exit code 2. */
+class UsageError extends Error {}
+
+const OPTIONS = {
+  config: { type: "string" },
+  db: { type: "string" },
+  script: { type: "string" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean" },
+  at: { type: "string" },
+  slack: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "v" },
+} as const;
+
+type Parsed = ReturnType<typeof parse>;
+
+function parse(args: string[]) {
+  try {
+    return parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true });
+  } catch (err) {
+    // parseArgs explains the mistake itself ("Unknown option '--nope'"); keep its first sentence.
+    throw new UsageError((err as Error).message.split(". To specify")[0] as string);
+  }
 }
 
-function parseFlags(args: string[]): Flags {
-  const flags: Flags = {
-    config: process.env.DEPLOYBOT_CONFIG ?? DEFAULT_CONFIG,
-    db: process.env.DEPLOYBOT_DB ?? DEFAULT_DB,
-    json: false,
-    positional: [],
-  };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    const value = () => {
-      const v = args[++i];
-      if (v === undefined || v.startsWith("--"))
-        throw new DeploybotError(ErrorCode.CommandInvalid, `${a} needs a value`);
-      return v;
-    };
-    if (a === "--config") flags.config = value();
-    else if (a === "--db") flags.db = value();
-    else if (a === "--script") flags.script = value();
-    else if (a === "--at") flags.at = value();
-    else if (a === "--json") flags.json = true;
-    else if (a.startsWith("--")) throw new DeploybotError(ErrorCode.CommandInvalid, `unknown option ${a}\n\n${HELP}`);
-    else flags.positional.push(a);
+function only(parsed: Parsed, command: string, allowed: Array<keyof typeof OPTIONS>, positionals = 0): void {
+  for (const key of Object.keys(parsed.values) as Array<keyof typeof OPTIONS>) {
+    if (!allowed.includes(key)) throw new UsageError(`--${key} does not apply to ${command}`);
   }
-  return flags;
+  if (parsed.positionals.length > positionals) {
+    throw new UsageError(`unexpected ${parsed.positionals.slice(positionals).join(" ")} after ${command}`);
+  }
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
 }
 
 /** The CLI entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const [first, ...rest] = argv;
-  const sub = first && !first.startsWith("--") ? first : "start";
-  const args = sub === "start" && first !== "start" ? argv : rest;
+  const [first] = argv;
+  const sub =
+    first === "console" || first === "check-config" || first === "start" || first === "help" ? first : "start";
+  const args = sub === first ? argv.slice(1) : argv;
+  let starting = false;
   try {
+    const parsed = parse(args);
+    if (sub === "help" || (sub !== "console" && sub !== "check-config" && parsed.values.help)) {
+      process.stdout.write(`${HELP}\n`);
+      return EXIT.ok;
+    }
+    if (parsed.values.version) {
+      process.stdout.write(`deploybot ${version()}\n`);
+      return EXIT.ok;
+    }
+    const config = parsed.values.config ?? process.env.DEPLOYBOT_CONFIG ?? DEFAULT_CONFIG;
+    const db = parsed.values.db ?? process.env.DEPLOYBOT_DB ?? DEFAULT_DB;
     switch (sub) {
-      case "help":
-      case "--help":
-        process.stdout.write(`${HELP}\n`);
-        return 0;
       case "check-config": {
-        const slack = args.includes("--slack");
-        const flags = parseFlags(args.filter((a) => a !== "--slack"));
-        const file = flags.positional[0] ?? flags.config;
+        if (parsed.values.help) {
+          process.stdout.write(`${CHECK_HELP}\n`);
+          return EXIT.ok;
+        }
+        only(parsed, "check-config", ["config", "slack"], 1);
+        const file = parsed.positionals[0] ?? config;
         const warnings: string[] = [];
-        const config = loadConfig(file, { mode: slack ? "slack" : "console", onWarning: (w) => warnings.push(w) });
-        // Warnings never fail the check: only errors (thrown above) exit non-zero.
-        process.stdout.write(`${summarize(config, file, warnings)}\n`);
-        return 0;
+        // Warnings never fail the check; --slack loads it as Slack mode does, where they become errors.
+        const loaded = loadConfig(file, {
+          mode: parsed.values.slack ? "slack" : "console",
+          onWarning: (w) => warnings.push(w),
+        });
+        process.stdout.write(`${summarize(loaded, file, warnings)}\n`);
+        return EXIT.ok;
       }
       case "console":
-        return await consoleMode(parseFlags(args));
-      case "start": {
-        const flags = parseFlags(args);
-        const { SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET } = process.env;
-        if (SLACK_BOT_TOKEN && (SLACK_APP_TOKEN || SLACK_SIGNING_SECRET)) {
-          await startSlack({ configFile: flags.config, dbFile: flags.db, logger: createLogger() });
-          return await new Promise<number>(() => {});
+        if (parsed.values.help) {
+          process.stdout.write(`${CONSOLE_HELP}\n`);
+          return EXIT.ok;
         }
-        return await consoleMode(flags);
+        only(parsed, "console", ["config", "db", "script", "json", "quiet", "at"]);
+        return await consoleMode(parsed, config, db);
+      default: {
+        if (parsed.positionals.length > 0) {
+          throw new UsageError(`unknown command ${parsed.positionals[0]} (commands: console, check-config)`);
+        }
+        const settings = slackSettingsFromEnv(process.env);
+        if (!settings) {
+          only(parsed, "the console", ["config", "db", "script", "json", "quiet", "at"]);
+          return await consoleMode(parsed, config, db);
+        }
+        only(parsed, "the Slack bot", ["config", "db"]);
+        const logger = createLogger();
+        installCrashHandlers(logger);
+        starting = true;
+        const running = await startSlack({ configFile: config, dbFile: db, logger, settings });
+        starting = false;
+        return await untilSignal(logger, (signal) => running.stop(signal));
       }
-      default:
-        process.stderr.write(`unknown command ${sub}\n\n${HELP}\n`);
-        return 2;
     }
   } catch (err) {
-    // Config and usage errors are written for people: print them without a stack trace.
+    if (err instanceof UsageError) {
+      process.stderr.write(`deploybot: ${err.message}\nRun deploybot --help for the usage.\n`);
+      return EXIT.usage;
+    }
+    // A config or schema error explains itself; in Slack mode, say first that the bot did not start.
+    if (err instanceof StartupError || (starting && err instanceof DeploybotError)) {
+      // One line a supervisor's log shows whole: a config's problems joined rather than listed.
+      const message = err instanceof ConfigError ? `${err.file}: ${err.problems.join("; ")}` : err.message;
+      process.stderr.write(`deploybot could not start: ${message}\n`);
+      return EXIT.failed;
+    }
+    // Config errors are written for people: print them without a stack trace.
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof DeploybotError ? 1 : 70;
+    return err instanceof DeploybotError ? EXIT.failed : EXIT.bug;
   }
 }
 
-async function consoleMode(flags: Flags): Promise<number> {
-  const script = flags.script !== undefined ? readFileSync(flags.script, "utf8") : undefined;
-  await runConsole({
-    configFile: flags.config,
-    dbFile: flags.db,
-    ...(flags.at ? { at: flags.at } : {}),
-    logger: createLogger(process.env.LOG_LEVEL ?? "warn"),
-    json: flags.json,
-    interactive: script === undefined && process.stdin.isTTY === true,
-    ...(script !== undefined ? { script } : {}),
+/** Waits for SIGTERM or SIGINT, stops once (a second signal exits at once), and resolves the exit code. */
+function untilSignal(logger: Logger, stop: (signal: string) => Promise<unknown>): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, "second signal while stopping: exiting now");
+        resolve(EXIT.failed);
+        return;
+      }
+      stopping = true;
+      stop(signal).then(
+        () => resolve(EXIT.ok),
+        (err: unknown) => {
+          logger.error({ err }, "deploybot could not stop cleanly");
+          resolve(EXIT.failed);
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
   });
-  return 0;
+}
+
+/**
+ * A rejected promise nobody awaited is logged and the process goes on (one bad request must not stop the bot);
+ * an uncaught exception leaves the process in an unknown state, so it is logged and the process exits for its
+ * supervisor to restart it.
+ */
+export function installCrashHandlers(
+  logger: Logger,
+  proc: Pick<NodeJS.Process, "on"> = process,
+  exit: (code: number) => void = (code) => process.exit(code),
+): void {
+  proc.on("unhandledRejection", (reason: unknown) => {
+    logger.error({ err: reason }, "unhandled promise rejection (the process carries on)");
+  });
+  proc.on("uncaughtException", (err: Error) => {
+    logger.fatal({ err }, "uncaught exception: exiting for the supervisor to restart deploybot");
+    exit(EXIT.bug);
+  });
+}
+
+async function consoleMode(parsed: Parsed, configFile: string, dbFile: string): Promise<number> {
+  const { script: scriptFile, json, quiet, at } = parsed.values;
+  let script: string | undefined;
+  if (scriptFile !== undefined) {
+    try {
+      script = readFileSync(scriptFile, "utf8");
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (err as Error).message;
+      throw new UsageError(`cannot read the script ${scriptFile}: ${why}`);
+    }
+  }
+  const logger = createLogger(process.env.LOG_LEVEL ?? "warn");
+  installCrashHandlers(logger);
+  const result = await runConsole({
+    configFile,
+    dbFile,
+    ...(at ? { at } : {}),
+    logger,
+    commands: commandNamesFromEnv(process.env),
+    json: json ?? false,
+    quiet: quiet ?? false,
+    interactive: script === undefined && process.stdin.isTTY === true,
+    ...(script !== undefined ? { script, scriptName: scriptFile } : {}),
+  });
+  if (result.failedLine !== undefined) {
+    process.stderr.write(`${scriptFile}:${result.failedLine.number}: ${result.failedLine.message}\n`);
+    return EXIT.failed;
+  }
+  return EXIT.ok;
 }
 
 /** One screen: services × environments, who holds which role, freezes, guardrails, and the config's warnings. */

@@ -1,18 +1,37 @@
 import { mkdirSync } from "node:fs";
+import type { Server } from "node:http";
 import { dirname } from "node:path";
+import type { App } from "@slack/bolt";
 import type { Logger } from "pino";
 import { AwsCloudWatch } from "./adapters/aws/cloudwatch.js";
 import { AwsEcs } from "./adapters/aws/ecs.js";
 import { PagerDutyAdapter } from "./adapters/pagerduty.js";
 import { SlackChat } from "./adapters/slack.js";
-import { createApp } from "./app.js";
+import { createApp, DEPLOYMENTS_TICK_MS } from "./app.js";
 import { systemClock } from "./clock.js";
+import { commandNamesFromEnv } from "./commands/names.js";
 import { loadConfig } from "./config/load.js";
 import { DeploybotError, ErrorCode } from "./errors.js";
-import type { PagerPort } from "./ports.js";
+import { checkDatabase } from "./ops/db-check.js";
+import { opsRoutes, portOf, type ReadinessChecks, readiness, startOpsServer } from "./ops/health.js";
+import { InFlight, within } from "./ops/inflight.js";
+import { onSlackError, TOKEN_ERRORS } from "./ops/metrics.js";
+import type { ReplayGuard } from "./ops/replay.js";
+import { type SlackIdentity, verifyBotToken } from "./ops/slack-auth.js";
+import { type SlackSettings, StartupError } from "./ops/startup.js";
+import type { EcsPort, MetricsPort, PagerPort } from "./ports.js";
 import { buildServices } from "./services/index.js";
-import { CronScheduler } from "./services/scheduler.js";
-import { Store } from "./store/index.js";
+import { CronScheduler, type Job } from "./services/scheduler.js";
+import { Store, TABLES } from "./store/index.js";
+
+/** How long the start may take, network included, before it gives up: under the 10 s a supervisor expects. */
+export const START_TIMEOUT_MS = 8_000;
+
+/**
+ * How long a shutdown waits for running listeners and the current scheduled job. Under Docker's and ECS's
+ * default 10 s between SIGTERM and SIGKILL, so the database is always closed cleanly.
+ */
+export const SHUTDOWN_GRACE_MS = 8_000;
 
 /** PagerDuty when its keys are not set: nothing can be paged and nobody is on call (fail closed). */
 const noPagerDuty = (why: string): PagerPort => ({
@@ -24,39 +43,290 @@ const noPagerDuty = (why: string): PagerPort => ({
   },
 });
 
-/** Connects to a real workspace (Socket Mode or HTTP) with the real AWS and PagerDuty adapters. */
-export async function startSlack(opts: { configFile: string; dbFile: string; logger: Logger }): Promise<void> {
-  const env = process.env;
-  const config = loadConfig(opts.configFile);
-  mkdirSync(dirname(opts.dbFile), { recursive: true });
-  const store = Store.sqlite(opts.dbFile);
-  const pd = config.pagerduty;
-  const routingKey = pd ? env[pd.routing_key_env] : undefined;
-  const apiToken = pd ? env[pd.api_token_env] : undefined;
-  const pager =
-    pd && routingKey && apiToken
-      ? new PagerDutyAdapter({ routingKey, apiToken, server: pd.server })
-      : noPagerDuty(pd ? `set ${pd.routing_key_env} and ${pd.api_token_env}` : "no pagerduty section in the config");
-  const services = buildServices({
-    config,
-    store,
-    clock: systemClock,
-    ecs: new AwsEcs(),
-    metrics: new AwsCloudWatch(),
-    pager,
-    chat: new SlackChat(),
-    logger: opts.logger,
-  });
-  const botToken = env.SLACK_BOT_TOKEN as string;
-  const transport = env.SLACK_APP_TOKEN
-    ? ({ kind: "socket", appToken: env.SLACK_APP_TOKEN } as const)
-    : ({ kind: "http", signingSecret: env.SLACK_SIGNING_SECRET as string, port: Number(env.PORT ?? 3000) } as const);
-  const app = createApp(services, { botToken, transport, scheduler: new CronScheduler(opts.logger) });
-  await app.start();
-  opts.logger.info(
-    { mode: transport.kind, ...(transport.kind === "http" ? { port: transport.port } : {}) },
-    transport.kind === "http"
-      ? "deploybot is listening for Slack on /slack/events"
-      : "deploybot is connected to Slack (Socket Mode)",
+export interface StartOptions {
+  configFile: string;
+  dbFile: string;
+  logger: Logger;
+  settings: SlackSettings;
+  /** Where the PagerDuty keys and the command names are read (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+  startTimeoutMs?: number;
+  shutdownGraceMs?: number;
+  /** The tables checkDatabase requires (default: the store's own). */
+  tables?: readonly string[];
+  /** A replay guard shared between replicas (default: in memory). */
+  replayGuard?: ReplayGuard;
+  /** Adapters to use instead of the real AWS and PagerDuty ones (tests). */
+  adapters?: { ecs?: EcsPort; metrics?: MetricsPort; pager?: PagerPort };
+}
+
+/** What a shutdown did, for its one log line. */
+export interface StopReport {
+  reason: string;
+  /** True when every listener and job finished inside the grace period. */
+  drained: boolean;
+  ms: number;
+}
+
+/** A started bot: where it listens, and how to stop it. */
+export interface RunningBot {
+  identity: SlackIdentity;
+  /** HTTP mode: the port Slack's requests arrive on. */
+  port?: number;
+  /** The METRICS_PORT server's port, when one was asked for. */
+  metricsPort?: number;
+  /** Stops taking requests, lets running work finish (bounded), closes the database. Idempotent. */
+  stop(reason: string): Promise<StopReport>;
+}
+
+/** Maps a listen() failure to the variable the operator should change. */
+function listenError(err: unknown, variable: string, port: number): unknown {
+  const code = (err as { code?: string }).code;
+  if (code === "EADDRINUSE") {
+    return new StartupError(
+      `port ${port} (${variable}) is in use`,
+      `stop what listens there or set ${variable} to a free port`,
+    );
+  }
+  if (code === "EACCES") {
+    return new StartupError(`port ${port} (${variable}) needs privileges`, `set ${variable} to a port above 1023`);
+  }
+  if (code === "EADDRNOTAVAIL") {
+    return new StartupError(`HOST is not an address of this machine`, "unset HOST or set it to one of its addresses");
+  }
+  return err;
+}
+
+/** Why Socket Mode did not connect, as the operator should read it. */
+function socketError(err: unknown): unknown {
+  if (err instanceof StartupError) return err;
+  const e = err as { code?: string; data?: { error?: string }; message?: string };
+  const code = e.data?.error;
+  if (
+    code === "invalid_auth" ||
+    code === "not_authed" ||
+    code === "token_revoked" ||
+    code === "not_allowed_token_type"
+  ) {
+    return new StartupError(
+      `Slack refused SLACK_APP_TOKEN (${code})`,
+      "create an app-level token with the connections:write scope under the app's Basic Information, and check Socket Mode is on",
+    );
+  }
+  return new StartupError(
+    `Slack's Socket Mode could not be reached (${code ?? e.message ?? String(err)})`,
+    "check the network, proxy and firewall between deploybot and wss-primary.slack.com (and SLACK_API_URL if set)",
   );
+}
+
+/**
+ * Connects to a real workspace (Socket Mode or HTTP) with the real AWS and PagerDuty adapters. Everything that can
+ * be checked is checked before the bot takes a request; any failure is a StartupError (or a config error) within
+ * `startTimeoutMs`, after whatever was opened is closed again.
+ */
+export async function startSlack(opts: StartOptions): Promise<RunningBot> {
+  const env = opts.env ?? process.env;
+  const { logger, settings } = opts;
+  const startedAt = new Date();
+  const deadline = Date.now() + (opts.startTimeoutMs ?? START_TIMEOUT_MS);
+  const left = () => Math.max(0, deadline - Date.now());
+
+  // Slack mode: a guardrail that pages with no pagerduty section is an error here, not a warning.
+  const config = loadConfig(opts.configFile, {
+    mode: "slack",
+    onWarning: (w) => logger.warn({ config: opts.configFile }, w),
+  });
+  const commands = commandNamesFromEnv(env);
+  checkDatabase(opts.dbFile, opts.tables ?? TABLES);
+  let store: Store;
+  try {
+    if (opts.dbFile !== ":memory:") mkdirSync(dirname(opts.dbFile), { recursive: true });
+    store = Store.sqlite(opts.dbFile);
+  } catch (err) {
+    // A newer schema explains itself; a permission or disk problem is the operator's to fix, not a bug.
+    if (err instanceof DeploybotError) throw err;
+    throw new StartupError(
+      `the database ${opts.dbFile} cannot be opened for writing (${(err as Error).message})`,
+      "check the path (--db, DEPLOYBOT_DB), its permissions and the volume it is on",
+      { cause: err },
+    );
+  }
+
+  // Whatever was opened is closed again when the start fails half way.
+  let app: App | undefined;
+  let opsServer: Server | undefined;
+  const abandon = async () => {
+    await Promise.allSettled([
+      app ? within(1_000, app.stop(), () => new Error("stop timed out")) : undefined,
+      opsServer ? new Promise((r) => opsServer?.close(r)) : undefined,
+    ]);
+    await store.close();
+  };
+
+  try {
+    const identity = await verifyBotToken({
+      token: settings.botToken,
+      ...(settings.slackApiUrl ? { slackApiUrl: settings.slackApiUrl } : {}),
+      timeoutMs: left(),
+    });
+
+    const pd = config.pagerduty;
+    const routingKey = pd ? env[pd.routing_key_env] : undefined;
+    const apiToken = pd ? env[pd.api_token_env] : undefined;
+    const pager =
+      opts.adapters?.pager ??
+      (pd && routingKey && apiToken
+        ? new PagerDutyAdapter({ routingKey, apiToken, server: pd.server })
+        : noPagerDuty(pd ? `set ${pd.routing_key_env} and ${pd.api_token_env}` : "no pagerduty section in the config"));
+    const services = buildServices({
+      config,
+      store,
+      clock: systemClock,
+      ecs: opts.adapters?.ecs ?? new AwsEcs(),
+      metrics: opts.adapters?.metrics ?? new AwsCloudWatch(),
+      pager,
+      chat: new SlackChat(),
+      logger,
+    });
+
+    // Readiness: the database takes a write, the token still works (and Socket Mode is connected), the monitor runs.
+    let lastCycle: Date | null = null;
+    let draining = false;
+    const slack = { ok: true, detail: `auth.test ok: bot ${identity.botUserId}` };
+    const unsubscribe = onSlackError((method, code) => {
+      if (TOKEN_ERRORS.has(code))
+        Object.assign(slack, { ok: false, detail: `Slack refused the token (${code}) in ${method}` });
+    });
+    const checks: ReadinessChecks = {
+      databaseWritable: () => store.kv.set("ops.readyz", new Date().toISOString()),
+      slack: () => ({ ...slack }),
+      lastCycleAt: () => lastCycle,
+      monitorIntervalMs: config.monitor.interval,
+      startedAt,
+      draining: () => draining,
+    };
+    const http = settings.mode === "http";
+    const routes = opsRoutes({
+      readiness: () => readiness(checks),
+      // With METRICS_PORT in HTTP mode, /metrics is served there only, not on the port Slack (and anyone) reaches.
+      metrics: !(http && settings.metricsPort !== undefined),
+    });
+    const metricsOnly = opsRoutes({ readiness: () => readiness(checks), metrics: true });
+
+    const inFlight = new InFlight();
+    const jobs: Job[] = [];
+    app = createApp(services, {
+      botToken: settings.botToken,
+      transport: http
+        ? { kind: "http", signingSecret: settings.signingSecret as string, port: settings.port }
+        : { kind: "socket", appToken: settings.appToken as string },
+      ...(settings.slackApiUrl ? { slackApiUrl: settings.slackApiUrl } : {}),
+      // SLACK_API_URL in production is a proxy or a Slack-compatible server: retry as against Slack itself.
+      webApiRetries: 3,
+      // Jobs start only once the bot is connected: a failed start must not leave a monitor calling AWS.
+      scheduler: { add: (job) => jobs.push(job), stop: () => {} },
+      identity,
+      commands,
+      ...(opts.replayGuard ? { replayGuard: opts.replayGuard } : {}),
+      inFlight,
+      ...(http ? { opsRoutes: routes } : {}),
+      onMonitorCycle: (at) => {
+        lastCycle = at;
+      },
+      onSocketState: (connected, state) => {
+        if (!slack.ok && slack.detail.startsWith("Slack refused the token")) return;
+        Object.assign(slack, { ok: connected, detail: connected ? "Socket Mode connected" : `Socket Mode ${state}` });
+      },
+    });
+
+    let port: number | undefined;
+    if (http) {
+      const listen = { port: settings.port, ...(settings.host ? { host: settings.host } : {}) };
+      const server = (await within(left(), app.start(listen as never), () => new Error("listen timed out")).catch(
+        (err: unknown) => {
+          throw listenError(err, "PORT", settings.port);
+        },
+      )) as Server;
+      port = portOf(server);
+    } else {
+      await within(
+        left(),
+        app.start(),
+        () =>
+          new StartupError(
+            `Slack's Socket Mode did not connect within ${Math.round((opts.startTimeoutMs ?? START_TIMEOUT_MS) / 1000)} s`,
+            "check the network, proxy and firewall between deploybot and Slack, and that Socket Mode is on for the app",
+          ),
+      ).catch((err: unknown) => {
+        throw socketError(err);
+      });
+    }
+    if (settings.metricsPort !== undefined) {
+      const metricsPort = settings.metricsPort;
+      opsServer = await startOpsServer(metricsPort, metricsOnly, settings.host).catch((err: unknown) => {
+        throw listenError(err, "METRICS_PORT", metricsPort);
+      });
+    }
+
+    const cron = new CronScheduler(logger);
+    for (const job of jobs) cron.add(job);
+    logger.info(
+      {
+        mode: settings.mode,
+        bot: identity.botUserId,
+        commands: Object.values(commands),
+        ...(port !== undefined ? { port } : {}),
+        ...(opsServer ? { metricsPort: portOf(opsServer) } : {}),
+        tickMs: DEPLOYMENTS_TICK_MS,
+        monitorMs: config.monitor.interval,
+      },
+      http ? "deploybot is listening for Slack on /slack/events" : "deploybot is connected to Slack (Socket Mode)",
+    );
+
+    const started = app;
+    const grace = opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS;
+    let stopping: Promise<StopReport> | undefined;
+    const stop = (reason: string): Promise<StopReport> => {
+      stopping ??= (async () => {
+        const t0 = Date.now();
+        const until = t0 + grace;
+        const rest = () => Math.max(0, until - Date.now());
+        draining = true;
+        cron.stop();
+        // Stop taking requests first; then let what already arrived (and the job under way) finish.
+        await within(rest(), started.stop(), () => new Error("the receiver did not stop")).catch((err: unknown) =>
+          logger.warn({ err }, "the Slack receiver did not stop cleanly"),
+        );
+        let drained = await inFlight.idle(rest());
+        if (drained)
+          drained = await within(
+            rest(),
+            services.idle().then(() => true),
+            () => new Error(""),
+          ).catch(() => false);
+        if (opsServer) await new Promise((r) => opsServer?.close(r));
+        unsubscribe();
+        // Closing the last connection checkpoints the WAL into the database file.
+        await store.close();
+        const report = { reason, drained, ms: Date.now() - t0 };
+        logger.info(
+          { ...report, stillRunning: inFlight.size },
+          drained
+            ? `deploybot stopped on ${reason}: finished its work and closed the database`
+            : `deploybot stopped on ${reason}: gave up on ${inFlight.size} unfinished task(s) after ${grace / 1000} s; closed the database`,
+        );
+        return report;
+      })();
+      return stopping;
+    };
+    return {
+      identity,
+      ...(port !== undefined ? { port } : {}),
+      ...(opsServer ? { metricsPort: portOf(opsServer) } : {}),
+      stop,
+    };
+  } catch (err) {
+    await abandon();
+    throw err;
+  }
 }

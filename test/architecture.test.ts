@@ -15,6 +15,7 @@ const RANK: Record<string, number> = {
   logger: 0,
   "config/schema": 1,
   "config/schedule": 1,
+  "ops/metrics": 1,
   ports: 2,
   domain: 3,
   policies: 3,
@@ -24,6 +25,7 @@ const RANK: Record<string, number> = {
   adapters: 5,
   services: 5,
   commands: 6,
+  ops: 6,
   app: 7,
   server: 8,
   local: 8,
@@ -32,7 +34,7 @@ const RANK: Record<string, number> = {
 
 function layerOf(file: string): string {
   const p = relative(SRC, file).replace(/\.ts$/, "");
-  if (p.startsWith("config/")) return p;
+  if (p.startsWith("config/") || p === "ops/metrics") return p;
   return p.split("/")[0] as string;
 }
 

@@ -1,10 +1,13 @@
 import type { WebClient } from "@slack/web-api";
 import { DeploybotError, ErrorCode } from "../errors.js";
+import { recordSlackError } from "../ops/metrics.js";
 import type { ChatMessage, SlackPort } from "../ports.js";
 
 /** ChatPort on Slack's Web API: bound to the Bolt app's own client when the app is built. */
 export class SlackChat implements SlackPort {
   private webClient: WebClient | undefined;
+  /** Channel ids by "#name", learned from Slack's answers. */
+  private readonly channelIds = new Map<string, string>();
 
   bind(client: unknown): void {
     this.webClient = client as WebClient;
@@ -29,6 +32,7 @@ export class SlackChat implements SlackPort {
       return res.user?.id;
     } catch (err) {
       if ((err as { data?: { error?: string } }).data?.error === "users_not_found") return undefined;
+      recordSlackError("users.lookupByEmail", errorCodeOf(err), false);
       throw new DeploybotError(
         ErrorCode.SlackFailed,
         `Slack could not look up a user by email: ${(err as Error).message}`,
@@ -58,6 +62,7 @@ export class SlackChat implements SlackPort {
         ...(message.key ? { metadata: { event_type: METADATA_TYPE, event_payload: { key: message.key } } } : {}),
       }),
     );
+    if (channel.startsWith("#") && res.channel) this.channelIds.set(channel, res.channel);
     return { channel: res.channel as string, ts: res.ts as string };
   }
 
@@ -72,12 +77,47 @@ export class SlackChat implements SlackPort {
     );
   }
 
+  /** A channel's id: conversations.history wants one, while the config may name "#deploys". */
+  private async channelId(channel: string): Promise<string> {
+    if (!channel.startsWith("#")) return channel;
+    const known = this.channelIds.get(channel);
+    if (known) return known;
+    const name = channel.slice(1);
+    let cursor: string | undefined;
+    do {
+      const page = await this.call("conversations.list", () =>
+        this.client.conversations.list({
+          types: "public_channel,private_channel",
+          exclude_archived: true,
+          limit: 1000,
+          ...(cursor ? { cursor } : {}),
+        }),
+      );
+      for (const c of page.channels ?? []) if (c.name && c.id) this.channelIds.set(`#${c.name}`, c.id);
+      cursor = page.response_metadata?.next_cursor || undefined;
+    } while (cursor && !this.channelIds.has(channel));
+    const id = this.channelIds.get(channel);
+    if (!id)
+      throw new DeploybotError(
+        ErrorCode.SlackFailed,
+        `Slack has no channel ${channel} the bot can see: invite it or fix the config`,
+      );
+    return id;
+  }
+
   async find(channel: string, key: string, since: Date, threadTs?: string): Promise<string | undefined> {
     const oldest = String(Math.floor(since.getTime() / 1000) - 1);
+    const id = await this.channelId(channel);
     const res = await this.call(threadTs ? "conversations.replies" : "conversations.history", () =>
       threadTs
-        ? this.client.conversations.replies({ channel, ts: threadTs, oldest, include_all_metadata: true, limit: 200 })
-        : this.client.conversations.history({ channel, oldest, include_all_metadata: true, limit: 200 }),
+        ? this.client.conversations.replies({
+            channel: id,
+            ts: threadTs,
+            oldest,
+            include_all_metadata: true,
+            limit: 200,
+          })
+        : this.client.conversations.history({ channel: id, oldest, include_all_metadata: true, limit: 200 }),
     );
     const found = (res.messages ?? []).find(
       (m) =>
@@ -105,6 +145,7 @@ const TRANSIENT_PLATFORM_ERRORS = new Set(["internal_error", "fatal_error", "ser
  */
 export function slackError(what: string, err: unknown): DeploybotError {
   const e = err as { code?: string; retryAfter?: number; statusCode?: number; data?: { error?: string } };
+  recordSlackError(what, errorCodeOf(err), e.code === "slack_webapi_rate_limited_error" || e.statusCode === 429);
   if (e.code === "slack_webapi_rate_limited_error") {
     const retryAfterMs = (e.retryAfter ?? 30) * 1000;
     return new DeploybotError(
@@ -131,4 +172,13 @@ export function slackError(what: string, err: unknown): DeploybotError {
     `Slack refused ${what}: ${code}. Check the bot's scopes and that it can post in the channel.`,
     { cause: err, transient: TRANSIENT_PLATFORM_ERRORS.has(code) },
   );
+}
+
+/** A short code for a failed Web API call, for metrics: Slack's error, `ratelimited`, `http_503`, or `request_error`. */
+function errorCodeOf(err: unknown): string {
+  const e = err as { code?: string; statusCode?: number; data?: { error?: string } };
+  if (e.code === "slack_webapi_rate_limited_error") return "ratelimited";
+  if (e.code === "slack_webapi_http_error") return `http_${e.statusCode ?? 0}`;
+  if (e.code === "slack_webapi_request_error") return "request_error";
+  return e.data?.error ?? "unknown";
 }

@@ -2,22 +2,30 @@ import type { App, BlockButtonAction } from "@slack/bolt";
 import type { Services } from "../services/index.js";
 import { ACTION } from "../slack/actions.js";
 import { section } from "../slack/blocks.js";
+import { parseButtonId } from "./buttons.js";
+import { DEFAULT_COMMANDS } from "./names.js";
 import { parseDeploy, USAGE } from "./parse.js";
 import { afterAck, replyError } from "./reply.js";
-import { namesOf } from "./status.js";
+import { answerStatus, namesOf } from "./status.js";
 
-/** `/deploy` and its card's Approve / Reject buttons. */
-export function register(app: App, services: Services): void {
-  app.command("/deploy", async ({ command, ack, respond }) => {
+/** `/deploy` (with `/deploy status ...` as the status command) and its card's Approve / Reject buttons. */
+export function register(app: App, services: Services, name: string = DEFAULT_COMMANDS.deploy): void {
+  app.command(name, async ({ command, ack, respond }) => {
     await ack();
     await afterAck();
+    const status = /^\s*status(?:\s+|$)(.*)$/is.exec(command.text);
+    if (status) {
+      await answerStatus(status[1] ?? "", `${name} status`, services, respond);
+      return;
+    }
     try {
       const cmd = parseDeploy(command.text, namesOf(services));
       if (cmd.kind === "help") {
+        const usage = `${USAGE.deploy}\nWhat runs where: \`${name} status [SERVICE [ENV]]\`, \`${name} status help\`.`;
         await respond({
           response_type: "ephemeral",
-          text: `Deploy\n${USAGE.deploy}`,
-          blocks: [section(`*Deploy*\n${USAGE.deploy}`)],
+          text: `Deploy\n${usage}`,
+          blocks: [section(`*Deploy*\n${usage}`)],
         });
         return;
       }
@@ -38,8 +46,8 @@ export function register(app: App, services: Services): void {
     app.action<BlockButtonAction>(actionId, async ({ ack, action, body, respond }) => {
       await ack();
       try {
-        const id = Number(action.value);
-        const refusal = Number.isInteger(id) ? await run(id, body.user.id) : "That button does not name a deploy.";
+        const id = parseButtonId(action.value);
+        const refusal = id !== undefined ? await run(id, body.user.id) : "That button does not name a deploy.";
         if (refusal) await respond({ response_type: "ephemeral", replace_original: false, text: refusal });
       } catch (err) {
         await replyError(respond, err, services.logger);

@@ -1,16 +1,16 @@
 import type { App, BlockButtonAction } from "@slack/bolt";
-import { CommandError } from "../errors.js";
 import type { Services } from "../services/index.js";
-import type { RollbackPlan } from "../services/rollbacks.js";
 import { ACTION } from "../slack/actions.js";
 import { actions, context, section } from "../slack/blocks.js";
+import { parseRollbackPlan } from "./buttons.js";
+import { DEFAULT_COMMANDS } from "./names.js";
 import { parseRollback, USAGE } from "./parse.js";
 import { afterAck, replyError } from "./reply.js";
 import { namesOf } from "./status.js";
 
 /** `/rollback`: authority now, a confirmation with Roll back / Cancel, authority again at the click. */
-export function register(app: App, services: Services): void {
-  app.command("/rollback", async ({ command, ack, respond }) => {
+export function register(app: App, services: Services, name: string = DEFAULT_COMMANDS.rollback): void {
+  app.command(name, async ({ command, ack, respond }) => {
     await ack();
     await afterAck();
     try {
@@ -59,7 +59,7 @@ export function register(app: App, services: Services): void {
   app.action<BlockButtonAction>(ACTION.rollbackConfirm, async ({ ack, action, body, respond }) => {
     await ack();
     try {
-      const asked = readPlan(action.value, services);
+      const asked = parseRollbackPlan(action.value, services.config);
       const person = services.people.bySlackId(body.user.id);
       // The plan is derived again now, from the store and ECS, with authority checked again: the button
       // only says which service, environment and version were confirmed, and a forged value gains nothing.
@@ -93,26 +93,4 @@ export function register(app: App, services: Services): void {
     await ack();
     await respond({ response_type: "ephemeral", replace_original: true, text: "Rollback cancelled; nothing changed." });
   });
-}
-
-/** The plan carried by the button, validated against the config (a forged value changes nothing). */
-function readPlan(value: string | undefined, services: Services): RollbackPlan {
-  let plan: RollbackPlan;
-  try {
-    plan = JSON.parse(value ?? "") as RollbackPlan;
-  } catch {
-    throw new CommandError("That button does not carry a rollback; run /rollback again.");
-  }
-  const severities = [null, "P0", "P1", "P2", "P3"];
-  if (
-    !services.config.services[plan.service]?.environments[plan.environment] ||
-    typeof plan.toVersion !== "string" ||
-    !severities.includes(plan.severity ?? null) ||
-    (plan.reason !== null && (typeof plan.reason !== "string" || plan.reason.length > 500))
-  ) {
-    throw new CommandError(
-      "That rollback names a service or environment deploybot does not know; run /rollback again.",
-    );
-  }
-  return plan;
 }

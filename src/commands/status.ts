@@ -1,38 +1,59 @@
-import type { App } from "@slack/bolt";
+import type { App, RespondFn } from "@slack/bolt";
 import { formatLocal, formatRelative } from "../clock.js";
 import type { Deployment } from "../domain/deployment.js";
+import { CommandError } from "../errors.js";
 import type { Services } from "../services/index.js";
 import type { EnvironmentCalendar, TargetStatus } from "../services/status.js";
-import { type Block, context, divider, header, section } from "../slack/blocks.js";
+import { type Block, context, divider, escapeMrkdwn, header, mention, section } from "../slack/blocks.js";
+import { DEFAULT_COMMANDS } from "./names.js";
 import { type Names, parseStatus, USAGE } from "./parse.js";
 import { afterAck, replyError } from "./reply.js";
 
-/** `/status`: what runs where, what is in flight, and what the calendar allows. */
-export function register(app: App, services: Services): void {
-  app.command("/status", async ({ command, ack, respond }) => {
+/**
+ * The status command (Slack reserves `/status`, so its name is configurable, `/deploy-status` by default): what
+ * runs where, what is in flight, and what the calendar allows.
+ */
+export function register(app: App, services: Services, name: string = DEFAULT_COMMANDS.status): void {
+  app.command(name, async ({ command, ack, respond }) => {
     await ack();
     await afterAck();
-    try {
-      const parsed = parseStatus(command.text, namesOf(services));
-      const blocks = await render(parsed, services);
-      await respond({ response_type: "ephemeral", text: plainSummary(blocks), blocks });
-    } catch (err) {
-      await replyError(respond, err, services.logger);
-    }
+    await answerStatus(command.text, name, services, respond);
   });
-  registerHome(app, services);
+  registerHome(app, services, name);
+}
+
+/** Answers a status request typed as `invokedAs` (`/deploy-status`, `/deploy status`) with an ephemeral reply. */
+export async function answerStatus(
+  text: string,
+  invokedAs: string,
+  services: Services,
+  respond: RespondFn,
+): Promise<void> {
+  // The parser and its usage text say `/status`; users see the name they can actually type.
+  const named = (s: string) => s.replaceAll("`/status", `\`${invokedAs}`);
+  try {
+    const parsed = parseStatus(text, namesOf(services));
+    const blocks = await render(parsed, services, invokedAs);
+    await respond({ response_type: "ephemeral", text: plainSummary(blocks), blocks });
+  } catch (err) {
+    await replyError(
+      respond,
+      err instanceof CommandError ? new CommandError(named(err.message)) : err,
+      services.logger,
+    );
+  }
 }
 
 /** App Home: the same overview as `/status`, refreshed whenever someone opens the tab. */
-function registerHome(app: App, services: Services): void {
+function registerHome(app: App, services: Services, name: string): void {
   app.event("app_home_opened", async ({ event, client }) => {
     if (event.tab !== "home") return;
     try {
       const now = services.clock.now();
       const blocks = [
         header("deploybot"),
-        ...(await services.status.overview()).flatMap((s) => targetBlocks(s, now)),
-        ...footer(now),
+        ...(await services.status.overview()).flatMap((s) => targetBlocks(s, now, services)),
+        ...footer(now, name),
       ];
       await client.views.publish({ user_id: event.user, view: { type: "home", blocks: blocks as never } });
     } catch (err) {
@@ -50,36 +71,36 @@ export function namesOf(services: Services): Names {
   };
 }
 
-async function render(cmd: ReturnType<typeof parseStatus>, services: Services): Promise<Block[]> {
+async function render(cmd: ReturnType<typeof parseStatus>, services: Services, invokedAs: string): Promise<Block[]> {
   const now = services.clock.now();
   switch (cmd.kind) {
     case "help":
-      return [section(`*Status*\n${USAGE.status}`)];
+      return [section(`*Status*\n${USAGE.status.replaceAll("`/status", `\`${invokedAs}`)}`)];
     case "overview":
       return [
         header("deploybot status"),
-        ...(await services.status.overview()).flatMap((s) => targetBlocks(s, now)),
-        ...footer(now),
+        ...(await services.status.overview()).flatMap((s) => targetBlocks(s, now, services)),
+        ...footer(now, invokedAs),
       ];
     case "service":
       return [
         header(`${cmd.service}`),
-        ...(await services.status.service(cmd.service)).flatMap((s) => targetBlocks(s, now)),
-        ...footer(now),
+        ...(await services.status.service(cmd.service)).flatMap((s) => targetBlocks(s, now, services)),
+        ...footer(now, invokedAs),
       ];
     case "target": {
       const s = await services.status.one(cmd.service, cmd.environment);
       const recent = await services.status.history(cmd.service, cmd.environment, 5);
       return [
         header(`${cmd.service} · ${cmd.environment}`),
-        ...targetBlocks(s, now),
-        ...historyBlocks(recent, s.timeZone, now),
+        ...targetBlocks(s, now, services),
+        ...historyBlocks(recent, s.timeZone, now, services),
       ];
     }
     case "history": {
       const list = await services.status.history(cmd.service, cmd.environment, 15);
       const tz = services.config.environments[cmd.environment]?.timezone ?? services.config.timezone;
-      return [header(`History · ${cmd.service} · ${cmd.environment}`), ...historyBlocks(list, tz, now, true)];
+      return [header(`History · ${cmd.service} · ${cmd.environment}`), ...historyBlocks(list, tz, now, services, true)];
     }
     case "freezes":
       return [
@@ -94,14 +115,17 @@ const when = (at: Date, tz: string, now: Date): string => {
   return `${formatLocal(at, tz)} (${delta >= 0 ? `in ${formatRelative(delta)}` : `${formatRelative(-delta)} ago`})`;
 };
 
-function targetBlocks(s: TargetStatus, now: Date): Block[] {
+/** A mention Slack resolves: the config name's Slack id (a name not in the config is already a Slack id). */
+const who = (name: string, services: Services): string => mention(services.people.slackIdOf(name));
+
+function targetBlocks(s: TargetStatus, now: Date, services: Services): Block[] {
   const version = s.version ? `\`${s.version}\`` : "_unknown_";
   const tasks = s.running !== null ? `tasks ${s.running}/${s.desired}` : `ECS unavailable: ${s.ecsError}`;
   const flight = s.inFlight
-    ? `#${s.inFlight.id} ${s.inFlight.kind} \`${s.inFlight.version}\` *${s.inFlight.status.replace(/_/g, " ")}*${progressText(s.inFlight)} by <@${s.inFlight.requestedBy}>`
+    ? `#${s.inFlight.id} ${s.inFlight.kind} \`${s.inFlight.version}\` *${s.inFlight.status.replace(/_/g, " ")}*${progressText(s.inFlight)} by ${who(s.inFlight.requestedBy, services)}`
     : "nothing in flight";
   const lock = s.lock
-    ? `:lock: locked by #${s.lock.deploymentId} (<@${s.lock.holder}>) since ${when(new Date(s.lock.since), s.timeZone, now)}`
+    ? `:lock: locked by #${s.lock.deploymentId} (${who(s.lock.holder, services)}) since ${when(new Date(s.lock.since), s.timeZone, now)}`
     : ":unlock: unlocked";
   const cal = s.calendar.open ? ":large_green_circle: open for deploys" : `:no_entry: ${s.calendar.reasons.join(" ")}`;
   const incidents = s.incidents.length
@@ -119,12 +143,12 @@ function progressText(d: Deployment): string {
   return `${tasks}${p.detail ? ` ${p.detail}` : ""}`;
 }
 
-function historyBlocks(list: Deployment[], tz: string, now: Date, full = false): Block[] {
+function historyBlocks(list: Deployment[], tz: string, now: Date, services: Services, full = false): Block[] {
   if (list.length === 0) return [context(full ? "No deployments recorded yet." : "No deployments recorded yet.")];
   const lines = list.map(
     (d) =>
-      `#${d.id} ${when(new Date(d.createdAt), tz, now)} · ${d.kind} \`${d.version}\` · *${d.status.replace(/_/g, " ")}* · <@${d.requestedBy}>${
-        d.reason ? ` · “${d.reason}”` : ""
+      `#${d.id} ${when(new Date(d.createdAt), tz, now)} · ${d.kind} \`${d.version}\` · *${d.status.replace(/_/g, " ")}* · ${who(d.requestedBy, services)}${
+        d.reason ? ` · “${escapeMrkdwn(d.reason)}”` : ""
       }`,
   );
   return [divider(), section(`*Recent*\n${lines.join("\n")}`)];
@@ -149,8 +173,8 @@ function calendarBlocks(c: EnvironmentCalendar, now: Date): Block[] {
   return [section(`*${c.environment}* (${c.timeZone})\n${active}\n${next}\n${window}`)];
 }
 
-function footer(now: Date): Block[] {
-  return [context(`As of ${now.toISOString().replace(/\.\d+Z$/, "Z")} · \`/status help\` for more`)];
+function footer(now: Date, invokedAs: string): Block[] {
+  return [context(`As of ${now.toISOString().replace(/\.\d+Z$/, "Z")} · \`${invokedAs} help\` for more`)];
 }
 
 /** A text fallback for notifications and screen readers: the blocks' text without markup. */

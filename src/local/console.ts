@@ -1,5 +1,7 @@
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import type { App } from "@slack/bolt";
 import type { Logger } from "pino";
@@ -10,11 +12,13 @@ import { type SimEvent, SimWorld, simFileFor } from "../adapters/sim/world.js";
 import { SlackChat } from "../adapters/slack.js";
 import { createApp } from "../app.js";
 import { ManualClock, parseDuration } from "../clock.js";
+import { type CommandNames, DEFAULT_COMMANDS } from "../commands/names.js";
 import { namesOf } from "../commands/status.js";
 import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { findTarget } from "../domain/targets.js";
 import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
+import { verifyBotToken } from "../ops/slack-auth.js";
 import { buildServices, type Services } from "../services/index.js";
 import { SimScheduler } from "../services/scheduler.js";
 import { Store } from "../store/index.js";
@@ -58,6 +62,8 @@ export interface ConsoleOptions {
   echo?: (line: string, who: string, channel: string, at: Date) => void;
   /** What "the bot dies" means after a `:crash-after` call; default kill() (the CLI sends itself SIGKILL). */
   onCrash?: () => void;
+  /** The Slack-facing command names the app registers (`/status` is accepted for the status one too). */
+  commands?: CommandNames;
 }
 
 /**
@@ -78,6 +84,9 @@ export class LocalConsole {
   private channel: string;
   private quitting = false;
   private killed = false;
+  /** Each command and click gets its own trigger_id, as in Slack: the app ignores a repeated one as a replay. */
+  private triggers = 0;
+  private readonly commands: CommandNames;
 
   constructor(private readonly options: ConsoleOptions) {
     this.config = loadConfig(options.configFile);
@@ -119,6 +128,7 @@ export class LocalConsole {
       () => this.services.idle(),
       (job, err) => this.error(`scheduled job ${job} failed: ${asDeploybotError(err).message}`),
     );
+    this.commands = options.commands ?? DEFAULT_COMMANDS;
     this.user = Object.keys(this.config.users)[0] as string;
     this.channel = this.config.channels.deploys;
     this.slack.onRecord((r) => this.emit(this.fromSlack(r)));
@@ -127,11 +137,16 @@ export class LocalConsole {
 
   async start(): Promise<void> {
     await this.slack.start();
+    const botToken = "xoxb-local-console";
+    // As in Slack: one auth.test at start, never one per request.
+    const identity = await verifyBotToken({ token: botToken, slackApiUrl: this.slack.apiUrl, timeoutMs: 5_000 });
     this.app = createApp(this.services, {
-      botToken: "xoxb-local-console",
+      botToken,
       transport: { kind: "receiver", receiver: this.receiver },
       slackApiUrl: this.slack.apiUrl,
       scheduler: this.scheduler,
+      identity,
+      commands: this.commands,
     });
     await this.app.start();
   }
@@ -182,10 +197,14 @@ export class LocalConsole {
     return `${this.user} in ${this.channel}> `;
   }
 
-  /** Runs one script or prompt line; bad lines produce an `error` event and change nothing. */
-  async run(line: string): Promise<void> {
+  /**
+   * Runs one script or prompt line; a bad line produces an `error` event, changes nothing, and its message is
+   * what the returned promise resolves to (undefined for a line that ran).
+   */
+  async run(line: string): Promise<string | undefined> {
     const text = line.trim();
-    if (this.killed || text === "" || text.startsWith("#")) return;
+    if (this.killed || text === "" || text.startsWith("#")) return undefined;
+    let failed: string | undefined;
     this.options.echo?.(text, this.user, this.channel, this.clock.now());
     try {
       if (text.startsWith("/")) await this.slash(text);
@@ -195,10 +214,12 @@ export class LocalConsole {
           `"${text.slice(0, 40)}" is neither a slash command (/deploy, /rollback, /status) nor a directive (${DIRECTIVES})`,
         );
     } catch (err) {
-      this.error(asDeploybotError(err).message);
+      failed = asDeploybotError(err).message;
+      this.error(failed);
     }
     await this.services.idle();
     this.world.save();
+    return failed;
   }
 
   private error(text: string): void {
@@ -212,9 +233,22 @@ export class LocalConsole {
   }
 
   private async slash(text: string): Promise<void> {
-    const [command, ...rest] = text.split(/\s+/);
-    if (!["/deploy", "/rollback", "/status"].includes(command as string)) {
-      throw new Error(`unknown command ${command}: deploybot answers /deploy, /rollback and /status`);
+    const [typed, ...rest] = text.split(/\s+/);
+    const { deploy, rollback, status } = this.commands;
+    // The console accepts the familiar names and the configured ones, and sends what Slack would: the configured.
+    const aliases: Record<string, string> = {
+      "/deploy": deploy,
+      "/rollback": rollback,
+      "/status": status,
+      [deploy]: deploy,
+      [rollback]: rollback,
+      [status]: status,
+    };
+    const command = Object.hasOwn(aliases, typed as string) ? aliases[typed as string] : undefined;
+    if (!command) {
+      throw new Error(
+        `unknown command ${typed}: deploybot answers /deploy, /rollback and /status${status !== "/status" ? ` (or ${status})` : ""}`,
+      );
     }
     const user = this.slackUser();
     const channelId = this.slack.channelId(this.channel);
@@ -227,11 +261,11 @@ export class LocalConsole {
       user_id: user.id,
       user_name: user.name,
       command,
-      text: text.slice((command as string).length).trim(),
+      text: text.slice((typed as string).length).trim(),
       api_app_id: "A0DEPLOYBOT",
       is_enterprise_install: "false",
       response_url: this.slack.responseUrl(channelId, user.id),
-      trigger_id: `${Date.now()}.local`,
+      trigger_id: this.nextTrigger(),
     };
     void rest;
     const { acked, response } = await this.receiver.dispatch(body);
@@ -318,6 +352,10 @@ export class LocalConsole {
     }
   }
 
+  private nextTrigger(): string {
+    return `${Date.now()}.${++this.triggers}.${randomBytes(4).toString("hex")}.local`;
+  }
+
   private target(service: string, environment: string) {
     const t = findTarget(this.config, service, environment);
     if (!t) {
@@ -347,7 +385,7 @@ export class LocalConsole {
         channel_id: message.channelId,
         is_ephemeral: Boolean(message.ephemeralFor),
       },
-      trigger_id: `${Date.now()}.local`,
+      trigger_id: this.nextTrigger(),
       channel: { id: message.channelId, name: message.channel.replace(/^#/, "") },
       ...(message.ephemeralFor
         ? {}
@@ -434,32 +472,83 @@ export function formatEvent(e: ConsoleEvent, timeZone: string): string {
   }
 }
 
+/** Where the interactive console keeps its history: DEPLOYBOT_HISTORY, else ~/.deploybot_history ("" for none). */
+export function historyFile(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const set = env.DEPLOYBOT_HISTORY;
+  if (set !== undefined) return set.trim() || undefined;
+  return join(homedir(), ".deploybot_history");
+}
+
+function loadHistory(file: string | undefined): string[] {
+  if (!file) return [];
+  try {
+    // readline wants the newest first; the file keeps them oldest first, like a shell's.
+    return readFileSync(file, "utf8").split("\n").filter(Boolean).reverse().slice(0, HISTORY_SIZE);
+  } catch {
+    return [];
+  }
+}
+
+function saveHistory(file: string | undefined, newestFirst: string[]): void {
+  if (!file) return;
+  try {
+    writeFileSync(file, `${[...newestFirst].reverse().join("\n")}\n`, { mode: 0o600 });
+  } catch {
+    // History is a convenience: a read-only home must not stop the console.
+  }
+}
+
+const HISTORY_SIZE = 1000;
+
+export interface RunConsoleOptions extends Omit<ConsoleOptions, "emit" | "echo"> {
+  /** The script's text; without it, lines come from `input`. */
+  script?: string;
+  json: boolean;
+  /** Leave the AWS calls out of the output. */
+  quiet?: boolean;
+  /** A person types at a terminal: show a prompt, echo, keep history. */
+  interactive: boolean;
+  input?: NodeJS.ReadableStream;
+  output?: NodeJS.WritableStream;
+  /** The interactive history file (default: historyFile()); false for none. */
+  history?: string | false;
+}
+
+/** How a console run ended: `failedLine` is the first script line that failed (the run stops there). */
+export interface ConsoleResult {
+  failedLine?: { number: number; message: string };
+}
+
 /** Runs the console on a script or on stdin until :quit or end of input. */
-export async function runConsole(
-  opts: Omit<ConsoleOptions, "emit" | "echo"> & { script?: string; json: boolean; interactive: boolean },
-): Promise<void> {
+export async function runConsole(opts: RunConsoleOptions): Promise<ConsoleResult> {
   let tz = "UTC";
-  const out = (s: string) => process.stdout.write(`${s}\n`);
+  const output = opts.output ?? process.stdout;
+  const out = (s: string) => output.write(`${s}\n`);
+  const { script, json, quiet, interactive, input, history, output: _output, ...options } = opts;
   const con = new LocalConsole({
-    ...opts,
-    emit: (e) => out(opts.json ? JSON.stringify(e) : formatEvent(e, tz)),
+    ...options,
+    emit: (e) => {
+      if (quiet && e.kind === "aws") return;
+      out(json ? JSON.stringify(e) : formatEvent(e, tz));
+    },
     // A kill -9 right after the call: nothing flushed, nothing closed, exit status 137.
     onCrash: () => process.kill(process.pid, "SIGKILL"),
-    echo: opts.json
-      ? undefined
-      : (line, who, channel) => (opts.interactive ? undefined : out(`${who} in ${channel}> ${line}`)),
+    // At a terminal, readline shows what was typed; a script's lines are echoed with the prompt.
+    echo: json || interactive ? undefined : (line, who, channel) => out(`${who} in ${channel}> ${line}`),
   });
   tz = con.config.timezone;
   await con.start();
   try {
-    if (opts.script !== undefined) {
-      for (const line of opts.script.split(/\r?\n/)) {
-        await con.run(line);
+    if (script !== undefined) {
+      const lines = script.split(/\r?\n/);
+      for (const [i, line] of lines.entries()) {
+        const failed = await con.run(line);
+        if (failed !== undefined) return { failedLine: { number: i + 1, message: failed } };
         if (con.done) break;
       }
-      return;
+      return {};
     }
-    if (opts.interactive && !opts.json) {
+    if (interactive && !json) {
       out(
         "deploybot local console: simulated ECS, CloudWatch and PagerDuty; type /status, /deploy help, :as NAME, :advance 5m, :quit",
       );
@@ -467,16 +556,27 @@ export async function runConsole(
         "To connect a real workspace, create the app from manifest.yml and set SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP); see README.md.",
       );
     }
-    const rl = createInterface({ input: process.stdin, terminal: opts.interactive });
-    rl.setPrompt(con.prompt);
-    if (opts.interactive) rl.prompt();
+    const file = interactive && history !== false ? (history ?? historyFile()) : undefined;
+    const rl = createInterface({
+      input: input ?? process.stdin,
+      ...(interactive ? { output, terminal: true, history: loadHistory(file), historySize: HISTORY_SIZE } : {}),
+      removeHistoryDuplicates: true,
+      prompt: con.prompt,
+    });
+    if (interactive) {
+      rl.on("history", (h: string[]) => saveHistory(file, h));
+      // Ctrl-C at the prompt leaves the console as :quit does.
+      rl.on("SIGINT", () => rl.close());
+      rl.prompt();
+    }
     for await (const line of rl) {
       await con.run(line);
       if (con.done) break;
       rl.setPrompt(con.prompt);
-      if (opts.interactive) rl.prompt();
+      if (interactive) rl.prompt();
     }
     rl.close();
+    return {};
   } finally {
     await con.stop();
   }

@@ -38,7 +38,8 @@ export function renderBlocks(blocks: Block[], userName?: (id: string) => string)
       case "section": {
         if (b.text) lines.push(t(b.text as TextObj));
         const fs = (b.fields as TextObj[] | undefined) ?? [];
-        if (fs.length) lines.push(fs.map((f) => t(f)).join("  |  "));
+        // Slack lays fields out as a grid, label above value; one line per block reads better in a terminal.
+        if (fs.length) lines.push(fs.map((f) => t(f).replace(/\n/g, " ")).join("  |  "));
         break;
       }
       case "context":

@@ -294,6 +294,14 @@ export class SlackLikeServer {
             }
           : { ok: false, error: "message_not_found" };
       }
+      case "conversations.list": {
+        const names = [this.config.channels.deploys, this.config.channels.incidents, "#general"];
+        return {
+          ok: true,
+          channels: [...new Set(names)].map((n) => ({ id: this.channelId(n), name: n.replace(/^#/, "") })),
+          response_metadata: { next_cursor: "" },
+        };
+      }
       case "conversations.history": {
         if (!args.channel) return { ok: false, error: "channel_not_found" };
         const channelId = this.channelId(String(args.channel));

@@ -1,6 +1,7 @@
 import cron from "node-cron";
 import type { Logger } from "pino";
 import type { ManualClock } from "../clock.js";
+import { cronEvery, SCHEDULABLE_INTERVALS } from "../config/schedule.js";
 
 /** A job deploybot runs on a fixed interval: following deployments, expiring approvals, the monitor. */
 export interface Job {
@@ -15,16 +16,11 @@ export interface Scheduler {
   stop(): void;
 }
 
-/** A cron expression firing every `ms`, which must divide a minute (in seconds) or an hour (in minutes). */
+/** A cron expression firing every `ms` (the config loader already refused an interval cron cannot keep). */
 export function cronFor(ms: number): string {
-  const s = ms / 1000;
-  if (Number.isInteger(s) && s > 0 && s < 60 && 60 % s === 0) return `*/${s} * * * * *`;
-  const m = s / 60;
-  if (Number.isInteger(m) && m > 0 && m < 60 && 60 % m === 0) return `0 */${m} * * * *`;
-  if (m === 60) return "0 0 * * * *";
-  throw new Error(
-    `an interval of ${s} s cannot be scheduled: use one that divides a minute or an hour (15s, 30s, 1m, 5m...)`,
-  );
+  const expression = cronEvery(ms);
+  if (!expression) throw new Error(`an interval of ${ms / 1000} s cannot be scheduled: use ${SCHEDULABLE_INTERVALS}`);
+  return expression;
 }
 
 /** Runs jobs with node-cron; a run still going when the next is due is skipped, never doubled. */

@@ -73,7 +73,7 @@ afterEach(async () => {
 });
 
 /** A slash command body as Slack sends it: form-encoded, with a response_url on the Slack-like server. */
-function slashBody(command: string, text: string): string {
+function slashBody(command: string, text: string, trigger = `${Date.now()}.${Math.random()}`): string {
   return new URLSearchParams({
     token: "verification-token-unused",
     team_id: "T0LOCAL",
@@ -85,7 +85,7 @@ function slashBody(command: string, text: string): string {
     command,
     text,
     response_url: h.slack.responseUrl(DEPLOYS, ALICE),
-    trigger_id: "13345224609.738474920.8088930838d88f008e0",
+    trigger_id: trigger,
     api_app_id: "A0DEPLOYBOT",
   }).toString();
 }
@@ -94,12 +94,15 @@ const sign = (body: string, ts: number, secret = SECRET) =>
   `v0=${createHmac("sha256", secret).update(`v0:${ts}:${body}`).digest("hex")}`;
 
 /** POSTs to /slack/events with Slack's signature headers; `ts` and `signature` may be overridden to forge. */
-async function post(body: string, opts: { ts?: number; signature?: string } = {}): Promise<Response> {
+async function post(
+  body: string,
+  opts: { ts?: number; signature?: string; contentType?: string } = {},
+): Promise<Response> {
   const ts = opts.ts ?? Math.floor(Date.now() / 1000);
   return fetch(`${h.base}/slack/events`, {
     method: "POST",
     headers: {
-      "content-type": "application/x-www-form-urlencoded",
+      "content-type": opts.contentType ?? "application/x-www-form-urlencoded",
       "x-slack-request-timestamp": String(ts),
       "x-slack-signature": opts.signature ?? sign(body, ts),
     },
@@ -121,7 +124,7 @@ async function records(count: number, timeoutMs = 5_000): Promise<SlackRecord[]>
 
 describe("the Bolt app over HTTP, as Slack calls it", () => {
   it("acks a signed /status with 200 and answers alice on the response_url with every service in production", async () => {
-    const res = await post(slashBody("/status", ""));
+    const res = await post(slashBody("/deploy-status", ""));
     expect(res.status).toBe(200);
 
     const [reply, ...more] = await records(1);
@@ -132,7 +135,7 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
   });
 
   it("answers /status wbe with the parse error and says Did you mean `web`", async () => {
-    const res = await post(slashBody("/status", "wbe"));
+    const res = await post(slashBody("/deploy-status", "wbe"));
     expect(res.status).toBe(200);
 
     const [reply] = await records(1);
@@ -143,13 +146,13 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
   });
 
   it("rejects a request signed with another secret with 401, and nothing reaches Slack", async () => {
-    const forged = slashBody("/status", "");
+    const forged = slashBody("/deploy-status", "");
     const ts = Math.floor(Date.now() / 1000);
     const res = await post(forged, { ts, signature: sign(forged, ts, "not-the-secret") });
     expect(res.status).toBe(401);
 
     // A good request afterwards is answered; only its reply is recorded.
-    expect((await post(slashBody("/status", "web"))).status).toBe(200);
+    expect((await post(slashBody("/deploy-status", "web"))).status).toBe(200);
     const all = await records(1);
     await h.services.idle();
     expect(all).toHaveLength(1);
@@ -158,27 +161,29 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
 
   it("rejects a body changed after signing with 401", async () => {
     const ts = Math.floor(Date.now() / 1000);
-    const signed = slashBody("/status", "");
+    const signed = slashBody("/deploy-status", "");
     const res = await post(signed.replace("text=", "text=web"), { ts, signature: sign(signed, ts) });
     expect(res.status).toBe(401);
     expect(h.slack.records).toEqual([]);
   });
 
   it("rejects a correctly signed request whose timestamp is 10 minutes old with 401", async () => {
-    const res = await post(slashBody("/status", ""), { ts: Math.floor(Date.now() / 1000) - 600 });
+    const res = await post(slashBody("/deploy-status", ""), { ts: Math.floor(Date.now() / 1000) - 600 });
     expect(res.status).toBe(401);
 
-    expect((await post(slashBody("/status", "api"))).status).toBe(200);
+    expect((await post(slashBody("/deploy-status", "api"))).status).toBe(200);
     const all = await records(1);
     expect(all).toHaveLength(1);
     expect(all[0]?.text).toContain("api");
   });
 
   it("rejects a correctly signed request stamped 10 minutes in the future with 401 (Bolt alone would accept it)", async () => {
-    const res = await post(slashBody("/status", ""), { ts: Math.floor(Date.now() / 1000) + 600 });
+    const res = await post(slashBody("/deploy-status", ""), { ts: Math.floor(Date.now() / 1000) + 600 });
     expect(res.status).toBe(401);
 
-    expect((await post(slashBody("/status", "web"), { ts: Math.floor(Date.now() / 1000) + 60 })).status).toBe(200);
+    expect((await post(slashBody("/deploy-status", "web"), { ts: Math.floor(Date.now() / 1000) + 60 })).status).toBe(
+      200,
+    );
     const all = await records(1);
     expect(all).toHaveLength(1);
   });
@@ -187,7 +192,7 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
     const res = await fetch(`${h.base}/slack/events`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: slashBody("/status", ""),
+      body: slashBody("/deploy-status", ""),
     });
     expect(res.status).toBe(401);
     expect(h.slack.records).toEqual([]);
@@ -197,5 +202,107 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
     const res = await fetch(`${h.base}/healthz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ok: true });
+  });
+
+  it("answers HEAD /healthz with 200 and no body", async () => {
+    const res = await fetch(`${h.base}/healthz`, { method: "HEAD" });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("");
+  });
+});
+
+/** A click on a button, as Slack posts it: form-encoded `payload` JSON. */
+function clickBody(
+  userId: string,
+  actionId: string,
+  value: string,
+  trigger = `${Date.now()}.${Math.random()}`,
+): string {
+  return new URLSearchParams({
+    payload: JSON.stringify({
+      type: "block_actions",
+      team: { id: "T0LOCAL", domain: "local" },
+      user: { id: userId, username: "bob", team_id: "T0LOCAL" },
+      api_app_id: "A0DEPLOYBOT",
+      token: "unused",
+      trigger_id: trigger,
+      container: { type: "message", message_ts: "1.000001", channel_id: DEPLOYS },
+      channel: { id: DEPLOYS, name: "deploys" },
+      response_url: h.slack.responseUrl(DEPLOYS, userId),
+      actions: [{ type: "button", action_id: actionId, block_id: "b", value, action_ts: "1" }],
+    }),
+  }).toString();
+}
+
+const BOB = "U0BOB0001";
+
+async function settle(): Promise<void> {
+  // Listeners run after the ack; the in-memory store shows their effect once the Slack traffic has stopped.
+  let seen = -1;
+  while (seen !== h.slack.records.length) {
+    seen = h.slack.records.length;
+    await new Promise((r) => setTimeout(r, 50));
+    await h.services.idle();
+  }
+}
+
+describe("replays and button values", () => {
+  it("creates one deployment when the same signed /deploy is sent three times, and acks every send", async () => {
+    const body = slashBody("/deploy", "web v1.4.2 to production", "1.same-trigger");
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await post(body)).status);
+    await settle();
+    expect(statuses).toEqual([200, 200, 200]);
+    expect(await h.store.deployments.history("web", "production", 10)).toHaveLength(1);
+  });
+
+  it("acts once on a replayed click", async () => {
+    expect((await post(slashBody("/deploy", "web v1.4.2 to production"))).status).toBe(200);
+    await settle();
+    const click = clickBody(BOB, "deploy_reject", "1", "2.same-click");
+    for (let i = 0; i < 2; i++) expect((await post(click)).status).toBe(200);
+    await settle();
+    const refusals = h.slack.records.filter((r) => r.kind === "ephemeral" && r.user === "bob");
+    expect(refusals).toEqual([]);
+    expect((await h.store.deployments.get(1))?.status).toBe("rejected");
+    expect((await h.store.audit.list({ deploymentId: 1 })).filter((a) => a.action.includes("reject"))).toHaveLength(1);
+  });
+
+  it.each(["1e0", " 1", "01", "1.0", "+1", "0x1", "", "1 ", "99999999999"])(
+    "refuses the button value %j and approves nothing",
+    async (value) => {
+      expect((await post(slashBody("/deploy", "web v1.4.2 to production"))).status).toBe(200);
+      await settle();
+      expect((await post(clickBody(BOB, "deploy_approve", value))).status).toBe(200);
+      await settle();
+      expect((await h.store.deployments.get(1))?.status).toBe("awaiting_approval");
+      const reply = h.slack.records.filter((r) => r.kind === "ephemeral" && r.user === "bob");
+      expect(reply.map((r) => r.text)).toEqual(["That button does not name a deploy."]);
+    },
+  );
+
+  it("approves with the value deploybot wrote", async () => {
+    expect((await post(slashBody("/deploy", "web v1.4.2 to production"))).status).toBe(200);
+    await settle();
+    expect((await post(clickBody(BOB, "deploy_approve", "1"))).status).toBe(200);
+    await settle();
+    expect((await h.store.deployments.get(1))?.status).not.toBe("awaiting_approval");
+  });
+});
+
+describe("bodies Bolt would crash on", () => {
+  it.each<[string, string, string]>([
+    ["a JSON null", "null", "application/json"],
+    ["a JSON array", "[]", "application/json"],
+    ["a JSON number", "1", "application/json"],
+    ["payload=null", "payload=null", "application/x-www-form-urlencoded"],
+    ["payload=[]", "payload=%5B%5D", "application/x-www-form-urlencoded"],
+    ["a payload that is not JSON", "payload=%7Bnope", "application/x-www-form-urlencoded"],
+  ])("answers a signed body that is %s with 400 and keeps serving", async (_what, body, contentType) => {
+    const res = await post(body, { contentType });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ ok: false, error: "malformed_body" });
+    expect((await post(slashBody("/deploy-status", "freezes"))).status).toBe(200);
+    expect((await records(1))[0]?.text).toContain("Freezes");
   });
 });

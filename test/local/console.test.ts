@@ -229,7 +229,7 @@ describe("deploybot console --json (the CLI end to end)", () => {
     const script = tempPath("script.txt");
     writeFileSync(
       script,
-      ["# who sees what", "/status", ":as bob", "/status web production", ":nope", ":quit", "/status"].join("\n"),
+      ["# who sees what", "/status", ":as bob", "/status web production", ":quit", "/status"].join("\n"),
     );
     const db = tempPath("cli.db");
     const run = await cli("console", "--json", "--script", script, "--db", db, "--at", SATURDAY);
@@ -244,22 +244,65 @@ describe("deploybot console --json (the CLI end to end)", () => {
       expect(e.at).toBe(SATURDAY_UTC);
       expect(KINDS).toContain(e.kind);
     }
-    // aws… ephemeral(alice), aws… ephemeral(bob), error; nothing after :quit.
+    // aws… ephemeral(alice), aws… ephemeral(bob); nothing after :quit.
     const shape = events.map((e) => (e.kind === "aws" ? "aws" : `${e.kind}:${e.user ?? ""}`));
     const squeezed = shape.filter((k, i) => k !== "aws" || shape[i - 1] !== "aws");
-    expect(squeezed).toEqual(["aws", "ephemeral:alice", "aws", "ephemeral:bob", "error:"]);
+    expect(squeezed).toEqual(["aws", "ephemeral:alice", "aws", "ephemeral:bob"]);
 
     const replies = events.filter((e) => e.kind === "ephemeral");
     expect(replies[0]).toMatchObject({ channel: "#deploys", user: "alice" });
     for (const target of TARGETS) expect(replies[0]?.text).toContain(target);
     expect(replies[1]).toMatchObject({ channel: "#deploys", user: "bob" });
     expect(replies[1]?.text).toContain("Weekend freeze until Mon 23 Nov 09:00");
-    expect(events.at(-1)?.text).toContain("unknown directive :nope");
     for (const e of events.filter((x) => x.kind === "aws")) {
       expect(e).toMatchObject({ api: "ecs" });
       expect(typeof e.op).toBe("string");
       expect(e.input).toBeTypeOf("object");
     }
+  });
+
+  it("stops a script at its first failing line, names the file and line on stderr, and exits 1", async () => {
+    const script = tempPath("failing.txt");
+    writeFileSync(script, ["# a comment", "/status web", ":nope", "/status"].join("\n"));
+    const run = await cli(
+      "console",
+      "--json",
+      "--quiet",
+      "--script",
+      script,
+      "--db",
+      tempPath("fail.db"),
+      "--at",
+      SATURDAY,
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(
+      `${script}:3: unknown directive :nope: use :as, :in, :click, :advance, :time, :metric, :oncall, :fail, :lag, :throttle, :down, :crash-after or :quit\n`,
+    );
+    const kinds = run.stdout
+      .trim()
+      .split("\n")
+      .map((line) => (JSON.parse(line) as ConsoleEvent).kind);
+    // --quiet: no aws lines; the /status after the failing line never ran.
+    expect(kinds).toEqual(["ephemeral", "error"]);
+  });
+
+  it("exits 1 naming the line of a :time in the past", async () => {
+    const script = tempPath("past.txt");
+    writeFileSync(script, ":advance 1h\n:time 2026-11-20T10:00:00+02:00\n");
+    const run = await cli("console", "--script", script, "--db", tempPath("past.db"), "--at", SATURDAY);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/past\.txt:2: :time 2026-11-20T10:00:00\+02:00 is in the past/);
+  });
+
+  it("says a missing --script file does not exist, without a raw ENOENT, and exits 2", async () => {
+    const missing = tempPath("nowhere.txt");
+    const run = await cli("console", "--script", missing);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toBe(
+      `deploybot: cannot read the script ${missing}: no such file\nRun deploybot --help for the usage.\n`,
+    );
   });
 
   it("refuses --at earlier than the db's saved clock with a clear message and exit code 1", async () => {

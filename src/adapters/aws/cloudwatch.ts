@@ -6,6 +6,7 @@ import {
   type MetricDataResult,
 } from "@aws-sdk/client-cloudwatch";
 import { DeploybotError, ErrorCode } from "../../errors.js";
+import { countAwsErrors, recordGetMetricData } from "../../ops/metrics.js";
 import { type Datapoint, type MetricQuery, type MetricSeries, type MetricsPort, requestSeriesId } from "../../ports.js";
 
 export { requestSeriesId };
@@ -118,7 +119,11 @@ export class AwsCloudWatch implements MetricsPort {
 
   private async call(region: string, input: GetMetricDataCommandInput) {
     const client = this.client(region);
-    return withRetry(this.retry, () => client.send(new GetMetricDataCommand(input)), {
+    const send = () => {
+      recordGetMetricData(input.MetricDataQueries?.length ?? 0);
+      return countAwsErrors("cloudwatch:GetMetricData", client.send(new GetMetricDataCommand(input)));
+    };
+    return withRetry(this.retry, send, {
       throttling: CLOUDWATCH_THROTTLING,
       notRetryable: (err) => toDeploybotError(err, region),
       exhausted: (err, attempts, what) =>

@@ -13,6 +13,7 @@ import {
   UpdateServiceCommand,
 } from "@aws-sdk/client-ecs";
 import { DeploybotError, ErrorCode } from "../../errors.js";
+import { countAwsErrors } from "../../ops/metrics.js";
 import type {
   DeploymentStrategy,
   EcsDeployment,
@@ -267,7 +268,7 @@ export class AwsEcs implements EcsPort {
   /** Sends with exponential backoff on throttling and server errors; everything else is mapped at once. */
   private async call<T>(context: CallContext, send: (client: ECSClient) => Promise<T>): Promise<T> {
     const client = this.client(context.target.region);
-    return withRetry(this.retry, () => send(client), {
+    return withRetry(this.retry, () => countAwsErrors(context.action, send(client)), {
       notRetryable: (err) => toDeploybotError(err, context),
       exhausted: (err, attempts, what) =>
         new DeploybotError(
