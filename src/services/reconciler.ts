@@ -144,8 +144,7 @@ export class Reconciler {
     try {
       performed = await handler.perform(attempt);
     } catch (err) {
-      await this.failed(attempt, handler, err);
-      return false;
+      return this.failed(attempt, handler, err);
     }
     if (performed.notYet) {
       await store.intents.retry(intent.id, new Date(clock.now().getTime() + this.baseDelayMs), performed.notYet);
@@ -158,7 +157,8 @@ export class Reconciler {
     return true;
   }
 
-  private async failed(intent: Intent, handler: EffectHandler<EffectKind>, err: unknown): Promise<void> {
+  /** Retries the intent later or gives up on it; true when it gave up (the intent left the open state). */
+  private async failed(intent: Intent, handler: EffectHandler<EffectKind>, err: unknown): Promise<boolean> {
     const e = asDeploybotError(err);
     const known = err instanceof DeploybotError;
     const now = this.d.clock.now().getTime();
@@ -172,9 +172,10 @@ export class Reconciler {
     );
     if (giveUp) {
       await this.abandon(intent, handler, e.message);
-      return;
+      return true;
     }
     await this.d.store.intents.retry(intent.id, new Date(now + this.delay(intent, e.retryAfterMs)), e.message);
+    return false;
   }
 
   /**
