@@ -249,11 +249,9 @@ describe("pages reach PagerDuty (issue 8 §3)", () => {
     expect(incident?.pageKey).toBe(BREACH_KEY);
     expect(pagesOf(t, BREACH_KEY)).toEqual([["trigger", false]]);
     expect(Date.parse(t.pages("trigger")[0]?.at as string)).toBeGreaterThanOrEqual(Date.parse(iso("10:26:30")));
-    expect(await t.con.store.intents.byKey(`page:${BREACH_KEY}:trigger:1`)).toMatchObject({
-      status: "done",
-      attempts: expect.any(Number),
-    });
-    expect((await t.con.store.intents.byKey(`page:${BREACH_KEY}:trigger:1`))?.attempts).toBeGreaterThan(1);
+    const intent = await t.con.store.intents.byKey(`page:${BREACH_KEY}:trigger:1`);
+    expect(intent?.status).toBe("done");
+    expect(intent?.attempts).toBeGreaterThan(1);
     expect((await t.con.store.audit.list()).filter((a) => a.action === "page.trigger")).toHaveLength(1);
   });
 
