@@ -39,8 +39,11 @@ export const deploymentMachine = new Machine("deployment", DEPLOYMENT_STATUSES, 
   expire: { from: ["awaiting_approval"], to: "expired" },
   /** The lock is taken and the ECS intent written; the reconciler makes the calls. */
   start: { from: ["approved"], to: "deploying" },
-  /** It never reached ECS (lock held, its card could not be posted, ECS refused the start): nothing changed there. */
-  not_started: { from: ["approved", "deploying"], to: "failed" },
+  /**
+   * It never reached ECS (lock held, its card could not be posted, ECS refused the start): nothing changed there.
+   * A request awaiting approval whose card Slack refused ends here too: nobody could ever press Approve.
+   */
+  not_started: { from: ["awaiting_approval", "approved", "deploying"], to: "failed" },
   /** ECS finished rolling it out; the bake window begins. */
   rolled_out: { from: ["deploying"], to: "baking" },
   /** Rolled out (and baked, where the environment bakes) with every guardrail judged or overridden. */

@@ -36,6 +36,13 @@ export function pageHandler(d: {
         },
       };
     },
+    // A trigger is wanted while its incident is open: once the metric recovered (resolvedAt is cleared when it
+    // breaches again), paging someone for it would wake them for nothing.
+    async unwanted(i) {
+      if (i.effect.event.action !== "trigger" || !i.incidentId) return null;
+      const incident = await d.store.incidents.byId(i.incidentId);
+      return incident?.resolvedAt ? "the guardrail recovered before PagerDuty could take the page" : null;
+    },
     async abandoned(i, reason) {
       const text = `:warning: Could not ${i.effect.event.action} the PagerDuty incident ${i.effect.event.dedupKey}: ${esc(reason)}`;
       const incident = i.incidentId ? await d.store.incidents.byId(i.incidentId) : undefined;

@@ -56,7 +56,7 @@ export interface ReconcilerOptions {
 /**
  * The one place outside effects are performed. Each pass takes the open intents that are due and head their lane,
  * performs them through their handler, and marks each done (with the state it implies, in one transaction),
- * retried with exponential backoff and jitter (never sooner than a Retry-After), or abandoned with a reason
+ * retried with exponential backoff and jitter (after a Retry-After when one was given), or abandoned with a reason
  * that is audited. A restart simply runs a pass: every open intent is resumed.
  */
 export class Reconciler {
@@ -149,8 +149,7 @@ export class Reconciler {
     try {
       performed = await handler.perform(attempt);
     } catch (err) {
-      await this.failed(attempt, handler, err);
-      return false;
+      return this.failed(attempt, handler, err);
     }
     if (performed.notYet) {
       await store.intents.retry(intent.id, new Date(clock.now().getTime() + this.baseDelayMs), performed.notYet);
@@ -163,7 +162,8 @@ export class Reconciler {
     return true;
   }
 
-  private async failed(intent: Intent, handler: EffectHandler<EffectKind>, err: unknown): Promise<void> {
+  /** Retries the intent later or gives up on it; true when it gave up (the intent left the open state). */
+  private async failed(intent: Intent, handler: EffectHandler<EffectKind>, err: unknown): Promise<boolean> {
     const e = asDeploybotError(err);
     const known = err instanceof DeploybotError;
     const now = this.d.clock.now().getTime();
@@ -177,16 +177,22 @@ export class Reconciler {
     );
     if (giveUp) {
       await this.abandon(intent, handler, e.message);
-      return;
+      return true;
     }
     await this.d.store.intents.retry(intent.id, new Date(now + this.delay(intent, e.retryAfterMs)), e.message);
+    return false;
   }
 
-  /** Exponential backoff with a deterministic jitter of ±20% (per intent and attempt), never below Retry-After. */
+  /**
+   * Exponential backoff with a deterministic jitter of ±20% (per intent and attempt). When the other side said
+   * when to come back (Slack's Retry-After), that is the delay, plus up to 20%: never sooner, and not minutes later
+   * either, since everything queued behind the intent in its lane waits with it.
+   */
   private delay(intent: Intent, retryAfterMs = 0): number {
+    const spread = ((intent.id * 7919 + intent.attempts * 104_729) % 1000) / 1000;
+    if (retryAfterMs > 0) return Math.round(retryAfterMs * (1 + 0.2 * spread));
     const exp = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.max(0, intent.attempts - 1));
-    const jitter = 0.8 + (((intent.id * 7919 + intent.attempts * 104_729) % 1000) / 1000) * 0.4;
-    return Math.max(Math.round(exp * jitter), retryAfterMs);
+    return Math.round(exp * (0.8 + 0.4 * spread));
   }
 
   private async abandon(intent: Intent, handler: EffectHandler<EffectKind>, reason: string): Promise<void> {

@@ -94,6 +94,9 @@ export class RollbackService {
   ): Promise<{ plan: RollbackPlan; authority: string; needsApprovals: boolean }> {
     const t = this.target(cmd.service, cmd.environment);
     const auth = await this.authorize(person, cmd.environment, cmd.service);
+    // While a rollback is running (its ECS call retried, say), the deploy it ends is no longer in flight and
+    // nothing earlier may have succeeded: say what is going on rather than "nothing to roll back to".
+    await this.refuseWhilePending(t.service, t.environment);
     const current = await this.currentVersion(t);
     // A deploy of deploybot's still in flight is what gets rolled back: back to what ran before it.
     const inFlight = await this.d.store.deployments.latestOf(
@@ -133,6 +136,22 @@ export class RollbackService {
       authority: auth.reason,
       needsApprovals: auth.needsApprovals,
     };
+  }
+
+  /** One rollback at a time, counting one that still waits for its approvals: throws LockHeld naming it. */
+  private async refuseWhilePending(service: string, environment: string): Promise<void> {
+    const pending = await this.d.store.deployments.latestOf(
+      service,
+      environment,
+      ["awaiting_approval", "approved", "deploying"],
+      "rollback",
+    );
+    if (pending) {
+      throw new DeploybotError(
+        ErrorCode.LockHeld,
+        `Rollback #${pending.id} of ${service} ${environment} is already ${pending.status === "awaiting_approval" ? "waiting for approval" : "running"}.`,
+      );
+    }
   }
 
   private async currentVersion(t: Target): Promise<{ version: string; taskDefinition: string }> {
@@ -210,19 +229,7 @@ export class RollbackService {
     const { store, outbox, lifecycle, clock } = this.d;
     const now = clock.now();
     return outbox.commit(async () => {
-      // One rollback at a time, counting one that still waits for its approvals.
-      const pending = await store.deployments.latestOf(
-        plan.service,
-        plan.environment,
-        ["awaiting_approval", "approved", "deploying"],
-        "rollback",
-      );
-      if (pending) {
-        throw new DeploybotError(
-          ErrorCode.LockHeld,
-          `Rollback #${pending.id} of ${plan.service} ${plan.environment} is already ${pending.status === "awaiting_approval" ? "waiting for approval" : "running"}.`,
-        );
-      }
+      await this.refuseWhilePending(plan.service, plan.environment);
       const inFlight = await store.deployments.latestOf(
         plan.service,
         plan.environment,

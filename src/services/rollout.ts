@@ -147,17 +147,19 @@ export class EcsRollout {
   }
 
   private async rollout(intent: IntentOf<"ecs.rollout">): Promise<Performed> {
-    const { store, clock, ecs, outbox, lifecycle } = this.d;
+    const { store, clock, ecs } = this.d;
     const d = await store.deployments.must(intent.effect.deploymentId);
     const t = this.target(d);
     const since = new Date(Date.parse(intent.createdAt) - 1000);
+    const strategy = d.kind === "rollback" ? rollbackStrategy(t.policy) : strategyOf(t.settings);
     if (intent.attempts > 1 && d.taskDefinition) {
-      // The call may have reached ECS before the process stopped: adopt the deployment it made.
+      // The call may have reached ECS before the process stopped: adopt the deployment it made, and record
+      // (audit row, note) what the interrupted attempt could not.
       const made = await this.deploymentOf(t, d.taskDefinition, since);
       if (made)
         return {
           result: { adopted: made.arn },
-          record: () => this.started(d, made.startedAt ?? clock.now(), made.arn),
+          record: () => this.updated(d, made.startedAt ?? clock.now(), made.arn, strategy, { adopted: made.arn }),
         };
     }
     const { current, targetArn } = await this.plan(d, t, intent.attempts);
@@ -171,7 +173,6 @@ export class EcsRollout {
       },
       clock.now(),
     );
-    const strategy = d.kind === "rollback" ? rollbackStrategy(t.policy) : strategyOf(t.settings);
     await ecs.updateService(t.ecs, targetArn, strategy);
     const startedAt = clock.now();
     let arn: string | null = null;
@@ -183,16 +184,26 @@ export class EcsRollout {
     }
     return {
       result: { taskDefinition: targetArn, strategy: strategy.type },
-      record: async () => {
-        await this.started(planned, startedAt, arn);
-        await lifecycle.audit(planned, "deploybot", "ecs.update_service", {
-          taskDefinition: targetArn,
-          strategy: strategy.type,
-          ...(d.kind === "rollback" ? { rollback: true } : {}),
-        });
-        await outbox.noteOnCard(planned, `Deploying ${d.version} (${strategy.type}).`);
-      },
+      record: () => this.updated(planned, startedAt, arn, strategy),
     };
+  }
+
+  /** Records an UpdateService that ECS took: the start, its audit row and the note on the card. */
+  private async updated(
+    d: Deployment,
+    at: Date,
+    arn: string | null,
+    strategy: DeploymentStrategy,
+    detail: Record<string, unknown> = {},
+  ): Promise<void> {
+    await this.started(d, at, arn);
+    await this.d.lifecycle.audit(d, "deploybot", "ecs.update_service", {
+      taskDefinition: d.taskDefinition,
+      strategy: strategy.type,
+      ...(d.kind === "rollback" ? { rollback: true } : {}),
+      ...detail,
+    });
+    await this.d.outbox.noteOnCard(d, `Deploying ${d.version} (${strategy.type}).`);
   }
 
   /** Records that ECS took the rollout: from here on the deployment is in flight and watched, whatever fails next. */

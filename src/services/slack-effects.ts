@@ -9,6 +9,7 @@ import type { ChatMessage, ChatPort } from "../ports.js";
 import { deployCard } from "../slack/cards.js";
 import { incidentMessage } from "../slack/incidents.js";
 import type { Store } from "../store/index.js";
+import type { Lifecycle } from "./lifecycle.js";
 import type { People } from "./people.js";
 import type { Handlers, IntentOf, Performed } from "./reconciler.js";
 
@@ -27,13 +28,28 @@ export class SlackEffects {
   private readonly cardLinks = new Map<number, string>();
 
   constructor(
-    private readonly d: { store: Store; config: Config; clock: Clock; chat: ChatPort; people: People; logger: Logger },
+    private readonly d: {
+      store: Store;
+      config: Config;
+      clock: Clock;
+      chat: ChatPort;
+      people: People;
+      lifecycle: Lifecycle;
+      logger: Logger;
+    },
   ) {}
 
   handlers(): Pick<Handlers, "slack.card" | "slack.incident" | "slack.note" | "slack.post"> {
     return {
       "slack.card": {
         perform: (i) => this.card(i),
+        // A request whose first card never got up cannot be approved: it fails (the requester was told when the
+        // first attempt was refused). A deploy that was to start waits on this card and fails with it.
+        abandoned: async (i, reason) => {
+          const d = await this.d.store.deployments.get(i.effect.deploymentId);
+          if (d?.status === "awaiting_approval" && !d.cardTs)
+            await this.d.lifecycle.notStarted(d, `its card could not be posted: ${reason}`);
+        },
         // A deploy whose first card cannot be posted never starts: it waits at most this long for Slack.
         patienceMs: async (i) => {
           const d = await this.d.store.deployments.get(i.effect.deploymentId);

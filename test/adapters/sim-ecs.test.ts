@@ -171,6 +171,18 @@ describe("simulated ECS rollouts follow the strategy UpdateService was given", (
   });
 });
 
+describe("simulated ECS task definitions", () => {
+  it("answers DescribeTaskDefinition by ARN, by family:revision, and by a bare family with its latest revision, as ECS does", async () => {
+    const h = simHarness();
+    const base = await h.ecs.describeTaskDefinition(WEB_PROD, TD(1));
+    expect((await h.ecs.describeTaskDefinition(WEB_PROD, "comply360-prod-web")).arn).toBe(TD(1));
+    const v2 = await h.ecs.registerTaskDefinition(WEB_PROD, base, "web:v1.4.2");
+    expect((await h.ecs.describeTaskDefinition(WEB_PROD, "comply360-prod-web")).arn).toBe(v2.arn);
+    expect((await h.ecs.describeTaskDefinition(WEB_PROD, "comply360-prod-web:1")).arn).toBe(TD(1));
+    await expect(h.ecs.describeTaskDefinition(WEB_PROD, "comply360-prod-api-x")).rejects.toThrow("not found");
+  });
+});
+
 describe("simulated ECS faults", () => {
   it("throttles the next COUNT calls of one operation with a transient Throttling error, printed with its code", async () => {
     const h = simHarness();

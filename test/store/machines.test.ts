@@ -54,6 +54,7 @@ const DEPLOYMENT_MOVES: Array<[DeploymentStatus, DeploymentEvent, DeploymentStat
   ["awaiting_approval", "reject", "rejected"],
   ["awaiting_approval", "withdraw", "cancelled"],
   ["awaiting_approval", "expire", "expired"],
+  ["awaiting_approval", "not_started", "failed"],
   ["approved", "start", "deploying"],
   ["approved", "not_started", "failed"],
   ["deploying", "not_started", "failed"],

@@ -58,7 +58,12 @@ export class SimEcs implements EcsPort {
   async describeTaskDefinition(_target: EcsTarget, taskDefinition: string): Promise<TaskDefinition> {
     this.call("DescribeTaskDefinition", { taskDefinition, include: ["TAGS"] });
     const defs = Object.values(this.world.read().taskDefinitions);
-    const found = defs.find((d) => d.arn === taskDefinition || `${d.family}:${d.revision}` === taskDefinition);
+    // As ECS: an ARN, family:revision, or a bare family for its latest revision.
+    const latest = defs
+      .filter((d) => d.family === taskDefinition)
+      .reduce<(typeof defs)[number] | undefined>((a, d) => (!a || d.revision > a.revision ? d : a), undefined);
+    const found =
+      latest ?? defs.find((d) => d.arn === taskDefinition || `${d.family}:${d.revision}` === taskDefinition);
     if (!found) {
       throw new DeploybotError(
         ErrorCode.NotFound,
