@@ -78,10 +78,14 @@ describe("the safety loop finishes what it starts (issue 8 §3)", () => {
       lastError: expect.stringContaining("throttled UpdateService"),
     });
 
+    // The #incidents message says the rollback runs (no second one is offered), and /rollback says so too.
+    const [post] = t.incidentPosts();
+    const message = t.latest(post?.ts as string);
+    expect(message.text).toContain("Rollback #2 (deploying) is running.");
+    expect(message.buttons ?? []).not.toContain("Roll back now");
     const asked = t.mark();
-    await t.run(":as carol", ":click Roll back now", "/rollback web production");
+    await t.run(":as carol", "/rollback web production");
     expect(t.ephemeralsFor("carol", asked)).toEqual([
-      "A rollback is already running or done (rollback #2).",
       expect.stringContaining("Rollback #2 of web production is already running."),
     ]);
     expect(t.since(asked).filter((e) => e.buttons?.includes("Roll back"))).toEqual([]);
