@@ -209,6 +209,27 @@ function percentText(fraction: number): string {
   return `${formatNumber(fraction * 100)}%`;
 }
 
+/** Under `already_breaching: compare`, what a period must pass to count: `worse_by` beyond the pre-deploy value. */
+function clearlyWorseBound(g: Pick<Guardrail, "worse_by">, op: ThresholdOp, pre: number): number {
+  const by = g.worse_by ?? 0.5;
+  return op === ">" || op === ">=" ? pre + Math.abs(pre) * by : pre - Math.abs(pre) * by;
+}
+
+/**
+ * What the deploy card says when a metric was already over a guardrail's threshold before the deploy (the
+ * verdict's `preDeploy`), and how the deploy is judged because of it; null when it was not, or is unknown.
+ */
+export function alreadyBreachingNote(g: Guardrail, preDeploy: GuardrailVerdict["preDeploy"]): string | null {
+  if (!preDeploy?.breaching) return null;
+  const threshold = parseThreshold(g.threshold);
+  const unit = valueUnit(g, threshold);
+  const before = `“${g.name}” was already ${formatValue(preDeploy.value, unit)} before this deploy (threshold ${g.threshold})`;
+  if ((g.already_breaching ?? "compare") === "judge") return `${before}: the plain threshold applies anyway.`;
+  const rising = threshold.op === ">" || threshold.op === ">=";
+  const bound = formatValue(clearlyWorseBound(g, threshold.op, preDeploy.value), unit);
+  return `${before}: the deploy is not blamed for that; only ${percentText(g.worse_by ?? 0.5)} worse (${rising ? ">" : "<"} ${bound}) counts against it.`;
+}
+
 /**
  * Evaluates one guardrail over its datapoints: ok, breaching or inconclusive, with the reason in words.
  *
@@ -285,7 +306,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
       if ((g.already_breaching ?? "compare") === "compare") {
         const by = g.worse_by ?? 0.5;
         const rising = threshold.op === ">" || threshold.op === ">=";
-        const worse = rising ? pre + Math.abs(pre) * by : pre - Math.abs(pre) * by;
+        const worse = clearlyWorseBound(g, threshold.op, pre);
         worseThan = rising ? (v) => v > worse : (v) => v < worse;
         preNote += ` (${thresholdText}), so only ${percentText(by)} worse than that counts`;
         thresholdText = `${rising ? ">" : "<"} ${show(worse)} (${percentText(by)} worse than before the deploy)`;
