@@ -1,6 +1,7 @@
 /** Numbers, units and times as people read them, in guardrail verdicts and in Slack messages. */
 import { zoneName } from "../clock.js";
-import type { Valued } from "./guardrail-rules.js";
+import type { Guardrail } from "../config/schema.js";
+import { clearlyWorseBound, parseThreshold, type Valued, valueUnit } from "./guardrail-rules.js";
 
 /** A number to three significant figures, whole from 100 up. */
 export function formatNumber(v: number): string {
@@ -52,4 +53,22 @@ export function sparkline(values: number[]): string {
       return BARS[level];
     })
     .join("");
+}
+
+/**
+ * What the deploy card says when a metric was already over a guardrail's threshold before the deploy (the
+ * verdict's `preDeploy`), and how the deploy is judged because of it; null when it was not, or is unknown.
+ */
+export function alreadyBreachingNote(
+  g: Guardrail,
+  preDeploy: { value: number; breaching: boolean } | undefined,
+): string | null {
+  if (!preDeploy?.breaching) return null;
+  const threshold = parseThreshold(g.threshold);
+  const unit = valueUnit(g, threshold);
+  const before = `“${g.name}” was already ${formatValue(preDeploy.value, unit)} before this deploy (threshold ${g.threshold})`;
+  if ((g.already_breaching ?? "compare") === "judge") return `${before}: the plain threshold applies anyway.`;
+  const rising = threshold.op === ">" || threshold.op === ">=";
+  const bound = formatValue(clearlyWorseBound(g, threshold.op, preDeploy.value), unit);
+  return `${before}: the deploy is not blamed for that; only ${percentText(g.worse_by ?? 0.5)} worse (${rising ? ">" : "<"} ${bound}) counts against it.`;
 }

@@ -92,3 +92,9 @@ export function compare(value: number, op: ThresholdOp, limit: number): boolean 
       return value <= limit;
   }
 }
+
+/** Under `already_breaching: compare`, what a period must pass to count: `worse_by` beyond the pre-deploy value. */
+export function clearlyWorseBound(g: Pick<Guardrail, "worse_by">, op: ThresholdOp, pre: number): number {
+  const by = g.worse_by ?? 0.5;
+  return op === ">" || op === ">=" ? pre + Math.abs(pre) * by : pre - Math.abs(pre) * by;
+}

@@ -14,7 +14,14 @@ import { formatRelative } from "../clock.js";
 import { DEFAULT_MAX_LAG_MS, type Guardrail } from "../config/schema.js";
 import type { Datapoint } from "../ports.js";
 import { formatClock, formatNumber, formatValue, percentText, plural } from "./guardrail-format.js";
-import { compare, evaluationShape, parseThreshold, type Valued, valueUnit } from "./guardrail-rules.js";
+import {
+  clearlyWorseBound,
+  compare,
+  evaluationShape,
+  parseThreshold,
+  type Valued,
+  valueUnit,
+} from "./guardrail-rules.js";
 
 export type GuardrailStatus = "ok" | "breaching" | "inconclusive";
 
@@ -169,7 +176,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
       if ((g.already_breaching ?? "compare") === "compare") {
         const by = g.worse_by ?? 0.5;
         const rising = threshold.op === ">" || threshold.op === ">=";
-        const worse = rising ? pre + Math.abs(pre) * by : pre - Math.abs(pre) * by;
+        const worse = clearlyWorseBound(g, threshold.op, pre);
         worseThan = rising ? (v) => v > worse : (v) => v < worse;
         preNote += ` (${thresholdText}), so only ${percentText(by)} worse than that counts`;
         thresholdText = `${rising ? ">" : "<"} ${show(worse)} (${percentText(by)} worse than before the deploy)`;

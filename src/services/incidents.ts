@@ -5,6 +5,7 @@ import { type Deployment, WATCHED } from "../domain/deployment.js";
 import { ACTIONABLE, type GuardrailAction, type Incident, type IncidentDetail } from "../domain/incident.js";
 import type { Target } from "../domain/targets.js";
 import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
+import { alreadyBreachingNote } from "../policies/guardrail-format.js";
 import { type GuardrailVerdict, guardrailUnit } from "../policies/guardrails.js";
 import { canOverride, decideRollbackAuthority, rollbackRoles } from "../policies/rollback.js";
 import { escapeMrkdwn as esc, mention } from "../slack/blocks.js";
@@ -39,6 +40,9 @@ export interface Watch {
  * needs are one transaction; the reconciler does the talking.
  */
 export class IncidentService {
+  /** Card notes already recorded by this process (their intent keys), so that each costs one write. */
+  private readonly noted = new Set<string>();
+
   constructor(private readonly d: IncidentDeps) {}
 
   private pageKey(d: Deployment, g: Guardrail): string {
@@ -80,6 +84,14 @@ export class IncidentService {
     const { deployment: d, guardrail: g } = w;
     const { store, outbox, lifecycle, clock } = this.d;
     const now = clock.now();
+    const already = WATCHED.has(d.status) ? alreadyBreachingNote(g, verdict.preDeploy) : null;
+    const alreadyKey = `predeploy:${d.id}:${g.name}`;
+    if (already && !this.noted.has(alreadyKey)) {
+      // Said on the card as soon as the monitor knows it, since no breach (and no #incidents post) may follow;
+      // once per guardrail, also across restarts (the intent's key).
+      await outbox.commit(() => outbox.noteOnCard(d, `:information_source: ${esc(already)}`, alreadyKey));
+      this.noted.add(alreadyKey);
+    }
     const detail: IncidentDetail = {
       reason: verdict.reason,
       observed: verdict.observed,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type Guardrail, guardrail } from "../../src/config/schema.js";
 import { DeploybotError } from "../../src/errors.js";
-import { sparkline } from "../../src/policies/guardrail-format.js";
+import { alreadyBreachingNote, sparkline } from "../../src/policies/guardrail-format.js";
 import { evaluationShape, parseThreshold, type Threshold } from "../../src/policies/guardrail-rules.js";
 import {
   evaluateGuardrail,
@@ -653,6 +653,38 @@ describe("what the caller needs around a verdict", () => {
       notBefore: new Date("2026-03-02T10:35:00Z"),
     });
     expect(tooYoung).toMatchObject({ status: "inconclusive", publishedUpTo: new Date("2026-03-02T10:36:00Z") });
+  });
+});
+
+describe("alreadyBreachingNote", () => {
+  it.each([
+    {
+      name: "says what an error rate was before the deploy and what now counts against it",
+      fields: {},
+      pre: { value: 3.2, breaching: true },
+      note: "“error_rate” was already 3.2% before this deploy (threshold > 1%): the deploy is not blamed for that; only 50% worse (> 4.8%) counts against it.",
+    },
+    {
+      name: "reads worse_by and a '<' threshold",
+      fields: { name: "hosts", metric: "healthy_hosts", threshold: "< 3", worse_by: "50%" },
+      pre: { value: 2, breaching: true },
+      note: "“hosts” was already 2 before this deploy (threshold < 3): the deploy is not blamed for that; only 50% worse (< 1) counts against it.",
+    },
+    {
+      name: "says the plain threshold applies under already_breaching: judge",
+      fields: { already_breaching: "judge" },
+      pre: { value: 3.2, breaching: true },
+      note: "“error_rate” was already 3.2% before this deploy (threshold > 1%): the plain threshold applies anyway.",
+    },
+    {
+      name: "says nothing when the metric was healthy before",
+      fields: {},
+      pre: { value: 0.2, breaching: false },
+      note: null,
+    },
+    { name: "says nothing when the value before is unknown", fields: {}, pre: undefined, note: null },
+  ])("$name", ({ fields, pre, note }) => {
+    expect(alreadyBreachingNote(rule(fields), pre)).toBe(note);
   });
 });
 

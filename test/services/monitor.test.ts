@@ -1,0 +1,211 @@
+import {
+  CloudWatchClient,
+  GetMetricDataCommand,
+  type GetMetricDataCommandInput,
+  type GetMetricDataCommandOutput,
+  type MetricDataQuery,
+} from "@aws-sdk/client-cloudwatch";
+import { mockClient } from "aws-sdk-client-mock";
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AwsCloudWatch } from "../../src/adapters/aws/cloudwatch.js";
+import { SimEcs } from "../../src/adapters/sim/ecs.js";
+import { SimPagerDuty } from "../../src/adapters/sim/pagerduty.js";
+import { SimWorld } from "../../src/adapters/sim/world.js";
+import { SlackChat } from "../../src/adapters/slack.js";
+import { ManualClock } from "../../src/clock.js";
+import { loadConfig } from "../../src/config/load.js";
+import type { Config, Guardrail } from "../../src/config/schema.js";
+import { findTarget } from "../../src/domain/targets.js";
+import { guardrailLookbackMs } from "../../src/policies/guardrails.js";
+import { buildServices, type Services } from "../../src/services/index.js";
+import { seriesOf } from "../../src/services/series.js";
+import { Store } from "../../src/store/index.js";
+import { EXAMPLE } from "../helpers/sim-world.js";
+
+const cw = mockClient(CloudWatchClient);
+const MINUTE = 60_000;
+/** Tuesday 10:30 SAST: web v1.4.2 started rolling out at 10:24 and bakes. */
+const NOW = "2026-11-24T08:30:00.000Z";
+const STARTED = new Date(Date.parse(NOW) - 6 * MINUTE);
+
+/** A healthy reading per metric, as CloudWatch would return it for web production. */
+function healthy(q: MetricDataQuery): number {
+  if (q.Expression) return 0.1; // the error rate, percent
+  const values: Record<string, number> = {
+    RequestCount: 1200,
+    TargetResponseTime: 0.2,
+    HealthyHostCount: 4,
+    CPUUtilization: 35,
+    MemoryUtilization: 50,
+    ConnectionPoolUtilization: 35,
+    DiskUsedPercent: 41,
+  };
+  return values[q.MetricStat?.Metric?.MetricName ?? ""] ?? 1;
+}
+
+/** Answers GetMetricData as CloudWatch does: one Complete result per returned query, a datapoint per period. */
+function answer(input: GetMetricDataCommandInput): GetMetricDataCommandOutput {
+  const start = (input.StartTime as Date).getTime();
+  const end = (input.EndTime as Date).getTime();
+  return {
+    $metadata: {},
+    MetricDataResults: (input.MetricDataQueries ?? [])
+      .filter((q) => q.ReturnData !== false)
+      .map((q) => {
+        const period = (q.MetricStat?.Period ?? q.Period ?? 60) * 1000;
+        const timestamps: Date[] = [];
+        for (let t = Math.ceil(start / period) * period; t + period <= end; t += period) timestamps.push(new Date(t));
+        return { Id: q.Id, StatusCode: "Complete", Timestamps: timestamps, Values: timestamps.map(() => healthy(q)) };
+      }),
+  };
+}
+
+interface Harness {
+  config: Config;
+  clock: ManualClock;
+  services: Services;
+  store: Store;
+  guardrails: Guardrail[];
+}
+
+let h: Harness | undefined;
+beforeEach(() => {
+  cw.reset();
+  cw.on(GetMetricDataCommand).callsFake(answer);
+});
+afterEach(async () => {
+  await h?.store.close();
+  h = undefined;
+});
+
+/** deploybot on the example config with the real CloudWatch adapter, and web v1.4.2 baking in production since 10:24. */
+async function watchedDeploy(config = loadConfig(EXAMPLE)): Promise<Harness> {
+  const store = Store.sqlite(":memory:");
+  const clock = new ManualClock(NOW);
+  const world = new SimWorld(config, clock);
+  const services = buildServices(
+    {
+      config,
+      store,
+      clock,
+      ecs: new SimEcs(world),
+      metrics: new AwsCloudWatch(undefined, { sleep: async () => {} }),
+      pager: new SimPagerDuty(world),
+      chat: new SlackChat(),
+      logger: pino({ level: "silent" }),
+    },
+    { oncallCacheMs: 60_000 },
+  );
+  await store.tx(async () => {
+    const d = await store.deployments.create(
+      {
+        kind: "deploy",
+        service: "web",
+        environment: "production",
+        version: "v1.4.2",
+        requestedBy: "alice",
+        reason: null,
+        previousVersion: "v1.4.0",
+        previousTaskDefinition: "arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-web:1",
+        taskDefinition: "arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-web:2",
+      },
+      STARTED,
+    );
+    await store.deployments.apply(d.id, "allow", STARTED);
+    await store.locks.acquire("web", "production", d.id, "alice", STARTED);
+    await store.deployments.apply(d.id, "start", STARTED, { startedAt: STARTED.toISOString() });
+    await store.deployments.apply(d.id, "rolled_out", clock.now(), {
+      progress: { running: 4, desired: 4, bakeEndsAt: new Date(Date.parse(NOW) + 24 * MINUTE).toISOString() },
+    });
+  });
+  const guardrails = config.services.web?.environments.production?.guardrails ?? [];
+  h = { config, clock, services, store, guardrails };
+  return h;
+}
+
+/** Runs one monitor cycle at `minutes` after NOW; returns the GetMetricData inputs it sent. */
+async function cycleAt(t: Harness, minutes: number): Promise<GetMetricDataCommandInput[]> {
+  t.clock.set(new Date(Date.parse(NOW) + minutes * MINUTE));
+  const from = cw.commandCalls(GetMetricDataCommand).length;
+  await t.services.monitor.cycle();
+  return cw
+    .commandCalls(GetMetricDataCommand)
+    .slice(from)
+    .map((c) => c.args[0].input);
+}
+
+/** The calls that read up to now (the check), as opposed to the one read of the window before the deploy. */
+const checks = (calls: GetMetricDataCommandInput[], now: Date) =>
+  calls.filter((c) => (c.EndTime as Date).getTime() === now.getTime());
+
+/** What a MetricDataQuery reads, whatever its id: two identical ones read the same series. */
+const what = (q: MetricDataQuery) => JSON.stringify(q.Expression ? q.Expression.replace(/s\d+/g, "s") : q.MetricStat);
+
+/** A call's StartTime and EndTime, in minutes from `now`. */
+const span = (c: GetMetricDataCommandInput | undefined, now: number) =>
+  c ? [((c.StartTime as Date).getTime() - now) / MINUTE, ((c.EndTime as Date).getTime() - now) / MINUTE] : [];
+
+/** MetricDataQueries one series costs: an error rate is its 5xx count, its request count and their expression. */
+const costOf = (g: Guardrail) => (g.metric === "error_rate" ? 3 : 1);
+
+describe("the monitor's queries to the real CloudWatch adapter (issue 9 §5)", () => {
+  it("asks each distinct series of web production's nine guardrails once per cycle: 9 MetricDataQueries for 7 series, not 13", async () => {
+    const t = await watchedDeploy();
+    const target = findTarget(t.config, "web", "production");
+    if (!target) throw new Error("no web production");
+    const series = new Map(t.guardrails.map((g) => [seriesOf(target, g).key, g]));
+    expect([t.guardrails.length, series.size]).toEqual([9, 7]);
+    const perSeries = [...series.values()].reduce((n, g) => n + costOf(g), 0);
+    const perGuardrail = t.guardrails.reduce((n, g) => n + costOf(g), 0);
+    expect([perSeries, perGuardrail]).toEqual([9, 13]);
+
+    for (const minute of [0, 1, 2]) {
+      const [check, ...more] = checks(await cycleAt(t, minute), t.clock.now());
+      expect(more).toEqual([]);
+      const sent = check?.MetricDataQueries ?? [];
+      expect(sent).toHaveLength(perSeries);
+      expect(new Set(sent.map(what)).size).toBe(sent.length);
+      // Series returned to the monitor: one per distinct series, plus the error rate's request counts.
+      expect(sent.filter((q) => q.ReturnData !== false && !q.Id?.endsWith("_requests"))).toHaveLength(series.size);
+    }
+    expect(await t.store.incidents.of(1)).toEqual([]);
+  });
+
+  it("costs no MetricDataQuery more for a tenth guardrail on a series already read", async () => {
+    const config = loadConfig(EXAMPLE);
+    const web = config.services.web?.environments.production;
+    const rollback = web?.guardrails.find((g) => g.name === "error rate (rollback)");
+    if (!web || !rollback) throw new Error("examples/deploybot.yml changed");
+    web.guardrails = [...web.guardrails, { ...rollback, name: "error rate (severe)", threshold: "> 5%" }];
+    const t = await watchedDeploy(config);
+    expect(t.guardrails).toHaveLength(10);
+
+    const [check] = checks(await cycleAt(t, 0), t.clock.now());
+    expect(check?.MetricDataQueries).toHaveLength(9);
+  });
+
+  it("reads the whole lookback on the first cycle, then from the second on only now − (max_lag + 2 periods)", async () => {
+    const t = await watchedDeploy();
+    const lookback = Math.max(...t.guardrails.map(guardrailLookbackMs));
+    // CPU (warning): 15 periods of 1 min, the one in progress, and max_lag 3 min.
+    expect(lookback).toBe(19 * MINUTE);
+
+    const first = await cycleAt(t, 0);
+    const now0 = t.clock.now().getTime();
+    const [check0] = checks(first, t.clock.now());
+    expect(span(check0, now0)).toEqual([-lookback / MINUTE, 0]);
+    // The one read of the 30 minutes before the rollout, for the pre-deploy values: first cycle only.
+    const pre = first.filter((c) => c !== check0);
+    expect(pre.map((c) => span(c, STARTED.getTime()))).toEqual([[-30, 0]]);
+
+    for (const minute of [1, 2, 3]) {
+      const calls = await cycleAt(t, minute);
+      const now = t.clock.now().getTime();
+      expect(calls).toHaveLength(1);
+      // max_lag 3 min and 2 periods of 1 min: the periods CloudWatch may still fill in, and the newest.
+      expect(span(calls[0], now)).toEqual([-5, 0]);
+    }
+    expect(await t.store.incidents.of(1)).toEqual([]);
+  });
+});
