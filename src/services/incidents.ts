@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config, Guardrail } from "../config/schema.js";
 import { type Deployment, WATCHED } from "../domain/deployment.js";
-import { ACTIONABLE, type GuardrailAction, type Incident, type IncidentDetail } from "../domain/incident.js";
+import { ACTIONABLE, ACTIVE, type GuardrailAction, type Incident, type IncidentDetail } from "../domain/incident.js";
 import type { Target } from "../domain/targets.js";
 import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
 import { alreadyBreachingNote } from "../policies/guardrail-format.js";
@@ -131,6 +131,12 @@ export class IncidentService {
         return;
       }
       if (existing) return;
+      // The deploy a rollback ended still has this guardrail's incident open: it is judged on the restored version
+      // and resolves its own page; a second incident would page twice for one problem.
+      if (d.kind === "rollback" && d.rollsBack) {
+        const covering = await store.incidents.get(d.rollsBack, g.name);
+        if (covering && ACTIVE.has(covering.state)) return;
+      }
       const action = this.actionOf(w);
       await outbox.commit(async () => {
         const rollback = action === "rollback" && !g.shadow;

@@ -70,7 +70,7 @@ export function buildServices(
   const outbox = new Outbox(deps);
   const lifecycle = new Lifecycle({ ...deps, outbox, people });
   const rollout = new EcsRollout({ ...deps, outbox, lifecycle });
-  const slack = new SlackEffects({ ...deps, chat, people, lifecycle });
+  const slack = new SlackEffects({ ...deps, chat, people, lifecycle, outbox });
   const reconciler = new Reconciler(
     deps,
     { ...rollout.handlers(), ...slack.handlers(), page: pageHandler({ ...deps, outbox }) },

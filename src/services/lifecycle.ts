@@ -190,6 +190,21 @@ export class Lifecycle {
   async closeIncident(i: Incident, why: string): Promise<void> {
     const closed = await this.d.store.incidents.apply(i.id, "close", { note: why });
     await this.d.outbox.incident(closed);
+    // Nothing watches it any more, so nothing would ever resolve its page: resolve it now, saying why.
+    if (closed.pageKey && !closed.shadow && closed.state === "closed" && i.state !== "recovered") {
+      const d = await this.d.store.deployments.must(i.deploymentId);
+      await this.d.outbox.page(
+        {
+          action: "resolve",
+          dedupKey: closed.pageKey,
+          severity: closed.severity === "critical" ? "critical" : "warning",
+          summary: `${closed.guardrail} on ${d.service} ${d.environment}: closed, ${why}`,
+          source: `deploybot/${d.service}/${d.environment}`,
+        },
+        `page:${closed.pageKey}:resolve:${closed.episode}`,
+        { deploymentId: d.id, incidentId: closed.id },
+      );
+    }
   }
 
   /**
@@ -211,8 +226,15 @@ export class Lifecycle {
       }
       return;
     }
+    // Verified means judged on recent data: a verdict in the last quarter of the bake (at least two cycles'
+    // worth), not one reading early on before CloudWatch went quiet.
     const checks = await store.checks.of(d.id);
-    const unverified = (target?.settings.guardrails ?? []).filter((g) => !((checks.get(g.name) ?? 0) > 0));
+    const bake = target?.policy.bake ?? 0;
+    const recent = this.now().getTime() - Math.max(bake / 4, 2 * config.monitor.interval);
+    const unverified = (target?.settings.guardrails ?? []).filter((g) => {
+      const at = checks.get(g.name)?.lastConclusiveAt;
+      return !at || Date.parse(at) < recent;
+    });
     const overridden = incidents.filter((i) => i.state === "overridden");
     const warnings = incidents.filter(
       (i) => ACTIVE.has(i.state) && (d.kind === "rollback" || !blocksSuccess(i)) && i.state !== "overridden",

@@ -58,7 +58,11 @@ export class Monitor {
     const byId = new Map<number, Deployment>();
     // A deployment is watched from the moment ECS took it (before that, no traffic reaches its version), every
     // cycle, or on its environment's watch schedule when it has one.
-    for (const d of await store.deployments.byStatus(WATCHED)) if (d.startedAt && this.due(d, now)) byId.set(d.id, d);
+    // A rollback is judged once the restored version has all the traffic back (until then it is the old mix).
+    for (const d of await store.deployments.byStatus(WATCHED)) {
+      const judged = d.kind === "rollback" ? d.status === "baking" : Boolean(d.startedAt);
+      if (judged && this.due(d, now)) byId.set(d.id, d);
+    }
     // Environments with a watch schedule go on watching after the bake window, for as long as it says.
     const longest = Math.max(0, ...Object.values(config.environments).map((e) => watchLength(e.watch)));
     if (longest > 0) {
@@ -206,7 +210,9 @@ export class Monitor {
       const r = await this.d.store.deployments.get(i.rollbackId);
       if (r?.progress?.rolledOutAt) return Date.parse(r.progress.rolledOutAt);
     }
-    return Date.parse(w.deployment.startedAt ?? w.deployment.createdAt);
+    const d = w.deployment;
+    if (d.kind === "rollback" && d.progress?.rolledOutAt) return Date.parse(d.progress.rolledOutAt);
+    return Date.parse(d.startedAt ?? d.createdAt);
   }
 
   /**

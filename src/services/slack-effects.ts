@@ -6,10 +6,12 @@ import { findTarget } from "../domain/targets.js";
 import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
 import type { Approver } from "../policies/approvals.js";
 import type { ChatMessage, ChatPort } from "../ports.js";
+import { escapeMrkdwn } from "../slack/blocks.js";
 import { deployCard } from "../slack/cards.js";
 import { incidentMessage } from "../slack/incidents.js";
 import type { Store } from "../store/index.js";
 import type { Lifecycle } from "./lifecycle.js";
+import type { Outbox } from "./outbox.js";
 import type { People } from "./people.js";
 import type { Handlers, IntentOf, Performed } from "./reconciler.js";
 
@@ -35,6 +37,7 @@ export class SlackEffects {
       chat: ChatPort;
       people: People;
       lifecycle: Lifecycle;
+      outbox: Outbox;
       logger: Logger;
     },
   ) {}
@@ -43,12 +46,24 @@ export class SlackEffects {
     return {
       "slack.card": {
         perform: (i) => this.card(i),
-        // A request whose first card never got up cannot be approved: it fails (the requester was told when the
-        // first attempt was refused). A deploy that was to start waits on this card and fails with it.
+        // A request whose first card never got up cannot be approved: it fails. A deploy that was to start waits
+        // on this card and fails with it. Either way the requester hears it directly (a DM: the channel is what
+        // failed), not only the first refusal they were told about when they asked.
         abandoned: async (i, reason) => {
           const d = await this.d.store.deployments.get(i.effect.deploymentId);
-          if (d?.status === "awaiting_approval" && !d.cardTs)
+          if (!d || d.cardTs) return;
+          if (d.status === "awaiting_approval")
             await this.d.lifecycle.notStarted(d, `its card could not be posted: ${reason}`);
+          if (
+            d.status === "awaiting_approval" ||
+            ((d.status === "deploying" || d.status === "approved") && !d.startedAt)
+          )
+            await this.d.outbox.post(
+              this.d.people.slackIdOf(d.requestedBy),
+              `:red_circle: ${d.kind === "rollback" ? "Rollback" : "Deploy"} #${d.id} (${d.service} ${escapeMrkdwn(d.version)} → ${d.environment}) was not started: Slack refused its card in ${this.d.config.channels.deploys} (${escapeMrkdwn(reason)}). Nothing changed on ECS and the lock is free; fix the channel and ask again.`,
+              `card-given-up:${d.id}`,
+              { deploymentId: d.id },
+            );
         },
         // A deploy whose first card cannot be posted never starts: it waits at most this long for Slack.
         patienceMs: async (i) => {

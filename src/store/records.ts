@@ -159,22 +159,24 @@ export class GuardrailCheckRepo {
   constructor(private readonly db: SqlDriver) {}
 
   async record(deploymentId: number, guardrail: string, status: string, at: Date): Promise<void> {
-    const conclusive = status === "ok" || status === "breaching" ? 1 : 0;
+    const conclusive = status === "ok" || status === "breaching";
     await this.db.run(
-      `INSERT INTO guardrail_checks (deployment_id, guardrail, verdicts, last_status, last_at) VALUES (?, ?, ?, ?, ?)
+      `INSERT INTO guardrail_checks (deployment_id, guardrail, verdicts, last_status, last_at, last_conclusive_at)
+       VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (deployment_id, guardrail) DO UPDATE SET verdicts = guardrail_checks.verdicts + excluded.verdicts,
-         last_status = excluded.last_status, last_at = excluded.last_at`,
-      [deploymentId, guardrail, conclusive, status, at.toISOString()],
+         last_status = excluded.last_status, last_at = excluded.last_at,
+         last_conclusive_at = COALESCE(excluded.last_conclusive_at, guardrail_checks.last_conclusive_at)`,
+      [deploymentId, guardrail, conclusive ? 1 : 0, status, at.toISOString(), conclusive ? at.toISOString() : null],
     );
   }
 
-  /** Guardrail name → conclusive verdicts so far. */
-  async of(deploymentId: number): Promise<Map<string, number>> {
-    const rows = await this.db.all<{ guardrail: string; verdicts: number }>(
-      "SELECT guardrail, verdicts FROM guardrail_checks WHERE deployment_id = ?",
+  /** Guardrail name → conclusive verdicts so far, and when the last one was reached. */
+  async of(deploymentId: number): Promise<Map<string, { verdicts: number; lastConclusiveAt: string | null }>> {
+    const rows = await this.db.all<{ guardrail: string; verdicts: number; last_conclusive_at: string | null }>(
+      "SELECT guardrail, verdicts, last_conclusive_at FROM guardrail_checks WHERE deployment_id = ?",
       [deploymentId],
     );
-    return new Map(rows.map((r) => [r.guardrail, r.verdicts]));
+    return new Map(rows.map((r) => [r.guardrail, { verdicts: r.verdicts, lastConclusiveAt: r.last_conclusive_at }]));
   }
 }
 

@@ -227,4 +227,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   DROP INDEX deployments_status;
   CREATE INDEX deployments_status ON deployments (status, kind, started_at);
   `,
+  `
+  -- When each guardrail last reached a verdict: a bake is verified by recent data, not by one early reading.
+  ALTER TABLE guardrail_checks ADD COLUMN last_conclusive_at TEXT;
+  UPDATE guardrail_checks SET last_conclusive_at = last_at WHERE last_status IN ('ok', 'breaching');
+  `,
 ];

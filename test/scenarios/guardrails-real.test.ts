@@ -349,7 +349,7 @@ describe("after a rollback the restored version is watched (issue 9 §7)", () =>
     const checks = await t.con.store.checks.of(2);
     const guardrails = t.con.config.services.web?.environments.production?.guardrails ?? [];
     expect(guardrails).toHaveLength(9);
-    for (const g of guardrails) expect(checks.get(g.name), g.name).toBeGreaterThan(0);
+    for (const g of guardrails) expect(checks.get(g.name)?.verdicts, g.name).toBeGreaterThan(0);
     // Checked every minute from the moment v1.4.0 took all traffic until the bake ended at 10:59.
     const checked = new Set(
       t.events

@@ -72,7 +72,7 @@ describe("store.tx on SQLite", () => {
     expect(after.kv).toEqual({ p99: 310 });
     expect(after.incidents).toHaveLength(1);
     expect(after.intents).toHaveLength(1);
-    expect(after.checks).toEqual(new Map([["error-rate", 1]]));
+    expect(after.checks.get("error-rate")?.verdicts).toBe(1);
     expect(await s.requests.firstSeen("trigger-1", later(2), T0)).toBe(false);
   });
 

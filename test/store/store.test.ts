@@ -373,7 +373,7 @@ describe("kv", () => {
 });
 
 describe("guardrail checks", () => {
-  it("counts the conclusive verdicts of each guardrail and not the inconclusive ones", async () => {
+  it("counts the conclusive verdicts of each guardrail and not the inconclusive ones, with when the last one came", async () => {
     const s = store();
     const d = await newDeploy(s);
     const other = await newDeploy(s);
@@ -386,11 +386,13 @@ describe("guardrail checks", () => {
 
     expect(await s.checks.of(d.id)).toEqual(
       new Map([
-        ["errors", 2],
-        ["latency", 0],
+        ["errors", { verdicts: 2, lastConclusiveAt: later(3).toISOString() }],
+        ["latency", { verdicts: 0, lastConclusiveAt: null }],
       ]),
     );
-    expect(await s.checks.of(other.id)).toEqual(new Map([["errors", 1]]));
+    expect(await s.checks.of(other.id)).toEqual(
+      new Map([["errors", { verdicts: 1, lastConclusiveAt: later(1).toISOString() }]]),
+    );
     expect(await s.checks.of(42)).toEqual(new Map());
   });
 });
