@@ -11,7 +11,7 @@ import { DeploybotError, ErrorCode } from "./errors.js";
 import type { PagerPort } from "./ports.js";
 import { buildServices } from "./services/index.js";
 import { CronScheduler } from "./services/scheduler.js";
-import { Store } from "./store/index.js";
+import { openStore } from "./store/index.js";
 
 /** PagerDuty when its keys are not set: nothing can be paged and nobody is on call (fail closed). */
 const noPagerDuty = (why: string): PagerPort => ({
@@ -28,7 +28,7 @@ export async function startSlack(opts: { configFile: string; dbFile: string; log
   const env = process.env;
   const config = loadConfig(opts.configFile);
   mkdirSync(dirname(opts.dbFile), { recursive: true });
-  const store = Store.sqlite(opts.dbFile);
+  const store = await openStore({ url: env.DEPLOYBOT_DATABASE_URL, file: opts.dbFile });
   const pd = config.pagerduty;
   const routingKey = pd ? env[pd.routing_key_env] : undefined;
   const apiToken = pd ? env[pd.api_token_env] : undefined;
