@@ -12,7 +12,7 @@ export interface PostgresDriverOptions {
   /** Connections in the pool (default 10). */
   maxConnections?: number;
   /** How many times a transaction, or a statement outside one, runs again after a serialization failure or a
-   *  deadlock (default 10). */
+   *  deadlock (default 20). */
   retries?: number;
   /** Told about a failure of an idle connection (the pool drops it and opens another when needed). */
   onError?: (err: Error) => void;
@@ -115,7 +115,7 @@ export class PostgresDriver implements SqlDriver {
   private closed = false;
 
   private constructor(private readonly options: PostgresDriverOptions) {
-    this.retries = options.retries ?? 10;
+    this.retries = options.retries ?? 20;
     const session = [
       "SET default_transaction_isolation = 'serializable'",
       ...(options.schema ? [`SET search_path = ${pg.escapeIdentifier(options.schema)}`] : []),
