@@ -49,7 +49,8 @@ const EMPTY = `ALTER TABLE audit DISABLE TRIGGER audit_no_truncate;
  * a temp dir, and PostgreSQL schemas are dropped at the end. Call at the top level of a test file or describe block.
  */
 export function useStores(backend: Backend = "sqlite") {
-  const dir = mkdtempSync(join(tmpdir(), "deploybot-store-"));
+  // Made on first use: a describe block that is skipped still calls this, but never runs its afterAll.
+  let dir: string | undefined;
   const opened: Store[] = [];
   const created: string[] = [];
   /** The schema `store()` gave the last test, emptied for the next one. */
@@ -62,7 +63,7 @@ export function useStores(backend: Backend = "sqlite") {
     lent = undefined;
   });
   afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
     if (created.length === 0) return;
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
@@ -100,9 +101,11 @@ export function useStores(backend: Backend = "sqlite") {
   };
   return {
     backend,
-    dir,
     /** A fresh file path in the temp dir (nothing is created). */
-    tempFile: () => join(dir, `store-${++seq}.db`),
+    tempFile: () => {
+      dir ??= mkdtempSync(join(tmpdir(), "deploybot-store-"));
+      return join(dir, `store-${++seq}.db`);
+    },
     /** An empty store on this backend (SQLite in memory, or PostgreSQL), closed after the test. */
     store: (): Promise<Store> => (backend === "postgres" ? emptyPostgres() : Promise.resolve(sqlite())),
     sqlite,
