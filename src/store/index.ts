@@ -66,7 +66,7 @@ export class Store {
     return new Store(await PostgresDriver.connect({ ...options, url }));
   }
 
-  /** Runs `fn` in one transaction: all of its writes land, or none. */
+  /** Runs `fn` in one transaction: all of its writes land, or none (on PostgreSQL `fn` may run more than once). */
   tx<T>(fn: () => Promise<T>): Promise<T> {
     return this.driver.tx(fn);
   }
