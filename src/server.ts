@@ -22,7 +22,7 @@ import { type SlackSettings, StartupError } from "./ops/startup.js";
 import type { EcsPort, MetricsPort, PagerPort } from "./ports.js";
 import { buildServices } from "./services/index.js";
 import { CronScheduler, type Job } from "./services/scheduler.js";
-import { Store, TABLES } from "./store/index.js";
+import { openStore, type Store, TABLES } from "./store/index.js";
 
 /** How long the start may take, network included, before it gives up: under the 10 s a supervisor expects. */
 export const START_TIMEOUT_MS = 8_000;
@@ -137,17 +137,23 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
     onWarning: (w) => logger.warn({ config: opts.configFile }, w),
   });
   const commands = commandNamesFromEnv(env);
-  checkDatabase(opts.dbFile, opts.tables ?? TABLES);
+  const databaseUrl = env.DEPLOYBOT_DATABASE_URL || undefined;
+  // A SQLite file is checked before it is opened (corrupt, or someone else's); PostgreSQL checks itself.
+  if (!databaseUrl) checkDatabase(opts.dbFile, opts.tables ?? TABLES);
   let store: Store;
   try {
-    if (opts.dbFile !== ":memory:") mkdirSync(dirname(opts.dbFile), { recursive: true });
-    store = Store.sqlite(opts.dbFile);
+    if (!databaseUrl && opts.dbFile !== ":memory:") mkdirSync(dirname(opts.dbFile), { recursive: true });
+    store = await openStore({ url: databaseUrl, file: opts.dbFile });
   } catch (err) {
     // A newer schema explains itself; a permission or disk problem is the operator's to fix, not a bug.
     if (err instanceof DeploybotError) throw err;
     throw new StartupError(
-      `the database ${opts.dbFile} cannot be opened for writing (${(err as Error).message})`,
-      "check the path (--db, DEPLOYBOT_DB), its permissions and the volume it is on",
+      databaseUrl
+        ? `the PostgreSQL database cannot be opened (${(err as Error).message})`
+        : `the database ${opts.dbFile} cannot be opened for writing (${(err as Error).message})`,
+      databaseUrl
+        ? "check DEPLOYBOT_DATABASE_URL (host, port, user, password, database) and that the server accepts connections"
+        : "check the path (--db, DEPLOYBOT_DB), its permissions and the volume it is on",
       { cause: err },
     );
   }

@@ -82,7 +82,6 @@ export class SlackChat implements SlackPort {
     if (!channel.startsWith("#")) return channel;
     const known = this.channelIds.get(channel);
     if (known) return known;
-    const name = channel.slice(1);
     let cursor: string | undefined;
     do {
       const page = await this.call("conversations.list", () =>

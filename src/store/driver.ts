@@ -18,7 +18,8 @@ export interface SqlDriver extends Queryable {
   /**
    * Runs `fn` in one write transaction: everything done through this driver inside it (in the same async
    * context) lands together or not at all. Nested calls join the outer transaction. `fn` must make no outside
-   * call (ECS, Slack, PagerDuty): effects are intents, performed after the commit.
+   * call (ECS, Slack, PagerDuty): effects are intents, performed after the commit. On PostgreSQL `fn` runs again
+   * after a serialization failure, so what it does besides the database must be safe to do twice.
    */
   tx<T>(fn: () => Promise<T>): Promise<T>;
   /** The `FOR UPDATE` suffix that locks a row read for a later write, where the dialect has one. */

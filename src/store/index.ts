@@ -1,7 +1,9 @@
+import { DeploybotError, ErrorCode } from "../errors.js";
 import { DeploymentRepo } from "./deployments.js";
 import type { SqlDriver } from "./driver.js";
 import { IncidentRepo } from "./incidents.js";
 import { IntentRepo } from "./intents.js";
+import { PostgresDriver, type PostgresDriverOptions } from "./postgres.js";
 import { ApprovalRepo, AuditRepo, GuardrailCheckRepo, KvRepo, LockRepo, SeenRequestRepo } from "./records.js";
 import { SqliteDriver } from "./sqlite.js";
 
@@ -9,6 +11,7 @@ export type { Deployment, DeploymentKind, DeploymentStatus } from "../domain/dep
 export type { Incident, IncidentState } from "../domain/incident.js";
 export type { DeploymentPatch, NewDeployment } from "./deployments.js";
 export type { IncidentPatch, NewIncident } from "./incidents.js";
+export type { PostgresDriverOptions } from "./postgres.js";
 export type { Approval, AuditEntry, Lock } from "./records.js";
 
 /** Tables every deploybot database holds: a start-up check refuses a file that lacks one. */
@@ -26,9 +29,9 @@ export const TABLES = [
 ] as const;
 
 /**
- * deploybot's durable state, one repository per table over one SQL driver (SQLite by default). Every method is
- * async so that PostgreSQL can sit behind the same interface. `tx` groups writes: inside it, every repository
- * call joins the transaction.
+ * deploybot's durable state, one repository per table over one SQL driver: SQLite by default, PostgreSQL when a
+ * database URL is given. Every method is async so that both sit behind the same interface. `tx` groups writes:
+ * inside it, every repository call joins the transaction.
  */
 export class Store {
   readonly deployments: DeploymentRepo;
@@ -58,7 +61,12 @@ export class Store {
     return new Store(new SqliteDriver(file));
   }
 
-  /** Runs `fn` in one transaction: all of its writes land, or none. */
+  /** A store on a PostgreSQL database (`postgres://…`), connected and migrated as needed. */
+  static async postgres(url: string, options: Omit<PostgresDriverOptions, "url"> = {}): Promise<Store> {
+    return new Store(await PostgresDriver.connect({ ...options, url }));
+  }
+
+  /** Runs `fn` in one transaction: all of its writes land, or none (on PostgreSQL `fn` may run more than once). */
   tx<T>(fn: () => Promise<T>): Promise<T> {
     return this.driver.tx(fn);
   }
@@ -66,4 +74,23 @@ export class Store {
   close(): Promise<void> {
     return this.driver.close();
   }
+}
+
+/** The URL schemes that select PostgreSQL. */
+const POSTGRES_URL = /^postgres(ql)?:\/\//i;
+
+/**
+ * Opens the store deploybot runs on: PostgreSQL when `url` (DEPLOYBOT_DATABASE_URL) is set, else the SQLite `file`.
+ * A URL of any other kind is refused rather than silently ignored.
+ */
+export async function openStore(opts: { url?: string; file: string }): Promise<Store> {
+  const url = opts.url?.trim();
+  if (!url) return Store.sqlite(opts.file);
+  if (!POSTGRES_URL.test(url)) {
+    throw new DeploybotError(
+      ErrorCode.ConfigInvalid,
+      `DEPLOYBOT_DATABASE_URL must be a postgres:// or postgresql:// URL (found "${url.replace(/:\/\/[^@/]*@/, "://…@")}"); unset it to use the SQLite file ${opts.file}`,
+    );
+  }
+  return Store.postgres(url);
 }

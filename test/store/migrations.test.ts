@@ -6,7 +6,7 @@ import { SQLITE_MIGRATIONS } from "../../src/store/schema.js";
 import { SqliteDriver } from "../../src/store/sqlite.js";
 import { later, newDeploy, rawDb, T0, thrown, useStores } from "./fixtures.js";
 
-const { store, tempFile } = useStores();
+const { sqlite: store, tempFile } = useStores();
 
 const tableNames = (db: Database.Database) =>
   (
