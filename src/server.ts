@@ -15,8 +15,8 @@ import { DeploybotError, ErrorCode } from "./errors.js";
 import { checkDatabase } from "./ops/db-check.js";
 import { opsRoutes, portOf, type ReadinessChecks, readiness, startOpsServer } from "./ops/health.js";
 import { InFlight, within } from "./ops/inflight.js";
-import { onSlackError, TOKEN_ERRORS } from "./ops/metrics.js";
-import type { ReplayGuard } from "./ops/replay.js";
+import { onSlackError, registerStoreMetrics, TOKEN_ERRORS } from "./ops/metrics.js";
+import { type ReplayGuard, StoreReplayGuard } from "./ops/replay.js";
 import { type SlackIdentity, verifyBotToken } from "./ops/slack-auth.js";
 import { type SlackSettings, StartupError } from "./ops/startup.js";
 import type { EcsPort, MetricsPort, PagerPort } from "./ports.js";
@@ -54,7 +54,7 @@ export interface StartOptions {
   shutdownGraceMs?: number;
   /** The tables checkDatabase requires (default: the store's own). */
   tables?: readonly string[];
-  /** A replay guard shared between replicas (default: in memory). */
+  /** A replay guard (default: the database's seen_requests table, shared by every replica). */
   replayGuard?: ReplayGuard;
   /** Adapters to use instead of the real AWS and PagerDuty ones (tests). */
   adapters?: { ecs?: EcsPort; metrics?: MetricsPort; pager?: PagerPort };
@@ -195,6 +195,12 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       logger,
     });
 
+    // Deploys, rollbacks and incidents by status come from the store at each scrape.
+    registerStoreMetrics({
+      deployments: () => store.deployments.counts(),
+      incidents: () => store.incidents.counts(),
+    });
+
     // Readiness: the database takes a write, the token still works (and Socket Mode is connected), the monitor runs.
     let lastCycle: Date | null = null;
     let draining = false;
@@ -233,7 +239,8 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       scheduler: { add: (job) => jobs.push(job), stop: () => {} },
       identity,
       commands,
-      ...(opts.replayGuard ? { replayGuard: opts.replayGuard } : {}),
+      // Replays are remembered in the database, so every replica recognises them.
+      replayGuard: opts.replayGuard ?? new StoreReplayGuard(store.requests),
       inFlight,
       ...(http ? { opsRoutes: routes } : {}),
       onMonitorCycle: (at) => {

@@ -1,7 +1,7 @@
 import type { App, BlockButtonAction } from "@slack/bolt";
 import type { Services } from "../services/index.js";
 import { ACTION } from "../slack/actions.js";
-import { actions, context, section } from "../slack/blocks.js";
+import { actions, context, escapeMrkdwn, section } from "../slack/blocks.js";
 import { parseRollbackPlan } from "./buttons.js";
 import { DEFAULT_COMMANDS } from "./names.js";
 import { parseRollback, USAGE } from "./parse.js";
@@ -35,7 +35,7 @@ export function register(app: App, services: Services, name: string = DEFAULT_CO
           section(question),
           context(
             [
-              plan.reason ? `Reason: “${plan.reason}”` : "No reason given",
+              plan.reason ? `Reason: “${escapeMrkdwn(plan.reason)}”` : "No reason given",
               plan.severity
                 ? `severity ${plan.severity}${plan.severity === "P0" || plan.severity === "P1" ? " (pages PagerDuty)" : ""}`
                 : "",

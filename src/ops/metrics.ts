@@ -8,29 +8,48 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: "deploybot_" });
 
-/** Finished deploys by how they ended: succeeded, failed, rolled_back, rejected, denied, expired, cancelled. */
-export const deploysTotal = new Counter({
-  name: "deploybot_deploys_total",
-  help: "Deploys that reached a final status, by outcome",
-  labelNames: ["outcome"] as const,
-  registers: [registry],
-});
+/** What the store holds, counted when Prometheus scrapes: every replica reports the same truth. */
+export interface StoreCounts {
+  deployments(): Promise<Array<{ kind: string; status: string; automatic: boolean; n: number }>>;
+  incidents(): Promise<Array<{ severity: string; state: string; n: number }>>;
+}
 
-/** Rollbacks started, by trigger: manual (a person) or automatic (a guardrail). */
-export const rollbacksTotal = new Counter({
-  name: "deploybot_rollbacks_total",
-  help: "Rollbacks started, by trigger (manual or automatic)",
-  labelNames: ["trigger"] as const,
-  registers: [registry],
-});
-
-/** Guardrail incidents opened, by severity (warning, critical). */
-export const incidentsTotal = new Counter({
-  name: "deploybot_incidents_total",
-  help: "Guardrail incidents opened, by severity",
-  labelNames: ["severity"] as const,
-  registers: [registry],
-});
+/** Deploys, rollbacks and incidents by status, read from the store at each scrape. */
+export function registerStoreMetrics(counts: StoreCounts): void {
+  for (const name of ["deploybot_deploys", "deploybot_rollbacks", "deploybot_incidents"])
+    registry.removeSingleMetric(name);
+  new Gauge({
+    name: "deploybot_deploys",
+    help: "Deploys by status (succeeded, failed, rolled_back, denied, rejected, expired, cancelled, or in flight)",
+    labelNames: ["status"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of await counts.deployments()) if (r.kind === "deploy") this.inc({ status: r.status }, r.n);
+    },
+  });
+  new Gauge({
+    name: "deploybot_rollbacks",
+    help: "Rollbacks by status and trigger (manual: a person; automatic: a guardrail)",
+    labelNames: ["status", "trigger"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of await counts.deployments())
+        if (r.kind === "rollback") this.inc({ status: r.status, trigger: r.automatic ? "automatic" : "manual" }, r.n);
+    },
+  });
+  new Gauge({
+    name: "deploybot_incidents",
+    help: "Guardrail incidents by severity and state",
+    labelNames: ["severity", "state"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of await counts.incidents()) this.inc({ severity: r.severity, state: r.state }, r.n);
+    },
+  });
+}
 
 /** PagerDuty events PagerDuty accepted, by action (trigger, acknowledge, resolve). */
 export const pagesTotal = new Counter({

@@ -47,6 +47,18 @@ export class MemoryReplayGuard implements ReplayGuard {
   }
 }
 
+/** The shared ReplayGuard: the store's seen_requests table, so a replay sent to another replica is caught too. */
+export class StoreReplayGuard implements ReplayGuard {
+  constructor(
+    private readonly requests: { firstSeen(key: string, at: Date, forgetBefore: Date): Promise<boolean> },
+    private readonly windowMs = REPLAY_WINDOW_MS,
+  ) {}
+
+  firstSeen(key: string, at: Date): Promise<boolean> {
+    return this.requests.firstSeen(key, at, new Date(at.getTime() - this.windowMs));
+  }
+}
+
 /**
  * What identifies one Slack request: its trigger_id (slash commands and clicks carry a fresh one each time), else
  * the Events API event_id (the same on Slack's own retries), else a hash of the whole signed body.

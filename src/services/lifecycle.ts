@@ -177,7 +177,8 @@ export class Lifecycle {
         action,
         dedupKey: `deploybot/${r.service}/${r.environment}/rollback`,
         severity: r.flags.severity === "P0" ? "critical" : "error",
-        summary: `${r.flags.severity} rollback of ${r.service} ${r.environment} from ${r.previousVersion} to ${r.version}${r.reason ? `: ${r.reason}` : ""}`,
+        // PagerDuty's own Slack integration posts summaries to Slack: what a person typed is escaped here too.
+        summary: `${r.flags.severity} rollback of ${r.service} ${r.environment} from ${r.previousVersion} to ${r.version}${r.reason ? `: ${esc(r.reason)}` : ""}`,
         source: `deploybot/${r.service}/${r.environment}`,
         customDetails: { rollback: r.id, requestedBy: r.requestedBy, automatic: Boolean(r.flags.automatic) },
       },

@@ -1,5 +1,6 @@
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
+import { pagesTotal } from "../ops/metrics.js";
 import type { PagerPort } from "../ports.js";
 import { escapeMrkdwn as esc } from "../slack/blocks.js";
 import type { Store } from "../store/index.js";
@@ -21,6 +22,7 @@ export function pageHandler(d: {
     async perform(i) {
       const { event } = i.effect;
       await d.pager.sendEvent(event);
+      pagesTotal.inc({ action: event.action });
       return {
         result: { action: event.action, dedupKey: event.dedupKey },
         record: async () => {

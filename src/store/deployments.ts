@@ -251,6 +251,15 @@ export class DeploymentRepo {
     return rows.map(toDeployment);
   }
 
+  /** How many deployments there are by kind, status and whether deploybot asked for them itself (metrics). */
+  async counts(): Promise<Array<{ kind: string; status: string; automatic: boolean; n: number }>> {
+    const rows = await this.db.all<{ kind: string; status: string; automatic: number; n: number }>(
+      `SELECT kind, status, CASE WHEN requested_by = 'deploybot' THEN 1 ELSE 0 END AS automatic, COUNT(*) AS n
+       FROM deployments GROUP BY kind, status, CASE WHEN requested_by = 'deploybot' THEN 1 ELSE 0 END`,
+    );
+    return rows.map((r) => ({ kind: r.kind, status: r.status, automatic: Number(r.automatic) === 1, n: Number(r.n) }));
+  }
+
   /** The rollbacks recorded for a deploy, newest first. */
   async rollbacksOf(deployId: number): Promise<Deployment[]> {
     const rows = await this.db.all<DeploymentRow>("SELECT * FROM deployments WHERE rolls_back = ? ORDER BY id DESC", [

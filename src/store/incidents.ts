@@ -184,6 +184,14 @@ export class IncidentRepo {
     return rows.map(toIncident);
   }
 
+  /** How many incidents there are by severity and state (metrics). */
+  async counts(): Promise<Array<{ severity: string; state: string; n: number }>> {
+    const rows = await this.db.all<{ severity: string; state: string; n: number }>(
+      "SELECT severity, state, COUNT(*) AS n FROM incidents GROUP BY severity, state",
+    );
+    return rows.map((r) => ({ severity: r.severity, state: r.state, n: Number(r.n) }));
+  }
+
   /** Unresolved incidents of one service in one environment. */
   async activeOf(service: string, environment: string): Promise<Incident[]> {
     const rows = await this.db.all<IncidentRow>(

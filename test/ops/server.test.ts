@@ -143,9 +143,9 @@ describe("Slack over HTTP, started as in production (startSlack)", () => {
     const metrics = (await get(running.port as number, "/metrics")) as { status: number; body: string };
     expect(metrics.status).toBe(200);
     for (const name of [
-      "deploybot_deploys_total",
-      "deploybot_rollbacks_total",
-      "deploybot_incidents_total",
+      "deploybot_deploys",
+      "deploybot_rollbacks",
+      "deploybot_incidents",
       "deploybot_pages_total",
       "deploybot_monitor_cycle_duration_seconds",
       "deploybot_monitor_cycle_lag_seconds",

@@ -310,3 +310,25 @@ describe("InFlight", () => {
     expect(await work.idle(0)).toBe(true);
   });
 });
+
+describe("metrics read from the store", () => {
+  it("reports deploys, rollbacks (manual or automatic) and incidents by status from the store at each scrape", async () => {
+    const { registry, registerStoreMetrics } = await import("../../src/ops/metrics.js");
+    let succeeded = 3;
+    registerStoreMetrics({
+      deployments: async () => [
+        { kind: "deploy", status: "succeeded", automatic: false, n: succeeded },
+        { kind: "deploy", status: "rolled_back", automatic: false, n: 1 },
+        { kind: "rollback", status: "succeeded", automatic: true, n: 1 },
+      ],
+      incidents: async () => [{ severity: "critical", state: "recovered", n: 2 }],
+    });
+    const first = await registry.metrics();
+    expect(first).toContain('deploybot_deploys{status="succeeded"} 3');
+    expect(first).toContain('deploybot_deploys{status="rolled_back"} 1');
+    expect(first).toContain('deploybot_rollbacks{status="succeeded",trigger="automatic"} 1');
+    expect(first).toContain('deploybot_incidents{severity="critical",state="recovered"} 2');
+    succeeded = 4;
+    expect(await registry.metrics()).toContain('deploybot_deploys{status="succeeded"} 4');
+  });
+});
