@@ -3,44 +3,11 @@ import type { Config } from "../config/schema.js";
 import { type Deployment, IN_FLIGHT, PENDING } from "../domain/deployment.js";
 import { allTargets, findTarget, type Target, timeZoneOf } from "../domain/targets.js";
 import { asDeploybotError } from "../errors.js";
-import {
-  type ActiveFreeze,
-  activeFreezes,
-  type CalendarVerdict,
-  checkCalendar,
-  nextFreeze,
-  type UpcomingFreeze,
-  windowStatus,
-} from "../policies/calendar.js";
+import { activeFreezes, type CalendarVerdict, checkCalendar, nextFreeze, windowStatus } from "../policies/calendar.js";
 import type { EcsPort } from "../ports.js";
-import type { Lock, Store } from "../store/index.js";
+import type { EnvironmentCalendar, TargetStatus } from "../slack/status.js";
+import type { Store } from "../store/index.js";
 import { versionOf } from "./rollout.js";
-
-export interface TargetStatus {
-  service: string;
-  environment: string;
-  timeZone: string;
-  version: string | null;
-  taskDefinition: string | null;
-  running: number | null;
-  desired: number | null;
-  /** Why ECS could not be read, when it could not. */
-  ecsError: string | null;
-  inFlight: Deployment | null;
-  lock: Lock | null;
-  calendar: CalendarVerdict;
-  /** Guardrail breaches still open on this service and environment. */
-  incidents: Array<{ guardrail: string; severity: string; deploymentId: number; since: string }>;
-}
-
-export interface EnvironmentCalendar {
-  environment: string;
-  timeZone: string;
-  active: ActiveFreeze[];
-  next: UpcomingFreeze | null;
-  window: ReturnType<typeof windowStatus>;
-  hasWindows: boolean;
-}
 
 /** Reads what runs where (ECS), what deploybot is doing (the store) and what the calendar allows. */
 export class StatusService {
