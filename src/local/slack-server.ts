@@ -18,8 +18,16 @@ export interface SlackRecord {
   at: Date;
 }
 
-interface StoredMessage extends Omit<SimSlackMessage, "blocks"> {
+/** A message as the server keeps it (in the world file too, given a world). */
+export interface StoredMessage extends Omit<SimSlackMessage, "blocks"> {
   blocks: Block[];
+}
+
+/** A button findButton found: the message that carries it, the button element, and its block's id. */
+export interface FoundButton {
+  message: StoredMessage;
+  button: Record<string, unknown>;
+  blockId: string;
 }
 
 const BOT_USER_ID = "U0DEPLOYBOT";
@@ -118,10 +126,7 @@ export class SlackLikeServer {
   }
 
   /** The newest message (ephemeral ones only for `userId`) with a button whose label or action_id is `label`. */
-  findButton(
-    label: string,
-    userId: string,
-  ): { message: StoredMessage; button: Record<string, unknown>; blockId: string } | undefined {
+  findButton(label: string, userId: string): FoundButton | undefined {
     const wanted = label.trim().toLowerCase();
     for (let i = this.messages.length - 1; i >= 0; i--) {
       const m = this.messages[i] as StoredMessage;
