@@ -1,6 +1,6 @@
 import type { SimEvent } from "../adapters/sim/world.js";
 import { buttonsOf, mrkdwnToText, renderBlocks } from "./render.js";
-import type { SlackRecord } from "./slack-server.js";
+import type { SlackRecord } from "./slack-api.js";
 
 /** One line of `--json` output: everything the bot does, in order. */
 export interface ConsoleEvent {
