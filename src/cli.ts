@@ -6,7 +6,7 @@ import { commandNamesFromEnv, DEFAULT_COMMANDS } from "./commands/names.js";
 import { loadConfig } from "./config/load.js";
 import { type Config, ONCALL } from "./config/schema.js";
 import { ConfigError, DeploybotError } from "./errors.js";
-import { runConsole } from "./local/console.js";
+import { runConsole } from "./local/run.js";
 import { createLogger } from "./logger.js";
 import { StartupError, slackSettingsFromEnv } from "./ops/startup.js";
 import { startSlack } from "./server.js";

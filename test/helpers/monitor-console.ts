@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { parse, stringify } from "yaml";
-import { type ConsoleEvent, LocalConsole } from "../../src/local/console.js";
+import { LocalConsole } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 
 export const EXAMPLE_CONFIG = fileURLToPath(new URL("../../examples/deploybot.yml", import.meta.url));
 
