@@ -209,14 +209,13 @@ export class LocalConsole {
   }
 
   private async slash(text: string): Promise<void> {
-    const [typed, ...rest] = text.split(/\s+/);
+    const [typed] = text.split(/\s+/);
     const command = slashCommandName(typed as string, this.commands);
     const user = this.slackUser();
     const channelId = this.slack.channelId(this.channel);
     const args = { command, text: text.slice((typed as string).length).trim(), channel: this.channel, channelId, user };
     const responseUrl = this.slack.responseUrl(channelId, user.id);
     const body = slashCommandBody({ ...args, responseUrl, triggerId: this.nextTrigger() });
-    void rest;
     const { acked, response } = await this.receiver.dispatch(body);
     if (!acked) this.error(`${command} was not acknowledged: Slack would show "dispatch_failed"`);
     if (response) await this.slack.deliver(channelId, user.id, response);
