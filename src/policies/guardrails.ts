@@ -10,7 +10,7 @@
  * baseline, too few datapoints, a deploy too young) is inconclusive, and an inconclusive outcome is never
  * a breach.
  */
-import { formatRelative, zoneName } from "../clock.js";
+import { formatClock, formatRelative } from "../clock.js";
 import { DEFAULT_MAX_LAG_MS, type Guardrail } from "../config/schema.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
 import type { Datapoint } from "../ports.js";
@@ -145,17 +145,6 @@ export function formatValue(v: number, unit: Valued): string {
   return formatNumber(v);
 }
 
-/** "10:31 SAST" in the environment's zone (UTC when none is given). */
-function formatClock(at: Date, timeZone = "UTC"): string {
-  const hhmm = new Intl.DateTimeFormat("en-GB", {
-    timeZone,
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  }).format(at);
-  return `${hhmm} ${zoneName(at, timeZone)}`;
-}
-
 function compare(value: number, op: ThresholdOp, limit: number): boolean {
   switch (op) {
     case ">":
@@ -226,7 +215,8 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   const period = g.period;
   const nowMs = now.getTime();
   const maxLag = Math.max(0, input.maxLagMs ?? g.max_lag ?? DEFAULT_MAX_LAG_MS);
-  const clock = (at: number | Date) => formatClock(new Date(at), input.timeZone);
+  // "10:31 SAST" in the environment's zone (UTC when none is given).
+  const clock = (at: number | Date) => formatClock(new Date(at), input.timeZone ?? "UTC");
   const show = (v: number) => formatValue(v, unit);
 
   // What CloudWatch has published: the end of the newest period it returned (a period still in progress
