@@ -20,6 +20,9 @@ function watchLength(schedule: Array<{ every: number; for: number }> | undefined
 /** The longest the monitor runs without giving the event loop a turn, so a big cycle never delays acks. */
 const SLICE_MS = 8;
 
+/** Guardrail verdicts recorded per transaction: a few milliseconds of writes between turns of the event loop. */
+const CHECKS_PER_TRANSACTION = 500;
+
 /** A function to await often: it yields to the event loop once SLICE_MS have passed since the last yield. */
 function timeSlicer(): () => Promise<void> {
   let since = performance.now();
@@ -148,6 +151,7 @@ export class Monitor {
         );
       }
       const preDeploy = await this.preDeploy(watches, specOf, specs);
+      const checked: Array<{ deploymentId: number; guardrail: string; status: string }> = [];
       for (let i = 0; i < watches.length; i++) {
         await slice();
         const w = watches[i] as Watch;
@@ -170,9 +174,9 @@ export class Monitor {
                 now,
                 timeZone: w.target.timeZone,
               });
+        if (WATCHED.has(w.deployment.status))
+          checked.push({ deploymentId: w.deployment.id, guardrail: w.guardrail.name, status: verdict.status });
         try {
-          if (WATCHED.has(w.deployment.status))
-            await store.checks.record(w.deployment.id, w.guardrail.name, verdict.status, now);
           const existing = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
           await service.onVerdict(
             w,
@@ -185,6 +189,16 @@ export class Monitor {
             { err, deployment: w.deployment.id, guardrail: w.guardrail.name },
             "acting on a guardrail failed; will retry next cycle",
           );
+        }
+      }
+      // Which guardrails have been judged, written in transactions of a few hundred: one commit per verdict
+      // cost more than the whole evaluation on a file database.
+      for (let i = 0; i < checked.length; i += CHECKS_PER_TRANSACTION) {
+        await slice();
+        try {
+          await store.checks.recordMany(checked.slice(i, i + CHECKS_PER_TRANSACTION), now);
+        } catch (err) {
+          logger.error({ err }, "guardrail checks could not be recorded; the next cycle records its own");
         }
       }
     }
@@ -244,19 +258,23 @@ export class Monitor {
     const to = Math.max(...wanted.map((m) => m.start));
     try {
       const read = new Map((await metrics.getMetricData(queries, new Date(from), new Date(to))).map((x) => [x.id, x]));
+      const values = new Map<string, number | null>();
       for (const [id, m] of missing) {
         const s = read.get(idOf.get(m.key) as string);
-        const values =
+        const points =
           s?.status === "ok"
             ? s.datapoints
                 .filter((p) => p.at.getTime() >= m.start - m.window && p.at.getTime() < m.start)
                 .map((p) => p.value)
                 .filter(Number.isFinite)
             : [];
-        const value = values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
-        await store.kv.set(`predeploy/${id}`, { value });
-        out.set(id, value);
+        values.set(id, points.length ? points.reduce((a, b) => a + b, 0) / points.length : null);
       }
+      // Kept in one transaction: a first cycle over 1,000 new deploys would otherwise commit thousands of times.
+      await store.tx(async () => {
+        for (const [id, value] of values) await store.kv.set(`predeploy/${id}`, { value });
+      });
+      for (const [id, value] of values) out.set(id, value);
     } catch (err) {
       logger.warn({ err }, "pre-deploy values could not be read; relative guardrails stay inconclusive");
     }

@@ -168,6 +168,17 @@ export class GuardrailCheckRepo {
     );
   }
 
+  /** Records many verdicts in one transaction: a commit each would cost more than the verdicts themselves. */
+  async recordMany(
+    verdicts: ReadonlyArray<{ deploymentId: number; guardrail: string; status: string }>,
+    at: Date,
+  ): Promise<void> {
+    if (verdicts.length === 0) return;
+    await this.db.tx(async () => {
+      for (const v of verdicts) await this.record(v.deploymentId, v.guardrail, v.status, at);
+    });
+  }
+
   /** Guardrail name → conclusive verdicts so far. */
   async of(deploymentId: number): Promise<Map<string, number>> {
     const rows = await this.db.all<{ guardrail: string; verdicts: number }>(
