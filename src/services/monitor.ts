@@ -51,6 +51,10 @@ export class Monitor {
   /** When the last cycle finished (readiness reads it). */
   lastCycleAt: Date | null = null;
   private readonly cache = new SeriesCache();
+  /** Each guardrail's series, worked out once per target and guardrail: the config does not change while running. */
+  private readonly seriesSpecs = new Map<string, SeriesSpec>();
+  /** Pre-deploy values already read, by deployment and series key: they never change once stored. */
+  private readonly preDeployValues = new Map<number, Map<string, number | null>>();
 
   constructor(private readonly d: MonitorDeps) {}
 
@@ -122,7 +126,7 @@ export class Monitor {
       // An identical series is asked for once, however many guardrails read it.
       const specs = new Map<string, SeriesSpec>();
       const specOf = watches.map((w) => {
-        const spec = seriesOf(w.target, w.guardrail);
+        const spec = this.seriesOf(w);
         const known = specs.get(spec.key);
         if (!known || spec.lookbackMs > known.lookbackMs || spec.maxLagMs > known.maxLagMs) specs.set(spec.key, spec);
         return spec.key;
@@ -210,6 +214,16 @@ export class Monitor {
     this.lastCycleAt = clock.now();
   }
 
+  private seriesOf(w: Watch): SeriesSpec {
+    const id = `${w.target.service}\u0000${w.target.environment}\u0000${w.index}`;
+    let spec = this.seriesSpecs.get(id);
+    if (!spec) {
+      spec = seriesOf(w.target, w.guardrail);
+      this.seriesSpecs.set(id, spec);
+    }
+    return spec;
+  }
+
   /**
    * The moment the version being judged took traffic: the deployment's rollout start, or for an incident whose
    * deploy was rolled back, when the rollback finished (its recovery is judged on the restored version).
@@ -236,14 +250,28 @@ export class Monitor {
     const { store, metrics, logger } = this.d;
     const out = new Map<string, number | null>();
     const missing = new Map<string, { key: string; deploymentId: number; start: number; window: number }>();
+    const watched = new Set(watches.map((w) => w.deployment.id));
+    for (const id of this.preDeployValues.keys()) if (!watched.has(id)) this.preDeployValues.delete(id);
     for (let i = 0; i < watches.length; i++) {
       const w = watches[i] as Watch;
       const key = specOf[i] as string;
       const id = `${w.deployment.id}/${key}`;
       if (out.has(id) || missing.has(id)) continue;
+      let held = this.preDeployValues.get(w.deployment.id);
+      if (!held) {
+        held = new Map();
+        this.preDeployValues.set(w.deployment.id, held);
+      }
+      const known = held.get(key);
+      if (known !== undefined) {
+        out.set(id, known);
+        continue;
+      }
       const saved = await store.kv.get<{ value: number | null }>(`predeploy/${id}`);
-      if (saved) out.set(id, saved.value);
-      else
+      if (saved) {
+        out.set(id, saved.value);
+        held.set(key, saved.value);
+      } else
         missing.set(id, {
           key,
           deploymentId: w.deployment.id,
@@ -275,6 +303,8 @@ export class Monitor {
         for (const [id, value] of values) await store.kv.set(`predeploy/${id}`, { value });
       });
       for (const [id, value] of values) out.set(id, value);
+      for (const [id, m] of missing)
+        if (values.has(id)) this.preDeployValues.get(m.deploymentId)?.set(m.key, values.get(id) ?? null);
     } catch (err) {
       logger.warn({ err }, "pre-deploy values could not be read; relative guardrails stay inconclusive");
     }
