@@ -10,7 +10,15 @@ import { type Datapoint, type MetricQuery, type MetricSeries, type MetricsPort, 
 
 export { requestSeriesId };
 
-import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
+import {
+  type AwsRetryOptions,
+  describeError,
+  type RetrySettings,
+  retrySettings,
+  shape,
+  withoutSdkLogging,
+  withRetry,
+} from "./retry.js";
 
 /** GetMetricData takes at most 500 MetricDataQueries per call, helper series included. */
 export const MAX_QUERIES_PER_CALL = 500;
@@ -117,7 +125,7 @@ export class AwsCloudWatch implements MetricsPort {
   private client(region: string): CloudWatchClient {
     let client = this.clients.get(region);
     if (!client) {
-      client = this.createClient(region);
+      client = withoutSdkLogging(this.createClient(region));
       this.clients.set(region, client);
     }
     return client;

@@ -25,7 +25,15 @@ import type {
   ServiceState,
   TaskDefinition,
 } from "../../ports.js";
-import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
+import {
+  type AwsRetryOptions,
+  describeError,
+  type RetrySettings,
+  retrySettings,
+  shape,
+  withoutSdkLogging,
+  withRetry,
+} from "./retry.js";
 
 /** How AwsEcs retries throttling and server errors (see AwsRetryOptions). */
 export type AwsEcsRetry = AwsRetryOptions;
@@ -306,7 +314,7 @@ export class AwsEcs implements EcsPort {
   private client(region: string): ECSClient {
     let client = this.clients.get(region);
     if (!client) {
-      client = this.createClient(region);
+      client = withoutSdkLogging(this.createClient(region));
       this.clients.set(region, client);
     }
     return client;
