@@ -23,14 +23,20 @@ const SLICE_MS = 8;
 /** Guardrail verdicts recorded per transaction: a few milliseconds of writes between turns of the event loop. */
 const CHECKS_PER_TRANSACTION = 500;
 
-/** A function to await often: it yields to the event loop once SLICE_MS have passed since the last yield. */
-function timeSlicer(): () => Promise<void> {
-  let since = performance.now();
-  return async () => {
-    if (performance.now() - since < SLICE_MS) return;
+/** Gives the event loop a turn once SLICE_MS have passed since the last one. */
+class TimeSlicer {
+  private since = performance.now();
+
+  /** True once a turn is due: checked without a promise, since the hot loop asks thousands of times a cycle. */
+  get due(): boolean {
+    return performance.now() - this.since >= SLICE_MS;
+  }
+
+  async turn(): Promise<void> {
+    if (!this.due) return;
     await yieldToLoop();
-    since = performance.now();
-  };
+    this.since = performance.now();
+  }
 }
 
 export interface MonitorDeps {
@@ -119,9 +125,9 @@ export class Monitor {
   async cycle(): Promise<void> {
     const { clock, metrics, store, incidents: service, logger } = this.d;
     const now = clock.now();
-    const slice = timeSlicer();
+    const slicer = new TimeSlicer();
     const { watches, incidents } = await this.watches();
-    await slice();
+    await slicer.turn();
     if (watches.length > 0) {
       // An identical series is asked for once, however many guardrails read it.
       const specs = new Map<string, SeriesSpec>();
@@ -131,7 +137,7 @@ export class Monitor {
         if (!known || spec.lookbackMs > known.lookbackMs || spec.maxLagMs > known.maxLagMs) specs.set(spec.key, spec);
         return spec.key;
       });
-      await slice();
+      await slicer.turn();
       const { queries, idOf } = plan(specs.values());
       this.cache.keepOnly(new Set(specs.keys()));
       const start = this.cache.startFor(specs.values(), now.getTime());
@@ -143,7 +149,7 @@ export class Monitor {
         failure = asDeploybotError(err).message;
         logger.warn({ err }, "metrics could not be read this cycle: every guardrail is inconclusive");
       }
-      await slice();
+      await slicer.turn();
       const byId = new Map(read.map((x) => [x.id, x]));
       for (const spec of specs.values()) {
         const id = idOf.get(spec.key) as string;
@@ -157,7 +163,7 @@ export class Monitor {
       const preDeploy = await this.preDeploy(watches, specOf, specs);
       const checked: Array<{ deploymentId: number; guardrail: string; status: string }> = [];
       for (let i = 0; i < watches.length; i++) {
-        await slice();
+        if (slicer.due) await slicer.turn();
         const w = watches[i] as Watch;
         const key = specOf[i] as string;
         const spec = specs.get(key) as SeriesSpec;
@@ -165,6 +171,8 @@ export class Monitor {
         const from = now.getTime() - spec.lookbackMs;
         const datapoints = this.cache.points(key, from);
         const before = preDeploy.get(`${w.deployment.id}/${key}`) ?? null;
+        const existing = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
+        const tookTraffic = this.notBefore(w, existing);
         const verdict: GuardrailVerdict =
           failure !== null || !s || s.status === "error"
             ? unreadVerdict(w.guardrail, failure ?? s?.message ?? "no data returned")
@@ -174,14 +182,15 @@ export class Monitor {
                 requestCounts: this.cache.points(key, from, "requests"),
                 baseline: before,
                 preDeploy: before,
-                notBefore: new Date(await this.notBefore(w, incidents)),
+                notBefore: new Date(typeof tookTraffic === "number" ? tookTraffic : await tookTraffic),
                 now,
                 timeZone: w.target.timeZone,
               });
         if (WATCHED.has(w.deployment.status))
           checked.push({ deploymentId: w.deployment.id, guardrail: w.guardrail.name, status: verdict.status });
+        // Without an incident, only a breach can change anything: the other verdicts stop here.
+        if (!existing && verdict.status !== "breaching") continue;
         try {
-          const existing = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
           await service.onVerdict(
             w,
             verdict,
@@ -198,7 +207,7 @@ export class Monitor {
       // Which guardrails have been judged, written in transactions of a few hundred: one commit per verdict
       // cost more than the whole evaluation on a file database.
       for (let i = 0; i < checked.length; i += CHECKS_PER_TRANSACTION) {
-        await slice();
+        await slicer.turn();
         try {
           await store.checks.recordMany(checked.slice(i, i + CHECKS_PER_TRANSACTION), now);
         } catch (err) {
@@ -228,13 +237,13 @@ export class Monitor {
    * The moment the version being judged took traffic: the deployment's rollout start, or for an incident whose
    * deploy was rolled back, when the rollback finished (its recovery is judged on the restored version).
    */
-  private async notBefore(w: Watch, incidents: Map<string, Incident>): Promise<number> {
-    const i = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
-    if (i?.state === "rolled_back" && i.rollbackId) {
-      const r = await this.d.store.deployments.get(i.rollbackId);
-      if (r?.progress?.rolledOutAt) return Date.parse(r.progress.rolledOutAt);
-    }
-    return Date.parse(w.deployment.startedAt ?? w.deployment.createdAt);
+  private notBefore(w: Watch, i: Incident | undefined): number | Promise<number> {
+    const started = Date.parse(w.deployment.startedAt ?? w.deployment.createdAt);
+    // Only a rolled-back incident needs a read; every other guardrail is answered without a promise.
+    if (i?.state !== "rolled_back" || !i.rollbackId) return started;
+    return this.d.store.deployments
+      .get(i.rollbackId)
+      .then((r) => (r?.progress?.rolledOutAt ? Date.parse(r.progress.rolledOutAt) : started));
   }
 
   /**
