@@ -234,9 +234,10 @@ export class DeploymentRepo {
   ): Promise<Deployment | undefined> {
     const list = [...statuses];
     if (list.length === 0) return undefined;
+    // MAX(id) over the (service, environment, status) index: ORDER BY id DESC would walk the target's whole history.
     const row = await this.db.get<DeploymentRow>(
-      `SELECT * FROM deployments WHERE service = ? AND environment = ? AND status IN (${placeholders(list.length)})
-       ${kind ? "AND kind = ?" : ""} ORDER BY id DESC LIMIT 1`,
+      `SELECT * FROM deployments WHERE id = (SELECT MAX(id) FROM deployments
+       WHERE service = ? AND environment = ? AND status IN (${placeholders(list.length)})${kind ? " AND kind = ?" : ""})`,
       [service, environment, ...list, ...(kind ? [kind] : [])],
     );
     return row ? toDeployment(row) : undefined;

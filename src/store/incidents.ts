@@ -186,8 +186,10 @@ export class IncidentRepo {
 
   /** Unresolved incidents of one service in one environment. */
   async activeOf(service: string, environment: string): Promise<Incident[]> {
+    // CROSS JOIN keeps the incidents (few active ones, by the state index) as the outer loop: the planner would
+    // otherwise start from the target's deployments, its whole history.
     const rows = await this.db.all<IncidentRow>(
-      `SELECT i.* FROM incidents i JOIN deployments d ON d.id = i.deployment_id
+      `SELECT i.* FROM incidents i CROSS JOIN deployments d ON d.id = i.deployment_id
        WHERE i.state IN (${placeholders(ACTIVE_LIST.length)}) AND d.service = ? AND d.environment = ? ORDER BY i.id`,
       [...ACTIVE_LIST, service, environment],
     );

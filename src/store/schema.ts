@@ -227,4 +227,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   DROP INDEX deployments_status;
   CREATE INDEX deployments_status ON deployments (status, kind, started_at);
   `,
+  `
+  -- A target's deployments in given statuses (what is in flight on web production?) without reading its history.
+  CREATE INDEX deployments_target_status ON deployments (service, environment, status);
+  `,
 ];
