@@ -2,7 +2,7 @@ import type { App } from "@slack/bolt";
 import { formatLocal, formatRelative } from "../clock.js";
 import type { Deployment } from "../domain/deployment.js";
 import type { Services } from "../services/index.js";
-import type { EnvironmentCalendar, TargetStatus } from "../services/status.js";
+import type { EnvironmentCalendar, Overview, TargetStatus } from "../services/status.js";
 import { type Block, context, divider, header, section } from "../slack/blocks.js";
 import { type Names, parseStatus, USAGE } from "./parse.js";
 import { afterAck, replyError } from "./reply.js";
@@ -29,11 +29,7 @@ function registerHome(app: App, services: Services): void {
     if (event.tab !== "home") return;
     try {
       const now = services.clock.now();
-      const blocks = [
-        header("deploybot"),
-        ...(await services.status.overview()).flatMap((s) => targetBlocks(s, now)),
-        ...footer(now),
-      ];
+      const blocks = [header("deploybot"), ...overviewBlocks(await services.status.overview(), now), ...footer(now)];
       await client.views.publish({ user_id: event.user, view: { type: "home", blocks: blocks as never } });
     } catch (err) {
       services.logger.error({ err }, "could not publish App Home");
@@ -56,11 +52,7 @@ async function render(cmd: ReturnType<typeof parseStatus>, services: Services): 
     case "help":
       return [section(`*Status*\n${USAGE.status}`)];
     case "overview":
-      return [
-        header("deploybot status"),
-        ...(await services.status.overview()).flatMap((s) => targetBlocks(s, now)),
-        ...footer(now),
-      ];
+      return [header("deploybot status"), ...overviewBlocks(await services.status.overview(), now), ...footer(now)];
     case "service":
       return [
         header(`${cmd.service}`),
@@ -110,6 +102,15 @@ function targetBlocks(s: TargetStatus, now: Date): Block[] {
   return [
     section(`*${s.service}* · *${s.environment}*  ${version} · ${tasks}\n${flight} · ${lock}\n${cal}${incidents}`),
   ];
+}
+
+function overviewBlocks(o: Overview, now: Date): Block[] {
+  const blocks = o.targets.flatMap((s) => targetBlocks(s, now));
+  if (o.notListed > 0) {
+    const busy = o.busyNotListed > 0 ? ` (${o.busyNotListed} of them busy)` : "";
+    blocks.push(context(`…and ${o.notListed} more${busy}: \`/status SERVICE\` shows one service.`));
+  }
+  return blocks;
 }
 
 function progressText(d: Deployment): string {

@@ -13,7 +13,7 @@ import {
   windowStatus,
 } from "../policies/calendar.js";
 import type { EcsPort } from "../ports.js";
-import type { Lock, Store } from "../store/index.js";
+import type { Incident, Lock, Store } from "../store/index.js";
 import { versionOf } from "./rollout.js";
 
 export interface TargetStatus {
@@ -42,6 +42,26 @@ export interface EnvironmentCalendar {
   hasWindows: boolean;
 }
 
+/** What the store says about one target. */
+interface Facts {
+  inFlight: Deployment | null;
+  lock: Lock | null;
+  incidents: Incident[];
+}
+
+const IN_FLIGHT_OR_PENDING = [...IN_FLIGHT, ...PENDING];
+
+/** The most targets a plain /status lists: a Slack message holds 50 blocks, and each target is one. */
+export const OVERVIEW_LIMIT = 45;
+
+/** The overview: the targets listed, and how many more are configured (and busy) than it lists. */
+export interface Overview {
+  targets: TargetStatus[];
+  notListed: number;
+  /** Of those not listed, how many have something in flight, a lock or an unresolved incident. */
+  busyNotListed: number;
+}
+
 /** Reads what runs where (ECS), what deploybot is doing (the store) and what the calendar allows. */
 export class StatusService {
   /** Task definitions never change once registered, so their versions are cached by ARN. */
@@ -52,17 +72,25 @@ export class StatusService {
   constructor(private readonly deps: { config: Config; store: Store; ecs: EcsPort; clock: Clock }) {}
 
   async target(t: Target): Promise<TargetStatus> {
-    const now = this.deps.clock.now();
     const { store } = this.deps;
-    const inFlight = (await store.deployments.latestOf(t.service, t.environment, [...IN_FLIGHT, ...PENDING])) ?? null;
+    return this.assemble(t, {
+      inFlight: (await store.deployments.latestOf(t.service, t.environment, IN_FLIGHT_OR_PENDING)) ?? null,
+      lock: (await store.locks.get(t.service, t.environment)) ?? null,
+      incidents: await store.incidents.activeOf(t.service, t.environment),
+    });
+  }
+
+  /** A target's status from what the store says about it, and what ECS runs there now. */
+  private async assemble(t: Target, facts: Facts): Promise<TargetStatus> {
+    const now = this.deps.clock.now();
     const base = {
       service: t.service,
       environment: t.environment,
       timeZone: t.timeZone,
-      inFlight,
-      lock: (await store.locks.get(t.service, t.environment)) ?? null,
+      inFlight: facts.inFlight,
+      lock: facts.lock,
       calendar: this.calendar(t, now),
-      incidents: (await store.incidents.activeOf(t.service, t.environment)).map((i) => ({
+      incidents: facts.incidents.map((i) => ({
         guardrail: i.guardrail,
         severity: i.severity,
         deploymentId: i.deploymentId,
@@ -110,9 +138,48 @@ export class StatusService {
     return version;
   }
 
-  /** Every service × environment, read in parallel. */
-  overview(): Promise<TargetStatus[]> {
-    return Promise.all(allTargets(this.deps.config).map((t) => this.target(t)));
+  /**
+   * Every service × environment, or OVERVIEW_LIMIT of them when there are more (the busy ones first, in config
+   * order): three queries for all targets, then ECS for each listed one, in parallel.
+   */
+  async overview(): Promise<Overview> {
+    const { store, config } = this.deps;
+    const key = (service: string, environment: string) => `${service}\u0000${environment}`;
+    const inFlight = new Map<string, Deployment>();
+    // Oldest first, so the newest of a target is the one that stays (as latestOf finds it).
+    for (const d of await store.deployments.byStatus(IN_FLIGHT_OR_PENDING))
+      inFlight.set(key(d.service, d.environment), d);
+    const locks = new Map((await store.locks.all()).map((l) => [key(l.service, l.environment), l]));
+    const incidents = new Map<string, Incident[]>();
+    for (const { service, environment, incident } of await store.incidents.activeByTarget()) {
+      const k = key(service, environment);
+      incidents.set(k, [...(incidents.get(k) ?? []), incident]);
+    }
+    const all = allTargets(config);
+    const busy = (t: Target) => {
+      const k = key(t.service, t.environment);
+      return inFlight.has(k) || locks.has(k) || incidents.has(k);
+    };
+    let listed = all;
+    if (all.length > OVERVIEW_LIMIT) {
+      const chosen = new Set([...all.filter(busy), ...all.filter((t) => !busy(t))].slice(0, OVERVIEW_LIMIT));
+      listed = all.filter((t) => chosen.has(t));
+    }
+    const targets = await Promise.all(
+      listed.map((t) => {
+        const k = key(t.service, t.environment);
+        return this.assemble(t, {
+          inFlight: inFlight.get(k) ?? null,
+          lock: locks.get(k) ?? null,
+          incidents: incidents.get(k) ?? [],
+        });
+      }),
+    );
+    return {
+      targets,
+      notListed: all.length - listed.length,
+      busyNotListed: all.filter(busy).length - listed.filter(busy).length,
+    };
   }
 
   /** One service in each of its environments. */

@@ -196,6 +196,17 @@ export class IncidentRepo {
     return rows.map(toIncident);
   }
 
+  /** Every unresolved incident with the service and environment of its deployment (one query for an overview). */
+  async activeByTarget(): Promise<Array<{ service: string; environment: string; incident: Incident }>> {
+    const rows = await this.db.all<IncidentRow & { target_service: string; target_environment: string }>(
+      `SELECT i.*, d.service AS target_service, d.environment AS target_environment
+       FROM incidents i CROSS JOIN deployments d ON d.id = i.deployment_id
+       WHERE i.state IN (${placeholders(ACTIVE_LIST.length)}) ORDER BY i.id`,
+      ACTIVE_LIST,
+    );
+    return rows.map((r) => ({ service: r.target_service, environment: r.target_environment, incident: toIncident(r) }));
+  }
+
   /** Applies an event of the incident machine in one transaction; an event not allowed now throws and writes nothing. */
   async apply(id: number, event: IncidentEvent, patch: IncidentPatch = {}): Promise<Incident> {
     return this.db.tx(async () => {

@@ -3,6 +3,22 @@ import type { SqlDriver } from "./driver.js";
 
 export type { Approval, AuditEntry, Lock };
 
+interface LockRow {
+  service: string;
+  environment: string;
+  deployment_id: number;
+  holder: string;
+  since: string;
+}
+
+const toLock = (row: LockRow): Lock => ({
+  service: row.service,
+  environment: row.environment,
+  deploymentId: row.deployment_id,
+  holder: row.holder,
+  since: row.since,
+});
+
 /** One deployment per service and environment at a time. */
 export class LockRepo {
   constructor(private readonly db: SqlDriver) {}
@@ -29,25 +45,17 @@ export class LockRepo {
   }
 
   async get(service: string, environment: string): Promise<Lock | undefined> {
-    const row = await this.db.get<{
-      service: string;
-      environment: string;
-      deployment_id: number;
-      holder: string;
-      since: string;
-    }>("SELECT service, environment, deployment_id, holder, since FROM locks WHERE service = ? AND environment = ?", [
-      service,
-      environment,
-    ]);
-    return row
-      ? {
-          service: row.service,
-          environment: row.environment,
-          deploymentId: row.deployment_id,
-          holder: row.holder,
-          since: row.since,
-        }
-      : undefined;
+    const row = await this.db.get<LockRow>(
+      "SELECT service, environment, deployment_id, holder, since FROM locks WHERE service = ? AND environment = ?",
+      [service, environment],
+    );
+    return row ? toLock(row) : undefined;
+  }
+
+  /** Every lock held now (one per target at most). */
+  async all(): Promise<Lock[]> {
+    const rows = await this.db.all<LockRow>("SELECT service, environment, deployment_id, holder, since FROM locks");
+    return rows.map(toLock);
   }
 
   async release(deploymentId: number): Promise<void> {
