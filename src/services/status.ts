@@ -12,7 +12,7 @@ import {
   type UpcomingFreeze,
   windowStatus,
 } from "../policies/calendar.js";
-import type { EcsPort } from "../ports.js";
+import type { EcsPort, ServiceState } from "../ports.js";
 import type { Incident, Lock, Store } from "../store/index.js";
 import { versionOf } from "./rollout.js";
 
@@ -64,8 +64,10 @@ export interface Overview {
 
 /** Reads what runs where (ECS), what deploybot is doing (the store) and what the calendar allows. */
 export class StatusService {
-  /** Task definitions never change once registered, so their versions are cached by ARN. */
-  private readonly versions = new Map<string, string>();
+  /** Task definitions never change once registered, so their versions are cached by ARN (the read itself too). */
+  private readonly versions = new Map<string, Promise<string>>();
+  /** ECS reads of a service still under way: people asking at once (a burst of /status) share one. */
+  private readonly reading = new Map<string, Promise<ServiceState>>();
   /** An environment's calendar changes at most once a minute; all its services share one verdict. */
   private readonly calendars = new Map<string, CalendarVerdict>();
 
@@ -98,7 +100,7 @@ export class StatusService {
       })),
     };
     try {
-      const svc = await this.deps.ecs.describeService(t.ecs);
+      const svc = await this.describe(t);
       return {
         ...base,
         version: await this.versionOf(t, svc.taskDefinitionArn),
@@ -130,11 +132,26 @@ export class StatusService {
     return verdict;
   }
 
-  private async versionOf(t: Target, arn: string): Promise<string> {
-    const cached = this.versions.get(arn);
-    if (cached) return cached;
-    const version = versionOf(t, await this.deps.ecs.describeTaskDefinition(t.ecs, arn));
-    this.versions.set(arn, version);
+  private describe(t: Target): Promise<ServiceState> {
+    const k = `${t.ecs.region}\u0000${t.ecs.cluster}\u0000${t.ecs.service}`;
+    let read = this.reading.get(k);
+    if (!read) {
+      read = this.deps.ecs.describeService(t.ecs);
+      this.reading.set(k, read);
+      const done = () => this.reading.delete(k);
+      read.then(done, done);
+    }
+    return read;
+  }
+
+  private versionOf(t: Target, arn: string): Promise<string> {
+    let version = this.versions.get(arn);
+    if (!version) {
+      version = this.deps.ecs.describeTaskDefinition(t.ecs, arn).then((def) => versionOf(t, def));
+      this.versions.set(arn, version);
+      // A failed read is not kept: the next /status asks again.
+      version.catch(() => this.versions.delete(arn));
+    }
     return version;
   }
 
@@ -145,10 +162,11 @@ export class StatusService {
   async overview(): Promise<Overview> {
     const { store, config } = this.deps;
     const key = (service: string, environment: string) => `${service}\u0000${environment}`;
-    const inFlight = new Map<string, Deployment>();
-    // Oldest first, so the newest of a target is the one that stays (as latestOf finds it).
-    for (const d of await store.deployments.byStatus(IN_FLIGHT_OR_PENDING))
-      inFlight.set(key(d.service, d.environment), d);
+    // Each target's newest deployment in flight (briefs come oldest first, so the newest stays, as latestOf finds
+    // it); the full rows are read below for the listed targets only.
+    const inFlight = new Map<string, number>();
+    for (const d of await store.deployments.briefs(IN_FLIGHT_OR_PENDING))
+      inFlight.set(key(d.service, d.environment), d.id);
     const locks = new Map((await store.locks.all()).map((l) => [key(l.service, l.environment), l]));
     const incidents = new Map<string, Incident[]>();
     for (const { service, environment, incident } of await store.incidents.activeByTarget()) {
@@ -165,11 +183,13 @@ export class StatusService {
       const chosen = new Set([...all.filter(busy), ...all.filter((t) => !busy(t))].slice(0, OVERVIEW_LIMIT));
       listed = all.filter((t) => chosen.has(t));
     }
+    const ids = listed.flatMap((t) => inFlight.get(key(t.service, t.environment)) ?? []);
+    const deployments = new Map((await store.deployments.getMany(ids)).map((d) => [d.id, d]));
     const targets = await Promise.all(
       listed.map((t) => {
         const k = key(t.service, t.environment);
         return this.assemble(t, {
-          inFlight: inFlight.get(k) ?? null,
+          inFlight: deployments.get(inFlight.get(k) ?? 0) ?? null,
           lock: locks.get(k) ?? null,
           incidents: incidents.get(k) ?? [],
         });
