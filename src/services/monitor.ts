@@ -1,4 +1,3 @@
-import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
@@ -11,33 +10,15 @@ import { type MetricSeries, type MetricsPort, requestSeriesId } from "../ports.j
 import type { Store } from "../store/index.js";
 import type { IncidentService, Watch } from "./incidents.js";
 import { plan, SeriesCache, type SeriesSpec, seriesOf } from "./series.js";
+import { TimeSlicer } from "./time-slicer.js";
 
 /** How long a watch schedule lasts after the rollout starts (0 without one). */
 function watchLength(schedule: Array<{ every: number; for: number }> | undefined): number {
   return (schedule ?? []).reduce((sum, p) => sum + p.for, 0);
 }
 
-/** The longest the monitor runs without giving the event loop a turn, so a big cycle never delays acks. */
-const SLICE_MS = 8;
-
 /** Guardrail verdicts recorded per transaction: a few milliseconds of writes between turns of the event loop. */
 const CHECKS_PER_TRANSACTION = 500;
-
-/** Gives the event loop a turn once SLICE_MS have passed since the last one. */
-class TimeSlicer {
-  private since = performance.now();
-
-  /** True once a turn is due: checked without a promise, since the hot loop asks thousands of times a cycle. */
-  get due(): boolean {
-    return performance.now() - this.since >= SLICE_MS;
-  }
-
-  async turn(): Promise<void> {
-    if (!this.due) return;
-    await yieldToLoop();
-    this.since = performance.now();
-  }
-}
 
 export interface MonitorDeps {
   config: Config;
