@@ -2,6 +2,7 @@ import {
   DescribeServiceDeploymentsCommand,
   DescribeServiceRevisionsCommand,
   DescribeServicesCommand,
+  type DescribeServicesCommandOutput,
   DescribeTaskDefinitionCommand,
   ECSClient,
   ListServiceDeploymentsCommand,
@@ -28,6 +29,7 @@ import type {
 import {
   type AwsRetryOptions,
   describeError,
+  type RetryFailure,
   type RetrySettings,
   retrySettings,
   shape,
@@ -70,6 +72,8 @@ export class AwsEcs implements EcsPort {
   private readonly clients = new Map<string, ECSClient>();
   private readonly createClient: (region: string) => ECSClient;
   private readonly retry: RetrySettings;
+  /** describeService callers of this turn, per region and cluster, waiting to be sent as one DescribeServices. */
+  private readonly describing = new Map<string, DescribeWaiter[]>();
   /** Service revisions never change, so their task definitions are looked up once. */
   private readonly revisionTaskDefinitions = new Map<string, string>();
 
@@ -81,18 +85,19 @@ export class AwsEcs implements EcsPort {
 
   async describeService(target: EcsTarget): Promise<ServiceState> {
     const context = this.context(target, "ecs:DescribeServices", serviceSubject(target));
-    const out = await this.call(context, (client) =>
-      client.send(new DescribeServicesCommand({ cluster: target.cluster, services: [target.service] })),
-    );
+    const { out, alone } = await this.describeTogether(context);
     const service =
       out.services?.find((s) => s.serviceName === target.service || s.serviceArn === target.service) ??
-      out.services?.[0];
+      (alone ? out.services?.[0] : undefined);
+    const failure =
+      out.failures?.find((f) => f.arn === target.service || f.arn?.endsWith(`/${target.service}`)) ??
+      (alone ? out.failures?.[0] : undefined);
     if (!service || service.status === "INACTIVE") {
-      const reason = out.failures?.[0]?.reason ?? service?.status ?? "MISSING";
+      const reason = failure?.reason ?? service?.status ?? "MISSING";
       if (reason === "MISSING" || reason === "INACTIVE") throw serviceNotFound(target, reason);
       throw new DeploybotError(
         ErrorCode.AwsFailed,
-        `ECS could not describe ${serviceSubject(target)}: ${reason}${detail(out.failures?.[0]?.detail)}`,
+        `ECS could not describe ${serviceSubject(target)}: ${reason}${detail(failure?.detail)}`,
       );
     }
     if (!service.serviceArn || !service.taskDefinition) {
@@ -320,10 +325,53 @@ export class AwsEcs implements EcsPort {
     return client;
   }
 
-  /** Sends with exponential backoff on throttling and server errors; everything else is mapped at once. */
-  private async call<T>(context: CallContext, send: (client: ECSClient) => Promise<T>): Promise<T> {
-    const client = this.client(context.target.region);
-    return withRetry(this.retry, () => send(client), {
+  /**
+   * DescribeServices for this service together with the others of its region and cluster asked for in the same
+   * turn of the event loop (a /status overview asks for dozens at once): one call per 10 services, as ECS allows,
+   * instead of one each. Each caller gets the whole answer and picks its own service (`alone` when it was the only
+   * one asked), and a failed call fails each caller with its own message.
+   */
+  private describeTogether(context: CallContext): Promise<{ out: DescribeServicesCommandOutput; alone: boolean }> {
+    const { region, cluster } = context.target;
+    const key = `${region}\u0000${cluster}`;
+    return new Promise((resolve, reject) => {
+      let waiting = this.describing.get(key);
+      if (!waiting) {
+        waiting = [];
+        this.describing.set(key, waiting);
+        queueMicrotask(() => {
+          this.describing.delete(key);
+          this.sendDescribes(region, cluster, waiting as DescribeWaiter[]);
+        });
+      }
+      waiting.push({ context, resolve, reject });
+    });
+  }
+
+  private sendDescribes(region: string, cluster: string, waiting: DescribeWaiter[]): void {
+    const services = [...new Set(waiting.map((w) => w.context.target.service))];
+    for (let i = 0; i < services.length; i += DESCRIBE_SERVICES_MAX) {
+      const batch = new Set(services.slice(i, i + DESCRIBE_SERVICES_MAX));
+      const callers = waiting.filter((w) => batch.has(w.context.target.service));
+      const client = this.client(region);
+      withRetry(this.retry, () => client.send(new DescribeServicesCommand({ cluster, services: [...batch] })), {
+        notRetryable: (err) => new CallFailure(err),
+        exhausted: (err, attempts, what) => new CallFailure(err, { attempts, what }),
+      }).then(
+        (out) => {
+          for (const w of callers) w.resolve({ out, alone: services.length === 1 });
+        },
+        (err: unknown) => {
+          for (const w of callers)
+            w.reject(err instanceof CallFailure ? err.for(w.context, (c) => this.failures(c)) : err);
+        },
+      );
+    }
+  }
+
+  /** How a call for `context` fails: at once when retrying cannot help, else after the retries. */
+  private failures(context: CallContext): Pick<RetryFailure, "notRetryable" | "exhausted"> {
+    return {
       notRetryable: (err) => toDeploybotError(err, context),
       exhausted: (err, attempts, what) =>
         new DeploybotError(
@@ -331,7 +379,39 @@ export class AwsEcs implements EcsPort {
           `ECS ${what} ${context.action} for ${context.subject} ${attempts} times in a row (last: ${describeError(err)}): try again in a minute`,
           { cause: err, transient: true },
         ),
-    });
+    };
+  }
+
+  /** Sends with exponential backoff on throttling and server errors; everything else is mapped at once. */
+  private async call<T>(context: CallContext, send: (client: ECSClient) => Promise<T>): Promise<T> {
+    const client = this.client(context.target.region);
+    return withRetry(this.retry, () => send(client), this.failures(context));
+  }
+}
+
+/** DescribeServices takes at most 10 services a call. */
+const DESCRIBE_SERVICES_MAX = 10;
+
+interface DescribeWaiter {
+  context: CallContext;
+  resolve: (answer: { out: DescribeServicesCommandOutput; alone: boolean }) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A call shared by several callers failed: each caller's error is worded for its own service. */
+class CallFailure extends Error {
+  constructor(
+    readonly original: unknown,
+    readonly exhausted?: { attempts: number; what: string },
+  ) {
+    super(describeError(original));
+  }
+
+  for(context: CallContext, failures: (c: CallContext) => Pick<RetryFailure, "notRetryable" | "exhausted">): Error {
+    const f = failures(context);
+    return this.exhausted
+      ? f.exhausted(this.original, this.exhausted.attempts, this.exhausted.what)
+      : f.notRetryable(this.original);
   }
 }
 
