@@ -46,7 +46,7 @@ export class Monitor {
   constructor(private readonly d: MonitorDeps) {}
 
   /** What to evaluate now: every guardrail of a watched deployment, and the guardrails of unresolved incidents. */
-  private async watches(): Promise<{ watches: Watch[]; incidents: Map<string, Incident> }> {
+  private async watches(slicer: TimeSlicer): Promise<{ watches: Watch[]; incidents: Map<string, Incident> }> {
     const { store, config, clock } = this.d;
     const now = clock.now().getTime();
     const byId = new Map<number, Deployment>();
@@ -59,6 +59,7 @@ export class Monitor {
       for (const d of await store.deployments.succeededSince(new Date(now - longest - config.monitor.interval)))
         if (this.due(d, now)) byId.set(d.id, d);
     }
+    await slicer.turn();
     const active = await store.incidents.inStates(ACTIVE);
     const activeGuardrails = new Map<number, Set<string>>();
     for (const i of active) {
@@ -70,9 +71,11 @@ export class Monitor {
         if (d) byId.set(d.id, d);
       }
     }
+    await slicer.turn();
     const incidents = new Map<string, Incident>();
     for (const i of await store.incidents.ofDeployments([...byId.keys()]))
       incidents.set(`${i.deploymentId}/${i.guardrail}`, i);
+    await slicer.turn();
     const watches: Watch[] = [];
     for (const deployment of byId.values()) {
       const target = findTarget(config, deployment.service, deployment.environment);
@@ -107,7 +110,7 @@ export class Monitor {
     const { clock, metrics, store, incidents: service, logger } = this.d;
     const now = clock.now();
     const slicer = new TimeSlicer();
-    const { watches, incidents } = await this.watches();
+    const { watches, incidents } = await this.watches(slicer);
     await slicer.turn();
     if (watches.length > 0) {
       // An identical series is asked for once, however many guardrails read it.
@@ -122,6 +125,7 @@ export class Monitor {
       const { queries, idOf } = plan(specs.values());
       this.cache.keepOnly(new Set(specs.keys()));
       const start = this.cache.startFor(specs.values(), now.getTime());
+      await slicer.turn();
       let read: MetricSeries[] = [];
       let failure: string | null = null;
       try {
@@ -133,6 +137,7 @@ export class Monitor {
       await slicer.turn();
       const byId = new Map(read.map((x) => [x.id, x]));
       for (const spec of specs.values()) {
+        if (slicer.due) await slicer.turn();
         const id = idOf.get(spec.key) as string;
         this.cache.merge(
           spec,
@@ -141,7 +146,7 @@ export class Monitor {
           now.getTime(),
         );
       }
-      const preDeploy = await this.preDeploy(watches, specOf, specs);
+      const preDeploy = await this.preDeploy(watches, specOf, specs, slicer);
       const checked: Array<{ deploymentId: number; guardrail: string; status: string }> = [];
       for (let i = 0; i < watches.length; i++) {
         if (slicer.due) await slicer.turn();
@@ -236,6 +241,7 @@ export class Monitor {
     watches: Watch[],
     specOf: string[],
     specs: Map<string, SeriesSpec>,
+    slicer: TimeSlicer,
   ): Promise<Map<string, number | null>> {
     const { store, metrics, logger } = this.d;
     const out = new Map<string, number | null>();
@@ -243,6 +249,7 @@ export class Monitor {
     const watched = new Set(watches.map((w) => w.deployment.id));
     for (const id of this.preDeployValues.keys()) if (!watched.has(id)) this.preDeployValues.delete(id);
     for (let i = 0; i < watches.length; i++) {
+      if (slicer.due) await slicer.turn();
       const w = watches[i] as Watch;
       const key = specOf[i] as string;
       const id = `${w.deployment.id}/${key}`;

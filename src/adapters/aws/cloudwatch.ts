@@ -1,3 +1,4 @@
+import { setImmediate as yieldToLoop } from "node:timers/promises";
 import {
   CloudWatchClient,
   GetMetricDataCommand,
@@ -78,11 +79,15 @@ export class AwsCloudWatch implements MetricsPort {
       list.push(bundle);
       byRegion.set(bundle.query.region, list);
     }
+    // Between calls the event loop gets a turn: serialising, signing and parsing 500 queries is a chunk of work
+    // each, and a monitor cycle at 1,000 deploys makes a dozen calls.
     for (const [region, regionBundles] of byRegion) {
       for (const batch of batches(regionBundles)) {
+        await yieldToLoop();
         await this.fetchBatch(region, batch, start, end, results);
       }
     }
+    await yieldToLoop();
 
     const series: MetricSeries[] = [];
     for (const bundle of bundles) {
