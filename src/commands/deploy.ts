@@ -10,22 +10,23 @@ import { namesOf } from "./status.js";
 export function register(app: App, services: Services): void {
   app.command("/deploy", async ({ command, ack, respond }) => {
     await ack();
-    await afterAck();
-    try {
-      const cmd = parseDeploy(command.text, namesOf(services));
-      if (cmd.kind === "help") {
-        await respond({
-          response_type: "ephemeral",
-          text: `Deploy\n${USAGE.deploy}`,
-          blocks: [section(`*Deploy*\n${USAGE.deploy}`)],
-        });
-        return;
+    await afterAck(async () => {
+      try {
+        const cmd = parseDeploy(command.text, namesOf(services));
+        if (cmd.kind === "help") {
+          await respond({
+            response_type: "ephemeral",
+            text: `Deploy\n${USAGE.deploy}`,
+            blocks: [section(`*Deploy*\n${USAGE.deploy}`)],
+          });
+          return;
+        }
+        const reply = await services.deployments.request(cmd, services.people.bySlackId(command.user_id));
+        if (reply) await respond({ response_type: "ephemeral", text: reply, blocks: [section(reply)] });
+      } catch (err) {
+        await replyError(respond, err, services.logger);
       }
-      const reply = await services.deployments.request(cmd, services.people.bySlackId(command.user_id));
-      if (reply) await respond({ response_type: "ephemeral", text: reply, blocks: [section(reply)] });
-    } catch (err) {
-      await replyError(respond, err, services.logger);
-    }
+    });
   });
 
   for (const [actionId, run] of [
@@ -37,13 +38,15 @@ export function register(app: App, services: Services): void {
   ] as const) {
     app.action<BlockButtonAction>(actionId, async ({ ack, action, body, respond }) => {
       await ack();
-      try {
-        const id = Number(action.value);
-        const refusal = Number.isInteger(id) ? await run(id, body.user.id) : "That button does not name a deploy.";
-        if (refusal) await respond({ response_type: "ephemeral", replace_original: false, text: refusal });
-      } catch (err) {
-        await replyError(respond, err, services.logger);
-      }
+      await afterAck(async () => {
+        try {
+          const id = Number(action.value);
+          const refusal = Number.isInteger(id) ? await run(id, body.user.id) : "That button does not name a deploy.";
+          if (refusal) await respond({ response_type: "ephemeral", replace_original: false, text: refusal });
+        } catch (err) {
+          await replyError(respond, err, services.logger);
+        }
+      });
     });
   }
 }

@@ -11,14 +11,15 @@ import { afterAck, replyError } from "./reply.js";
 export function register(app: App, services: Services): void {
   app.command("/status", async ({ command, ack, respond }) => {
     await ack();
-    await afterAck();
-    try {
-      const parsed = parseStatus(command.text, namesOf(services));
-      const blocks = await render(parsed, services);
-      await respond({ response_type: "ephemeral", text: plainSummary(blocks), blocks });
-    } catch (err) {
-      await replyError(respond, err, services.logger);
-    }
+    await afterAck(async () => {
+      try {
+        const parsed = parseStatus(command.text, namesOf(services));
+        const blocks = await render(parsed, services);
+        await respond({ response_type: "ephemeral", text: plainSummary(blocks), blocks });
+      } catch (err) {
+        await replyError(respond, err, services.logger);
+      }
+    });
   });
   registerHome(app, services);
 }
