@@ -230,6 +230,7 @@ async function ackFigures(bot: Bot, awsUrl: string, inFlightIds: number[]) {
     // Cards and thread notes, if any, go to the bench's Slack in the AWS process, never to slack.com.
     slackApiUrl: `${awsUrl}/api/`,
   });
+  // Bolt set up as createApp sets it up (tokenVerificationEnabled: false), so the ratio is deploybot's own work.
   const bare = new App({
     signingSecret: SIGNING_SECRET,
     token: "xoxb-bench",
