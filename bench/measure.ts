@@ -254,6 +254,7 @@ async function ackFigures(bot: Bot, awsUrl: string, inFlightIds: number[]) {
     idle: { statusPlain: [], statusTarget: [], deployDryRun: [], approveClick: [] },
     load: { statusPlain: [], statusTarget: [], deployDryRun: [], approveClick: [] },
   };
+  const waveP99: Record<Which, number[]> = { bare: [], idle: [], load: [] };
   let repliesExpected = 0;
   let cyclesDuringLoad = 0;
   const loadDelay = new LoopDelay();
@@ -281,6 +282,7 @@ async function ackFigures(bot: Bot, awsUrl: string, inFlightIds: number[]) {
     if (which !== "bare") repliesExpected += w.bodies.length;
     await settle();
     if (record) {
+      waveP99[which].push(round(percentile(result.latenciesMs, 99)));
       samples[which].push(...result.latenciesMs);
       statuses[which].push(...result.statuses);
       result.latenciesMs.forEach((ms, i) => {
@@ -312,7 +314,12 @@ async function ackFigures(bot: Bot, awsUrl: string, inFlightIds: number[]) {
     p99ByKindUnderLoad: p99ByKind("load"),
     p99ByKindBare: p99ByKind("bare"),
     ackP99RatioUnderLoad: round(stats.load.p99Ms / stats.bare.p99Ms, 2),
+    // Less moved by one bad wave (on a shared machine, a wave the process spent descheduled): the ratio of each
+    // loaded wave's p99 to the bare wave just before it, median over the waves.
+    ackP99RatioMedianOfWaves: round(median(waveP99.load.map((x, i) => x / (waveP99.bare[i] as number))), 2),
     ackP99RatioIdle: round(stats.idle.p99Ms / stats.bare.p99Ms, 2),
+    waveP99Ms: waveP99,
+    eventLoopSamplesUnderLoad: loadDelay.samples,
     eventLoopP99MsUnderLoad: round(loadDelay.percentile(99)),
     eventLoopMaxMsUnderLoad: round(loadDelay.maxMs),
   };

@@ -81,6 +81,11 @@ export const FIGURES = {
     unit: "×",
     how: "The same mixed waves to deploybot with no monitor cycle running.",
   },
+  ackP99RatioMedianOfWaves: {
+    label: "Ack p99 under load ÷ bare, median over waves",
+    unit: "×",
+    how: "Each loaded wave's p99 divided by the p99 of the bare wave sent just before it, median over the waves: one wave during which the machine took the CPU away moves it less than the pooled ratio.",
+  },
   eventLoopP99MsCyclesAlone: {
     label: "Event-loop delay p99, monitor cycles alone",
     unit: "ms",

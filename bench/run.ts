@@ -50,14 +50,14 @@ function measureOnce(): Promise<MeasureResult> {
 type Aws = Child<AwsServerRequest, AwsServerReply>;
 
 /** Start to ready (median of a few starts on a fresh database with the example config) and idle memory. */
-async function startFigures(aws: Aws, awsUrl: string, dir: string) {
+async function startFigures(aws: Aws, awsUrl: string, dir: string, run: number) {
   const ready: number[] = [];
   const listening: number[] = [];
   const idle: number[] = [];
   for (let i = 0; i < STARTS_PER_RUN; i++) {
     const bot = await startBot({
       configFile: "examples/deploybot.yml",
-      dbFile: join(dir, `start-${i}.db`),
+      dbFile: join(dir, `start-${run}-${i}.db`),
       awsUrl,
     });
     ready.push(bot.readyMs);
@@ -77,10 +77,10 @@ async function startFigures(aws: Aws, awsUrl: string, dir: string) {
 }
 
 /** The real entry point with 1,000 watched deploys and the real SDK, after at least three monitor cycles. */
-async function rssWatched(aws: Aws, awsUrl: string, dir: string) {
+async function rssWatched(aws: Aws, awsUrl: string, dir: string, run: number) {
   const configFile = join(dir, "watched.yml");
   writeFileSync(configFile, benchConfigYaml(WATCHED, { interval: `${RSS_INTERVAL_S}s` }));
-  const dbFile = join(dir, "watched-rss.db");
+  const dbFile = join(dir, `watched-rss-${run}.db`);
   const store = Store.sqlite(dbFile);
   seedInFlight(
     store,
@@ -131,6 +131,7 @@ function figuresOf(
     ackP99MsBare: m.acks.bare.p99Ms,
     ackP99MsUnderLoad: m.acks.deploybotUnderLoad.p99Ms,
     ackP99RatioIdle: m.acks.ackP99RatioIdle,
+    ackP99RatioMedianOfWaves: m.acks.ackP99RatioMedianOfWaves,
     eventLoopP99MsCyclesAlone: m.monitor.eventLoopP99Ms,
     wallMsPerCycle1000: m.monitor.wallMsMedian,
     metricsPerDeployPerCycle: metricsPerDeploy,
@@ -164,11 +165,11 @@ async function main(): Promise<void> {
       log(`run ${run}/${RUNS}: in-process figures (fresh process)...`);
       const m = await measureOnce();
       log(`run ${run}/${RUNS}: start to ready (${STARTS_PER_RUN} starts of bin/deploybot.js, ${READY_PATH})...`);
-      const s = await startFigures(aws, awsUrl, dir);
+      const s = await startFigures(aws, awsUrl, dir, run);
       log(
         `run ${run}/${RUNS}: memory with ${WATCHED} watched deploys (bin/deploybot.js, monitor every ${RSS_INTERVAL_S} s)...`,
       );
-      const r = await rssWatched(aws, awsUrl, dir);
+      const r = await rssWatched(aws, awsUrl, dir, run);
       const figures = figuresOf(m, s, r);
       runs.push({ figures, detail: { ...m, start: s, memory: r } });
       log(`run ${run}/${RUNS} done (${elapsed()}): ${JSON.stringify(figures)}`);

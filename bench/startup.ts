@@ -75,7 +75,12 @@ export async function startBot(opts: { configFile: string; dbFile: string; awsUr
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
       await res.arrayBuffer();
-      if (res.status === 200) return { child, port, readyMs: performance.now() - t0, listeningMs };
+      if (res.status === 200) {
+        const readyMs = performance.now() - t0;
+        // The log line may come a little after the first answer (the logger writes asynchronously).
+        while (Number.isNaN(listeningMs) && performance.now() < readyMs + t0 + 2000) await sleep(5);
+        return { child, port, readyMs, listeningMs };
+      }
     } catch {
       // not listening yet
     }
