@@ -3,9 +3,7 @@ import { formatRelative } from "./clock.js";
 import { loadConfig } from "./config/load.js";
 import { type Config, ONCALL } from "./config/schema.js";
 import { DeploybotError, ErrorCode } from "./errors.js";
-import { runConsole } from "./local/console.js";
 import { createLogger } from "./logger.js";
-import { startSlack } from "./server.js";
 
 const DEFAULT_CONFIG = "examples/deploybot.yml";
 const DEFAULT_DB = "data/deploybot.db";
@@ -82,6 +80,9 @@ export async function main(argv: string[]): Promise<number> {
         const flags = parseFlags(args);
         const { SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET } = process.env;
         if (SLACK_BOT_TOKEN && (SLACK_APP_TOKEN || SLACK_SIGNING_SECRET)) {
+          // Each mode loads only its own modules: Slack mode never the console's simulated world, the console
+          // never the AWS and PagerDuty clients.
+          const { startSlack } = await import("./server.js");
           await startSlack({ configFile: flags.config, dbFile: flags.db, logger: createLogger() });
           return await new Promise<number>(() => {});
         }
@@ -100,6 +101,7 @@ export async function main(argv: string[]): Promise<number> {
 
 async function consoleMode(flags: Flags): Promise<number> {
   const script = flags.script !== undefined ? readFileSync(flags.script, "utf8") : undefined;
+  const { runConsole } = await import("./local/console.js");
   await runConsole({
     configFile: flags.config,
     dbFile: flags.db,

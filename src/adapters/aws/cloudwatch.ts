@@ -1,10 +1,9 @@
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import {
+import type {
   CloudWatchClient,
-  GetMetricDataCommand,
-  type GetMetricDataCommandInput,
-  type MetricDataQuery,
-  type MetricDataResult,
+  GetMetricDataCommandInput,
+  MetricDataQuery,
+  MetricDataResult,
 } from "@aws-sdk/client-cloudwatch";
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import { type Datapoint, type MetricQuery, type MetricSeries, type MetricsPort, requestSeriesId } from "../../ports.js";
@@ -20,6 +19,14 @@ import {
   withoutSdkLogging,
   withRetry,
 } from "./retry.js";
+
+type CloudWatchSdk = typeof import("@aws-sdk/client-cloudwatch");
+let sdkModule: Promise<CloudWatchSdk> | undefined;
+/** The SDK is loaded on the first call, not at start: Slack mode answers sooner, and the console never loads it. */
+const loadSdk = (): Promise<CloudWatchSdk> => {
+  sdkModule ??= import("@aws-sdk/client-cloudwatch");
+  return sdkModule;
+};
 
 /** GetMetricData takes at most 500 MetricDataQueries per call, helper series included. */
 export const MAX_QUERIES_PER_CALL = 500;
@@ -55,12 +62,11 @@ const CLOUDWATCH_THROTTLING: ReadonlySet<string> = new Set(["LimitExceededExcept
 
 export class AwsCloudWatch implements MetricsPort {
   private readonly clients = new Map<string, CloudWatchClient>();
-  private readonly createClient: (region: string) => CloudWatchClient;
+  private readonly createClient: ((region: string) => CloudWatchClient) | undefined;
   private readonly retry: RetrySettings;
 
   constructor(createClient?: (region: string) => CloudWatchClient, retry: AwsCloudWatchRetry = {}) {
-    // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
-    this.createClient = createClient ?? ((region) => new CloudWatchClient({ region, maxAttempts: 1 }));
+    this.createClient = createClient;
     this.retry = retrySettings(retry);
   }
 
@@ -127,18 +133,20 @@ export class AwsCloudWatch implements MetricsPort {
     }
   }
 
-  private client(region: string): CloudWatchClient {
+  private async client(region: string): Promise<{ client: CloudWatchClient; sdk: CloudWatchSdk }> {
+    const sdk = await loadSdk();
     let client = this.clients.get(region);
     if (!client) {
-      client = withoutSdkLogging(this.createClient(region));
+      // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
+      client = withoutSdkLogging(this.createClient?.(region) ?? new sdk.CloudWatchClient({ region, maxAttempts: 1 }));
       this.clients.set(region, client);
     }
-    return client;
+    return { client, sdk };
   }
 
   private async call(region: string, input: GetMetricDataCommandInput) {
-    const client = this.client(region);
-    return withRetry(this.retry, () => client.send(new GetMetricDataCommand(input)), {
+    const { client, sdk } = await this.client(region);
+    return withRetry(this.retry, () => client.send(new sdk.GetMetricDataCommand(input)), {
       throttling: CLOUDWATCH_THROTTLING,
       notRetryable: (err) => toDeploybotError(err, region),
       exhausted: (err, attempts, what) =>

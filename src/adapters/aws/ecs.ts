@@ -1,20 +1,12 @@
-import {
-  DescribeServiceDeploymentsCommand,
-  DescribeServiceRevisionsCommand,
-  DescribeServicesCommand,
-  type DescribeServicesCommandOutput,
-  DescribeTaskDefinitionCommand,
+import type {
+  DescribeServicesCommandOutput,
   ECSClient,
-  ListServiceDeploymentsCommand,
-  type ListServiceDeploymentsCommandInput,
-  RegisterTaskDefinitionCommand,
-  type RegisterTaskDefinitionCommandInput,
-  type DeploymentConfiguration as SdkDeploymentConfiguration,
-  type TaskDefinition as SdkTaskDefinition,
-  type ServiceDeploymentBrief,
-  StopServiceDeploymentCommand,
-  type Tag,
-  UpdateServiceCommand,
+  ListServiceDeploymentsCommandInput,
+  RegisterTaskDefinitionCommandInput,
+  DeploymentConfiguration as SdkDeploymentConfiguration,
+  TaskDefinition as SdkTaskDefinition,
+  ServiceDeploymentBrief,
+  Tag,
 } from "@aws-sdk/client-ecs";
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import type {
@@ -36,6 +28,14 @@ import {
   withoutSdkLogging,
   withRetry,
 } from "./retry.js";
+
+type EcsSdk = typeof import("@aws-sdk/client-ecs");
+let sdkModule: Promise<EcsSdk> | undefined;
+/** The SDK is loaded on the first call, not at start: Slack mode answers sooner, and the console never loads it. */
+const loadSdk = (): Promise<EcsSdk> => {
+  sdkModule ??= import("@aws-sdk/client-ecs");
+  return sdkModule;
+};
 
 /** How AwsEcs retries throttling and server errors (see AwsRetryOptions). */
 export type AwsEcsRetry = AwsRetryOptions;
@@ -70,7 +70,7 @@ const STATUSES: ReadonlySet<string> = new Set<EcsDeploymentStatus>([
 /** The ECS adapter: one SDK call per port method (plus DescribeServiceRevisions), SDK errors turned into DeploybotErrors. */
 export class AwsEcs implements EcsPort {
   private readonly clients = new Map<string, ECSClient>();
-  private readonly createClient: (region: string) => ECSClient;
+  private readonly createClient: ((region: string) => ECSClient) | undefined;
   private readonly retry: RetrySettings;
   /** describeService callers of this turn, per region and cluster, waiting to be sent as one DescribeServices. */
   private readonly describing = new Map<string, DescribeWaiter[]>();
@@ -78,8 +78,7 @@ export class AwsEcs implements EcsPort {
   private readonly revisionTaskDefinitions = new Map<string, string>();
 
   constructor(createClient?: (region: string) => ECSClient, retry: AwsEcsRetry = {}) {
-    // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
-    this.createClient = createClient ?? ((region) => new ECSClient({ region, maxAttempts: 1 }));
+    this.createClient = createClient;
     this.retry = retrySettings(retry);
   }
 
@@ -114,8 +113,8 @@ export class AwsEcs implements EcsPort {
 
   async describeTaskDefinition(target: EcsTarget, taskDefinition: string): Promise<TaskDefinition> {
     const context = this.context(target, "ecs:DescribeTaskDefinition", `task definition ${taskDefinition}`);
-    const out = await this.call(context, (client) =>
-      client.send(new DescribeTaskDefinitionCommand({ taskDefinition, include: ["TAGS"] })),
+    const out = await this.call(context, (client, sdk) =>
+      client.send(new sdk.DescribeTaskDefinitionCommand({ taskDefinition, include: ["TAGS"] })),
     );
     if (!out.taskDefinition) throw incomplete(context, "the answer held no task definition");
     return toTaskDefinition(out.taskDefinition, out.tags ?? [], context);
@@ -171,7 +170,7 @@ export class AwsEcs implements EcsPort {
     if (input.taskRoleArn || input.executionRoleArn) {
       context.permissionHint = `${context.permissionHint ?? "ecs:RegisterTaskDefinition"} and iam:PassRole on its roles`;
     }
-    const out = await this.call(context, (client) => client.send(new RegisterTaskDefinitionCommand(input)));
+    const out = await this.call(context, (client, sdk) => client.send(new sdk.RegisterTaskDefinitionCommand(input)));
     if (!out.taskDefinition) throw incomplete(context, "the answer held no task definition");
     return toTaskDefinition(out.taskDefinition, out.tags ?? [], context);
   }
@@ -180,8 +179,8 @@ export class AwsEcs implements EcsPort {
     // The service's own deployment settings that deploybot does not manage (CloudWatch alarms, blue/green
     // lifecycle hooks, task percentages) are read first and sent back, so a deploy never drops them.
     const read = this.context(target, "ecs:DescribeServices", serviceSubject(target));
-    const described = await this.call(read, (client) =>
-      client.send(new DescribeServicesCommand({ cluster: target.cluster, services: [target.service] })),
+    const described = await this.call(read, (client, sdk) =>
+      client.send(new sdk.DescribeServicesCommand({ cluster: target.cluster, services: [target.service] })),
     );
     const current = described?.services?.find(
       (s) => s.serviceName === target.service || s.serviceArn?.endsWith(`/${target.service}`),
@@ -193,9 +192,9 @@ export class AwsEcs implements EcsPort {
       ...(current?.minimumHealthyPercent !== undefined ? { minimumHealthyPercent: current.minimumHealthyPercent } : {}),
     };
     const context = this.context(target, "ecs:UpdateService", serviceSubject(target));
-    await this.call(context, (client) =>
+    await this.call(context, (client, sdk) =>
       client.send(
-        new UpdateServiceCommand({
+        new sdk.UpdateServiceCommand({
           cluster: target.cluster,
           service: target.service,
           taskDefinition: taskDefinitionArn,
@@ -216,7 +215,7 @@ export class AwsEcs implements EcsPort {
       const input: ListServiceDeploymentsCommandInput = { service: target.service, cluster: target.cluster };
       if (since) input.createdAt = { after: since };
       if (nextToken) input.nextToken = nextToken;
-      const out = await this.call(context, (client) => client.send(new ListServiceDeploymentsCommand(input)));
+      const out = await this.call(context, (client, sdk) => client.send(new sdk.ListServiceDeploymentsCommand(input)));
       briefs.push(...(out.serviceDeployments ?? []));
       nextToken = out.nextToken;
     } while (nextToken);
@@ -235,8 +234,8 @@ export class AwsEcs implements EcsPort {
       "ecs:DescribeServiceDeployments",
       `deployment ${arn} of ${serviceSubject(target)}`,
     );
-    const out = await this.call(context, (client) =>
-      client.send(new DescribeServiceDeploymentsCommand({ serviceDeploymentArns: [arn] })),
+    const out = await this.call(context, (client, sdk) =>
+      client.send(new sdk.DescribeServiceDeploymentsCommand({ serviceDeploymentArns: [arn] })),
     );
     const deployment = out.serviceDeployments?.find((d) => d.serviceDeploymentArn === arn);
     if (!deployment) {
@@ -282,8 +281,8 @@ export class AwsEcs implements EcsPort {
 
   async stopServiceDeployment(target: EcsTarget, arn: string): Promise<void> {
     const context = this.context(target, "ecs:StopServiceDeployment", `deployment ${arn} of ${serviceSubject(target)}`);
-    await this.call(context, (client) =>
-      client.send(new StopServiceDeploymentCommand({ serviceDeploymentArn: arn, stopType: "ROLLBACK" })),
+    await this.call(context, (client, sdk) =>
+      client.send(new sdk.StopServiceDeploymentCommand({ serviceDeploymentArn: arn, stopType: "ROLLBACK" })),
     );
   }
 
@@ -295,8 +294,8 @@ export class AwsEcs implements EcsPort {
         "ecs:DescribeServiceRevisions",
         `service revisions of ${serviceSubject(target)}`,
       );
-      const out = await this.call(context, (client) =>
-        client.send(new DescribeServiceRevisionsCommand({ serviceRevisionArns: missing })),
+      const out = await this.call(context, (client, sdk) =>
+        client.send(new sdk.DescribeServiceRevisionsCommand({ serviceRevisionArns: missing })),
       );
       for (const revision of out.serviceRevisions ?? []) {
         if (revision.serviceRevisionArn && revision.taskDefinition) {
@@ -316,13 +315,15 @@ export class AwsEcs implements EcsPort {
     return { target, action, subject };
   }
 
-  private client(region: string): ECSClient {
+  private async client(region: string): Promise<{ client: ECSClient; sdk: EcsSdk }> {
+    const sdk = await loadSdk();
     let client = this.clients.get(region);
     if (!client) {
-      client = withoutSdkLogging(this.createClient(region));
+      // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
+      client = withoutSdkLogging(this.createClient?.(region) ?? new sdk.ECSClient({ region, maxAttempts: 1 }));
       this.clients.set(region, client);
     }
-    return client;
+    return { client, sdk };
   }
 
   /**
@@ -353,19 +354,22 @@ export class AwsEcs implements EcsPort {
     for (let i = 0; i < services.length; i += DESCRIBE_SERVICES_MAX) {
       const batch = new Set(services.slice(i, i + DESCRIBE_SERVICES_MAX));
       const callers = waiting.filter((w) => batch.has(w.context.target.service));
-      const client = this.client(region);
-      withRetry(this.retry, () => client.send(new DescribeServicesCommand({ cluster, services: [...batch] })), {
-        notRetryable: (err) => new CallFailure(err),
-        exhausted: (err, attempts, what) => new CallFailure(err, { attempts, what }),
-      }).then(
-        (out) => {
-          for (const w of callers) w.resolve({ out, alone: services.length === 1 });
-        },
-        (err: unknown) => {
-          for (const w of callers)
-            w.reject(err instanceof CallFailure ? err.for(w.context, (c) => this.failures(c)) : err);
-        },
-      );
+      this.client(region)
+        .then(({ client, sdk }) =>
+          withRetry(this.retry, () => client.send(new sdk.DescribeServicesCommand({ cluster, services: [...batch] })), {
+            notRetryable: (err) => new CallFailure(err),
+            exhausted: (err, attempts, what) => new CallFailure(err, { attempts, what }),
+          }),
+        )
+        .then(
+          (out) => {
+            for (const w of callers) w.resolve({ out, alone: services.length === 1 });
+          },
+          (err: unknown) => {
+            for (const w of callers)
+              w.reject(err instanceof CallFailure ? err.for(w.context, (c) => this.failures(c)) : err);
+          },
+        );
     }
   }
 
@@ -383,9 +387,9 @@ export class AwsEcs implements EcsPort {
   }
 
   /** Sends with exponential backoff on throttling and server errors; everything else is mapped at once. */
-  private async call<T>(context: CallContext, send: (client: ECSClient) => Promise<T>): Promise<T> {
-    const client = this.client(context.target.region);
-    return withRetry(this.retry, () => send(client), this.failures(context));
+  private async call<T>(context: CallContext, send: (client: ECSClient, sdk: EcsSdk) => Promise<T>): Promise<T> {
+    const { client, sdk } = await this.client(context.target.region);
+    return withRetry(this.retry, () => send(client, sdk), this.failures(context));
   }
 }
 
