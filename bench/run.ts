@@ -52,6 +52,7 @@ type Aws = Child<AwsServerRequest, AwsServerReply>;
 /** Start to ready (median of a few starts on a fresh database with the example config) and idle memory. */
 async function startFigures(aws: Aws, awsUrl: string, dir: string, run: number) {
   const ready: number[] = [];
+  const cpu: number[] = [];
   const listening: number[] = [];
   const idle: number[] = [];
   for (let i = 0; i < STARTS_PER_RUN; i++) {
@@ -61,6 +62,7 @@ async function startFigures(aws: Aws, awsUrl: string, dir: string, run: number) 
       awsUrl,
     });
     ready.push(bot.readyMs);
+    cpu.push(bot.cpuMsAtReady);
     listening.push(bot.listeningMs);
     await sleep(2000);
     idle.push(memoryOf(bot.child.pid as number).rssMb);
@@ -71,6 +73,7 @@ async function startFigures(aws: Aws, awsUrl: string, dir: string, run: number) 
     startToReadyMs: round(median(ready)),
     startToReadySamplesMs: ready.map((x) => round(x)),
     startToListeningMs: round(median(listening)),
+    startCpuMs: round(median(cpu)),
     rssMbIdle: round(median(idle)),
     outsideCallsAtStart: calls,
   };
@@ -141,6 +144,7 @@ function figuresOf(
     tickMs1000With100RollingOut: m.tick1000With100RollingOut.cpuMsMedian,
     tickLongestBlockMs1000: m.tick1000Baking.longestBlockMs,
     startToListeningMs: s.startToListeningMs,
+    startCpuMs: s.startCpuMs,
   };
 }
 

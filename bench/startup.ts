@@ -31,6 +31,8 @@ export interface RunningBot {
   readyMs: number;
   /** From spawn to the "listening" log line (NaN when it never came). */
   listeningMs: number;
+  /** CPU the process had used (all its threads) when it was ready: less moved by a busy machine than the wall time. */
+  cpuMsAtReady: number;
 }
 
 /** Starts `node bin/deploybot.js` in HTTP mode and resolves once READY_PATH answers 200. */
@@ -77,9 +79,10 @@ export async function startBot(opts: { configFile: string; dbFile: string; awsUr
       await res.arrayBuffer();
       if (res.status === 200) {
         const readyMs = performance.now() - t0;
+        const cpuMsAtReady = cpuMsOf(child.pid as number);
         // The log line may come a little after the first answer (the logger writes asynchronously).
         while (Number.isNaN(listeningMs) && performance.now() < readyMs + t0 + 2000) await sleep(5);
-        return { child, port, readyMs, listeningMs };
+        return { child, port, readyMs, listeningMs, cpuMsAtReady };
       }
     } catch {
       // not listening yet
@@ -95,6 +98,18 @@ export async function stopBot(bot: RunningBot): Promise<void> {
   const timer = setTimeout(() => bot.child.kill("SIGKILL"), 5000);
   await exited;
   clearTimeout(timer);
+}
+
+/** User + system CPU of a process so far (utime and stime of /proc/PID/stat), in ms; NaN where /proc is not there. */
+export function cpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 a second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** Resident set size now and at its peak (VmRSS, VmHWM from /proc), in MB; NaN where /proc is not there. */
