@@ -93,10 +93,21 @@ function lookUpZoneName(at: Date, timeZone: string): string {
   return fallback || timeZone;
 }
 
+/** Times of day already written, by zone and minute: the monitor writes the same few thousands of times a cycle. */
+const clockTexts = new Map<string, string>();
+
 /** "10:31 SAST": the time of day in an IANA zone, with the zone's name. */
 export function formatClock(at: Date, timeZone: string): string {
-  const hhmm = formatter("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(at);
-  return `${hhmm} ${zoneName(at, timeZone)}`;
+  // Hours and minutes only, so every instant of one minute reads the same.
+  const key = `${timeZone}|${Math.floor(at.getTime() / 60_000)}`;
+  let text = clockTexts.get(key);
+  if (text === undefined) {
+    const hhmm = formatter("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(at);
+    text = `${hhmm} ${zoneName(at, timeZone)}`;
+    if (clockTexts.size >= 10_000) clockTexts.clear();
+    clockTexts.set(key, text);
+  }
+  return text;
 }
 
 /** "Mon 24 Nov 09:00 SAST"-style local time in an IANA zone. */
