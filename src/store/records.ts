@@ -162,6 +162,16 @@ export class KvRepo {
   }
 }
 
+const ROWS_PER_STATEMENT = 100;
+const upsertChecks = (rows: number) =>
+  `INSERT INTO guardrail_checks (deployment_id, guardrail, verdicts, last_status, last_at) VALUES ${Array(rows)
+    .fill("(?, ?, ?, ?, ?)")
+    .join(", ")}
+   ON CONFLICT (deployment_id, guardrail) DO UPDATE SET verdicts = guardrail_checks.verdicts + excluded.verdicts,
+     last_status = excluded.last_status, last_at = excluded.last_at`;
+const UPSERT_CHECKS_MANY = upsertChecks(ROWS_PER_STATEMENT);
+const UPSERT_CHECKS_ONE = upsertChecks(1);
+
 /** Per deployment and guardrail: how many conclusive verdicts the monitor reached, and the latest. */
 export class GuardrailCheckRepo {
   constructor(private readonly db: SqlDriver) {}
@@ -176,14 +186,30 @@ export class GuardrailCheckRepo {
     );
   }
 
-  /** Records many verdicts in one transaction: a commit each would cost more than the verdicts themselves. */
+  /**
+   * Records many verdicts (of distinct deployment and guardrail pairs) in one transaction, ROWS_PER_STATEMENT to an
+   * INSERT: a commit or a statement each would cost more than the verdicts themselves.
+   */
   async recordMany(
     verdicts: ReadonlyArray<{ deploymentId: number; guardrail: string; status: string }>,
     at: Date,
   ): Promise<void> {
     if (verdicts.length === 0) return;
+    const when = at.toISOString();
+    const row = (v: (typeof verdicts)[number]) => [
+      v.deploymentId,
+      v.guardrail,
+      v.status === "ok" || v.status === "breaching" ? 1 : 0,
+      v.status,
+      when,
+    ];
     await this.db.tx(async () => {
-      for (const v of verdicts) await this.record(v.deploymentId, v.guardrail, v.status, at);
+      let i = 0;
+      // Full statements of ROWS_PER_STATEMENT rows, then one row at a time: two statements to prepare, ever.
+      for (; i + ROWS_PER_STATEMENT <= verdicts.length; i += ROWS_PER_STATEMENT)
+        await this.db.run(UPSERT_CHECKS_MANY, verdicts.slice(i, i + ROWS_PER_STATEMENT).flatMap(row));
+      for (; i < verdicts.length; i++)
+        await this.db.run(UPSERT_CHECKS_ONE, row(verdicts[i] as (typeof verdicts)[number]));
     });
   }
 

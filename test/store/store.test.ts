@@ -393,6 +393,27 @@ describe("guardrail checks", () => {
     expect(await s.checks.of(other.id)).toEqual(new Map([["errors", 1]]));
     expect(await s.checks.of(42)).toEqual(new Map());
   });
+
+  it("records a cycle's verdicts in bulk as one at a time would, beyond one statement's worth of rows", async () => {
+    const s = store();
+    const d = await newDeploy(s);
+    // 230 guardrails: two full statements of 100 rows and 30 single rows; every third one inconclusive.
+    const verdicts = Array.from({ length: 230 }, (_, i) => ({
+      deploymentId: d.id,
+      guardrail: `g${i}`,
+      status: i % 3 === 0 ? "inconclusive" : i % 3 === 1 ? "ok" : "breaching",
+    }));
+    await s.checks.recordMany(verdicts, later(1));
+    await s.checks.recordMany(verdicts.slice(0, 150), later(2));
+
+    const counts = await s.checks.of(d.id);
+    expect(counts.size).toBe(230);
+    expect(counts.get("g0")).toBe(0);
+    expect(counts.get("g1")).toBe(2);
+    expect(counts.get("g149")).toBe(2);
+    expect(counts.get("g150")).toBe(0);
+    expect(counts.get("g229")).toBe(1);
+  });
 });
 
 describe("seen requests", () => {
