@@ -15,7 +15,7 @@ import type { AwsServerReply, AwsServerRequest } from "./aws-server.js";
 import { Child } from "./child.js";
 import { BENCH_NOW, benchConfig, benchConfigYaml, historyDb, seedInFlight, serviceName } from "./fixtures.js";
 import type { MeasureResult } from "./measure.js";
-import { type BenchResults, FIGURES, type Figures, markdown, table } from "./report.js";
+import { type BenchResults, FIGURES, type Figures, markdown, readBaseline, table } from "./report.js";
 import { memoryOf, READY_PATH, startBot, stopBot } from "./startup.js";
 import { median, round } from "./stats.js";
 
@@ -196,7 +196,7 @@ async function main(): Promise<void> {
     };
     writeFileSync(new URL("./results.json", import.meta.url), toJson(results));
     process.stdout.write(`${table(results)}\nwrote bench/results.json (${elapsed()})\n`);
-    if (flag("--markdown")) process.stdout.write(`\n${markdown(results)}`);
+    if (flag("--markdown")) process.stdout.write(`\n${markdown(results, readBaseline())}`);
   } finally {
     aws.stop();
     rmSync(dir, { recursive: true, force: true });
