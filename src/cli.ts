@@ -6,10 +6,8 @@ import { commandNamesFromEnv, DEFAULT_COMMANDS } from "./commands/names.js";
 import { loadConfig } from "./config/load.js";
 import { type Config, ONCALL } from "./config/schema.js";
 import { ConfigError, DeploybotError } from "./errors.js";
-import { runConsole } from "./local/run.js";
 import { createLogger } from "./logger.js";
 import { StartupError, slackSettingsFromEnv } from "./ops/startup.js";
-import { startSlack } from "./server.js";
 
 const DEFAULT_CONFIG = "examples/deploybot.yml";
 const DEFAULT_DB = "data/deploybot.db";
@@ -167,6 +165,9 @@ export async function main(argv: string[]): Promise<number> {
         const logger = createLogger();
         installCrashHandlers(logger);
         starting = true;
+        // Each mode loads only its own modules: Slack mode never the console's simulated world, the console
+        // never the AWS and PagerDuty clients.
+        const { startSlack } = await import("./server.js");
         const running = await startSlack({ configFile: config, dbFile: db, logger, settings });
         starting = false;
         return await untilSignal(logger, (signal) => running.stop(signal));
@@ -247,6 +248,7 @@ async function consoleMode(parsed: Parsed, configFile: string, dbFile: string): 
   }
   const logger = createLogger(process.env.LOG_LEVEL ?? "warn");
   installCrashHandlers(logger);
+  const { runConsole } = await import("./local/run.js");
   const result = await runConsole({
     configFile,
     dbFile,

@@ -1,4 +1,3 @@
-import { api as pdApi, event as pdEvent } from "@pagerduty/pdjs";
 import type { APIParameters, APIResponse } from "@pagerduty/pdjs/build/src/api.js";
 import type { EventParameters, EventPayloadV2, EventResponse } from "@pagerduty/pdjs/build/src/events.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
@@ -69,8 +68,9 @@ export class PagerDutyAdapter implements PagerPort {
       );
     this.eventsServer = this.apiServer.replace(/^api\./i, "events.");
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.event = options.event ?? pdEvent;
-    this.api = options.api ?? ((params) => pdApi(params));
+    // pdjs (and the fetch polyfill it brings) is loaded on the first page or on-call lookup, not at start.
+    this.event = options.event ?? (async (params) => (await import("@pagerduty/pdjs")).event(params));
+    this.api = options.api ?? (async (params) => (await import("@pagerduty/pdjs")).api(params));
   }
 
   /** Sends one Events API v2 event; throws DeploybotError(PagerDutyFailed) unless PagerDuty accepted it. */

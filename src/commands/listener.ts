@@ -13,8 +13,9 @@ export interface CommandContext {
 }
 
 /**
- * The one shape of every slash command listener: ack Slack at once (its 3-second limit), let queued acks go out,
- * then run the handler with the person who typed it; anything thrown becomes an ephemeral reply, never a stack.
+ * The one shape of every slash command listener: ack Slack at once (its 3-second limit), then run the handler
+ * with the person who typed it, after the ack and a few at a time (so a burst is acked first); anything thrown
+ * becomes an ephemeral reply, never a stack.
  */
 export function onCommand(
   app: App,
@@ -24,12 +25,13 @@ export function onCommand(
 ): void {
   app.command(name, async ({ command, ack, respond }) => {
     await ack();
-    await afterAck();
-    try {
-      await handle({ text: command.text, person: services.people.bySlackId(command.user_id), command, respond });
-    } catch (err) {
-      await replyError(respond, err, services.logger);
-    }
+    await afterAck(async () => {
+      try {
+        await handle({ text: command.text, person: services.people.bySlackId(command.user_id), command, respond });
+      } catch (err) {
+        await replyError(respond, err, services.logger);
+      }
+    });
   });
 }
 
@@ -47,15 +49,17 @@ export function onButton(
 ): void {
   app.action<BlockButtonAction>(actionId, async ({ ack, action, body, respond }) => {
     await ack();
-    try {
-      const id = parseButtonId(action.value);
-      const refusal =
-        id !== undefined
-          ? await run(id, services.people.bySlackId(body.user.id))
-          : `That button does not name ${names}.`;
-      if (refusal) await respond({ response_type: "ephemeral", replace_original: false, text: refusal });
-    } catch (err) {
-      await replyError(respond, err, services.logger);
-    }
+    await afterAck(async () => {
+      try {
+        const id = parseButtonId(action.value);
+        const refusal =
+          id !== undefined
+            ? await run(id, services.people.bySlackId(body.user.id))
+            : `That button does not name ${names}.`;
+        if (refusal) await respond({ response_type: "ephemeral", replace_original: false, text: refusal });
+      } catch (err) {
+        await replyError(respond, err, services.logger);
+      }
+    });
   });
 }

@@ -7,7 +7,7 @@ import { parseRollbackPlan } from "./buttons.js";
 import { onCommand } from "./listener.js";
 import { DEFAULT_COMMANDS } from "./names.js";
 import { parseRollback, USAGE } from "./parse.js";
-import { replyError } from "./reply.js";
+import { afterAck, replyError } from "./reply.js";
 import { namesOf } from "./status.js";
 
 /** `/rollback`: authority now, a confirmation with Roll back / Cancel, authority again at the click. */
@@ -28,35 +28,37 @@ export function register(app: App, services: Services, name: string = DEFAULT_CO
 
   app.action<BlockButtonAction>(ACTION.rollbackConfirm, async ({ ack, action, body, respond }) => {
     await ack();
-    try {
-      const asked = parseRollbackPlan(action.value, services.config);
-      const person = services.people.bySlackId(body.user.id);
-      // The plan is derived again now, from the store and ECS, with authority checked again: the button
-      // only says which service, environment and version were confirmed, and a forged value gains nothing.
-      const { plan, authority, needsApprovals } = await services.rollbacks.prepare(
-        {
-          kind: "rollback",
-          service: asked.service,
-          environment: asked.environment,
-          version: asked.toVersion,
-          reason: asked.reason,
-          severity: asked.severity,
-        },
-        person,
-      );
-      const r = await services.rollbacks.execute(
-        plan,
-        { name: person.name, slackId: person.slackId, automatic: false, authority },
-        needsApprovals,
-      );
-      await respond({
-        response_type: "ephemeral",
-        replace_original: true,
-        text: `Rollback #${r.id} of ${plan.service} ${plan.environment} to ${plan.toVersion}: ${r.status.replace(/_/g, " ")}. Follow it on its card in ${services.config.channels.deploys}.`,
-      });
-    } catch (err) {
-      await replyError(respond, err, services.logger);
-    }
+    await afterAck(async () => {
+      try {
+        const asked = parseRollbackPlan(action.value, services.config);
+        const person = services.people.bySlackId(body.user.id);
+        // The plan is derived again now, from the store and ECS, with authority checked again: the button
+        // only says which service, environment and version were confirmed, and a forged value gains nothing.
+        const { plan, authority, needsApprovals } = await services.rollbacks.prepare(
+          {
+            kind: "rollback",
+            service: asked.service,
+            environment: asked.environment,
+            version: asked.toVersion,
+            reason: asked.reason,
+            severity: asked.severity,
+          },
+          person,
+        );
+        const r = await services.rollbacks.execute(
+          plan,
+          { name: person.name, slackId: person.slackId, automatic: false, authority },
+          needsApprovals,
+        );
+        await respond({
+          response_type: "ephemeral",
+          replace_original: true,
+          text: `Rollback #${r.id} of ${plan.service} ${plan.environment} to ${plan.toVersion}: ${r.status.replace(/_/g, " ")}. Follow it on its card in ${services.config.channels.deploys}.`,
+        });
+      } catch (err) {
+        await replyError(respond, err, services.logger);
+      }
+    });
   });
 
   app.action<BlockButtonAction>(ACTION.rollbackCancel, async ({ ack, respond }) => {

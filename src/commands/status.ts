@@ -2,7 +2,7 @@ import type { App, RespondFn } from "@slack/bolt";
 import { CommandError } from "../errors.js";
 import type { Services } from "../services/index.js";
 import { type Block, header, section } from "../slack/blocks.js";
-import { calendarBlocks, footer, historyBlocks, plainSummary, targetBlocks } from "../slack/status.js";
+import { calendarBlocks, footer, historyBlocks, overviewBlocks, plainSummary, targetBlocks } from "../slack/status.js";
 import { onCommand } from "./listener.js";
 import { DEFAULT_COMMANDS } from "./names.js";
 import { type Names, parseStatus, USAGE } from "./parse.js";
@@ -48,7 +48,7 @@ function registerHome(app: App, services: Services, name: string): void {
       const slackIdOf = (n: string) => services.people.slackIdOf(n);
       const blocks = [
         header("deploybot"),
-        ...(await services.status.overview()).flatMap((s) => targetBlocks(s, now, slackIdOf)),
+        ...overviewBlocks(await services.status.overview(), now, slackIdOf, name),
         ...footer(now, name),
       ];
       await client.views.publish({ user_id: event.user, view: { type: "home", blocks: blocks as never } });
@@ -76,7 +76,7 @@ async function render(cmd: ReturnType<typeof parseStatus>, services: Services, i
     case "overview":
       return [
         header("deploybot status"),
-        ...(await services.status.overview()).flatMap((s) => targetBlocks(s, now, slackIdOf)),
+        ...overviewBlocks(await services.status.overview(), now, slackIdOf, invokedAs),
         ...footer(now, invokedAs),
       ];
     case "service":

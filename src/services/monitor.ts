@@ -1,4 +1,3 @@
-import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
@@ -11,24 +10,15 @@ import { type MetricSeries, type MetricsPort, requestSeriesId } from "../ports.j
 import type { Store } from "../store/index.js";
 import type { IncidentService, Watch } from "./incidents.js";
 import { plan, SeriesCache, type SeriesSpec, seriesOf } from "./series.js";
+import { TimeSlicer } from "./time-slicer.js";
 
 /** How long a watch schedule lasts after the rollout starts (0 without one). */
 function watchLength(schedule: Array<{ every: number; for: number }> | undefined): number {
   return (schedule ?? []).reduce((sum, p) => sum + p.for, 0);
 }
 
-/** The longest the monitor runs without giving the event loop a turn, so a big cycle never delays acks. */
-const SLICE_MS = 8;
-
-/** A function to await often: it yields to the event loop once SLICE_MS have passed since the last yield. */
-function timeSlicer(): () => Promise<void> {
-  let since = performance.now();
-  return async () => {
-    if (performance.now() - since < SLICE_MS) return;
-    await yieldToLoop();
-    since = performance.now();
-  };
-}
+/** Guardrail verdicts recorded per transaction: a few milliseconds of writes between turns of the event loop. */
+const CHECKS_PER_TRANSACTION = 500;
 
 export interface MonitorDeps {
   config: Config;
@@ -48,11 +38,15 @@ export class Monitor {
   /** When the last cycle finished (readiness reads it). */
   lastCycleAt: Date | null = null;
   private readonly cache = new SeriesCache();
+  /** Each guardrail's series, worked out once per target and guardrail: the config does not change while running. */
+  private readonly seriesSpecs = new Map<string, SeriesSpec>();
+  /** Pre-deploy values already read, by deployment and series key: they never change once stored. */
+  private readonly preDeployValues = new Map<number, Map<string, number | null>>();
 
   constructor(private readonly d: MonitorDeps) {}
 
   /** What to evaluate now: every guardrail of a watched deployment, and the guardrails of unresolved incidents. */
-  private async watches(): Promise<{ watches: Watch[]; incidents: Map<string, Incident> }> {
+  private async watches(slicer: TimeSlicer): Promise<{ watches: Watch[]; incidents: Map<string, Incident> }> {
     const { store, config, clock } = this.d;
     const now = clock.now().getTime();
     const byId = new Map<number, Deployment>();
@@ -69,6 +63,7 @@ export class Monitor {
       for (const d of await store.deployments.succeededSince(new Date(now - longest - config.monitor.interval)))
         if (this.due(d, now)) byId.set(d.id, d);
     }
+    await slicer.turn();
     const active = await store.incidents.inStates(ACTIVE);
     const activeGuardrails = new Map<number, Set<string>>();
     for (const i of active) {
@@ -80,9 +75,11 @@ export class Monitor {
         if (d) byId.set(d.id, d);
       }
     }
+    await slicer.turn();
     const incidents = new Map<string, Incident>();
     for (const i of await store.incidents.ofDeployments([...byId.keys()]))
       incidents.set(`${i.deploymentId}/${i.guardrail}`, i);
+    await slicer.turn();
     const watches: Watch[] = [];
     for (const deployment of byId.values()) {
       const target = findTarget(config, deployment.service, deployment.environment);
@@ -116,22 +113,23 @@ export class Monitor {
   async cycle(): Promise<void> {
     const { clock, metrics, store, incidents: service, logger } = this.d;
     const now = clock.now();
-    const slice = timeSlicer();
-    const { watches, incidents } = await this.watches();
-    await slice();
+    const slicer = new TimeSlicer();
+    const { watches, incidents } = await this.watches(slicer);
+    await slicer.turn();
     if (watches.length > 0) {
       // An identical series is asked for once, however many guardrails read it.
       const specs = new Map<string, SeriesSpec>();
       const specOf = watches.map((w) => {
-        const spec = seriesOf(w.target, w.guardrail);
+        const spec = this.seriesOf(w);
         const known = specs.get(spec.key);
         if (!known || spec.lookbackMs > known.lookbackMs || spec.maxLagMs > known.maxLagMs) specs.set(spec.key, spec);
         return spec.key;
       });
-      await slice();
+      await slicer.turn();
       const { queries, idOf } = plan(specs.values());
       this.cache.keepOnly(new Set(specs.keys()));
       const start = this.cache.startFor(specs.values(), now.getTime());
+      await slicer.turn();
       let read: MetricSeries[] = [];
       let failure: string | null = null;
       try {
@@ -140,9 +138,10 @@ export class Monitor {
         failure = asDeploybotError(err).message;
         logger.warn({ err }, "metrics could not be read this cycle: every guardrail is inconclusive");
       }
-      await slice();
+      await slicer.turn();
       const byId = new Map(read.map((x) => [x.id, x]));
       for (const spec of specs.values()) {
+        if (slicer.due) await slicer.turn();
         const id = idOf.get(spec.key) as string;
         this.cache.merge(
           spec,
@@ -151,9 +150,10 @@ export class Monitor {
           now.getTime(),
         );
       }
-      const preDeploy = await this.preDeploy(watches, specOf, specs);
+      const preDeploy = await this.preDeploy(watches, specOf, specs, slicer);
+      const checked: Array<{ deploymentId: number; guardrail: string; status: string }> = [];
       for (let i = 0; i < watches.length; i++) {
-        await slice();
+        if (slicer.due) await slicer.turn();
         const w = watches[i] as Watch;
         const key = specOf[i] as string;
         const spec = specs.get(key) as SeriesSpec;
@@ -161,6 +161,8 @@ export class Monitor {
         const from = now.getTime() - spec.lookbackMs;
         const datapoints = this.cache.points(key, from);
         const before = preDeploy.get(`${w.deployment.id}/${key}`) ?? null;
+        const existing = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
+        const tookTraffic = this.notBefore(w, existing);
         const verdict: GuardrailVerdict =
           failure !== null || !s || s.status === "error"
             ? unreadVerdict(w.guardrail, failure ?? s?.message ?? "no data returned")
@@ -170,14 +172,16 @@ export class Monitor {
                 requestCounts: this.cache.points(key, from, "requests"),
                 baseline: before,
                 preDeploy: before,
-                notBefore: new Date(await this.notBefore(w, incidents)),
+                notBefore: new Date(typeof tookTraffic === "number" ? tookTraffic : await tookTraffic),
                 now,
                 timeZone: w.target.timeZone,
               });
+        if (WATCHED.has(w.deployment.status))
+          checked.push({ deploymentId: w.deployment.id, guardrail: w.guardrail.name, status: verdict.status });
+        // Without an incident, only a breach (or a metric already over its threshold before the deploy, which
+        // the card notes once) can change anything: the other verdicts stop here.
+        if (!existing && verdict.status !== "breaching" && !verdict.preDeploy?.breaching) continue;
         try {
-          if (WATCHED.has(w.deployment.status))
-            await store.checks.record(w.deployment.id, w.guardrail.name, verdict.status, now);
-          const existing = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
           await service.onVerdict(
             w,
             verdict,
@@ -191,6 +195,16 @@ export class Monitor {
           );
         }
       }
+      // Which guardrails have been judged, written in transactions of a few hundred: one commit per verdict
+      // cost more than the whole evaluation on a file database.
+      for (let i = 0; i < checked.length; i += CHECKS_PER_TRANSACTION) {
+        await slicer.turn();
+        try {
+          await store.checks.recordMany(checked.slice(i, i + CHECKS_PER_TRANSACTION), now);
+        } catch (err) {
+          logger.error({ err }, "guardrail checks could not be recorded; the next cycle records its own");
+        }
+      }
     }
     try {
       await service.dueRollbacks();
@@ -200,19 +214,31 @@ export class Monitor {
     this.lastCycleAt = clock.now();
   }
 
+  private seriesOf(w: Watch): SeriesSpec {
+    const id = `${w.target.service}\u0000${w.target.environment}\u0000${w.index}`;
+    let spec = this.seriesSpecs.get(id);
+    if (!spec) {
+      spec = seriesOf(w.target, w.guardrail);
+      this.seriesSpecs.set(id, spec);
+    }
+    return spec;
+  }
+
   /**
    * The moment the version being judged took traffic: the deployment's rollout start, or for an incident whose
    * deploy was rolled back, when the rollback finished (its recovery is judged on the restored version).
    */
-  private async notBefore(w: Watch, incidents: Map<string, Incident>): Promise<number> {
-    const i = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
-    if (i?.state === "rolled_back" && i.rollbackId) {
-      const r = await this.d.store.deployments.get(i.rollbackId);
-      if (r?.progress?.rolledOutAt) return Date.parse(r.progress.rolledOutAt);
-    }
+  private notBefore(w: Watch, i: Incident | undefined): number | Promise<number> {
     const d = w.deployment;
-    if (d.kind === "rollback" && d.progress?.rolledOutAt) return Date.parse(d.progress.rolledOutAt);
-    return Date.parse(d.startedAt ?? d.createdAt);
+    const started =
+      d.kind === "rollback" && d.progress?.rolledOutAt
+        ? Date.parse(d.progress.rolledOutAt)
+        : Date.parse(d.startedAt ?? d.createdAt);
+    // Only a rolled-back incident needs a read; every other guardrail is answered without a promise.
+    if (i?.state !== "rolled_back" || !i.rollbackId) return started;
+    return this.d.store.deployments
+      .get(i.rollbackId)
+      .then((r) => (r?.progress?.rolledOutAt ? Date.parse(r.progress.rolledOutAt) : started));
   }
 
   /**
@@ -224,18 +250,34 @@ export class Monitor {
     watches: Watch[],
     specOf: string[],
     specs: Map<string, SeriesSpec>,
+    slicer: TimeSlicer,
   ): Promise<Map<string, number | null>> {
     const { store, metrics, logger } = this.d;
     const out = new Map<string, number | null>();
     const missing = new Map<string, { key: string; deploymentId: number; start: number; window: number }>();
+    const watched = new Set(watches.map((w) => w.deployment.id));
+    for (const id of this.preDeployValues.keys()) if (!watched.has(id)) this.preDeployValues.delete(id);
     for (let i = 0; i < watches.length; i++) {
+      if (slicer.due) await slicer.turn();
       const w = watches[i] as Watch;
       const key = specOf[i] as string;
       const id = `${w.deployment.id}/${key}`;
       if (out.has(id) || missing.has(id)) continue;
+      let held = this.preDeployValues.get(w.deployment.id);
+      if (!held) {
+        held = new Map();
+        this.preDeployValues.set(w.deployment.id, held);
+      }
+      const known = held.get(key);
+      if (known !== undefined) {
+        out.set(id, known);
+        continue;
+      }
       const saved = await store.kv.get<{ value: number | null }>(`predeploy/${id}`);
-      if (saved) out.set(id, saved.value);
-      else
+      if (saved) {
+        out.set(id, saved.value);
+        held.set(key, saved.value);
+      } else
         missing.set(id, {
           key,
           deploymentId: w.deployment.id,
@@ -250,19 +292,25 @@ export class Monitor {
     const to = Math.max(...wanted.map((m) => m.start));
     try {
       const read = new Map((await metrics.getMetricData(queries, new Date(from), new Date(to))).map((x) => [x.id, x]));
+      const values = new Map<string, number | null>();
       for (const [id, m] of missing) {
         const s = read.get(idOf.get(m.key) as string);
-        const values =
+        const points =
           s?.status === "ok"
             ? s.datapoints
                 .filter((p) => p.at.getTime() >= m.start - m.window && p.at.getTime() < m.start)
                 .map((p) => p.value)
                 .filter(Number.isFinite)
             : [];
-        const value = values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
-        await store.kv.set(`predeploy/${id}`, { value });
-        out.set(id, value);
+        values.set(id, points.length ? points.reduce((a, b) => a + b, 0) / points.length : null);
       }
+      // Kept in one transaction: a first cycle over 1,000 new deploys would otherwise commit thousands of times.
+      await store.tx(async () => {
+        for (const [id, value] of values) await store.kv.set(`predeploy/${id}`, { value });
+      });
+      for (const [id, value] of values) out.set(id, value);
+      for (const [id, m] of missing)
+        if (values.has(id)) this.preDeployValues.get(m.deploymentId)?.set(m.key, values.get(id) ?? null);
     } catch (err) {
       logger.warn({ err }, "pre-deploy values could not be read; relative guardrails stay inconclusive");
     }

@@ -60,6 +60,24 @@ export function targetBlocks(s: TargetStatus, now: Date, slackIdOf: SlackIdOf): 
   ];
 }
 
+/**
+ * The overview: one block per listed target, then how many more are configured than fit in one message (a Slack
+ * message holds 50 blocks) and how to see them.
+ */
+export function overviewBlocks(
+  o: { targets: TargetStatus[]; notListed: number; busyNotListed: number },
+  now: Date,
+  slackIdOf: SlackIdOf,
+  invokedAs: string,
+): Block[] {
+  const blocks = o.targets.flatMap((s) => targetBlocks(s, now, slackIdOf));
+  if (o.notListed > 0) {
+    const busy = o.busyNotListed > 0 ? ` (${o.busyNotListed} of them busy)` : "";
+    blocks.push(context(`…and ${o.notListed} more${busy}: \`${invokedAs} SERVICE\` shows one service.`));
+  }
+  return blocks;
+}
+
 function progressText(d: Deployment): string {
   const p = d.progress;
   if (!p) return "";

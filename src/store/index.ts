@@ -9,7 +9,7 @@ import { SqliteDriver } from "./sqlite.js";
 
 export type { Deployment, DeploymentKind, DeploymentStatus } from "../domain/deployment.js";
 export type { Incident, IncidentState } from "../domain/incident.js";
-export type { DeploymentPatch, NewDeployment } from "./deployments.js";
+export type { DeploymentBrief, DeploymentPatch, NewDeployment } from "./deployments.js";
 export type { IncidentPatch, NewIncident } from "./incidents.js";
 export type { PostgresDriverOptions } from "./postgres.js";
 export type { Approval, AuditEntry, Lock } from "./records.js";

@@ -160,4 +160,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE guardrail_checks ADD COLUMN last_conclusive_at TEXT COLLATE "C";
   `,
+  `
+  -- A target's deployments in given statuses (what is in flight on web production?) without reading its history.
+  CREATE INDEX deployments_target_status ON deployments (service, environment, status);
+  `,
 ];

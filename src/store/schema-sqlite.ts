@@ -232,4 +232,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE guardrail_checks ADD COLUMN last_conclusive_at TEXT;
   UPDATE guardrail_checks SET last_conclusive_at = last_at WHERE last_status IN ('ok', 'breaching');
   `,
+  `
+  -- A target's deployments in given statuses (what is in flight on web production?) without reading its history.
+  CREATE INDEX deployments_target_status ON deployments (service, environment, status);
+  `,
 ];
