@@ -67,7 +67,7 @@ export const FIGURES = {
     label: "Start to ready, HTTP mode",
     unit: "ms",
     target: { op: "<=", value: 1000 },
-    how: "From spawning `node bin/deploybot.js` (SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET, PORT, DEPLOYBOT_DB on a fresh file, the example config) to the first 200 on /healthz; median of 3 starts.",
+    how: "From spawning `node bin/deploybot.js` (SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET, PORT, DEPLOYBOT_DB on a fresh file, the example config) to the first 200 on /healthz; median of 3 starts. It runs the bundle in dist/ that `npm install` builds (the bench builds it first from the sources it measures).",
   },
   rssMb1000: {
     label: "Peak RSS, 1,000 watched deploys",
