@@ -73,7 +73,10 @@ describe("the bundle npm install builds", () => {
       // The deploy reached (the simulated) ECS, and /deploy-status then reads the new version running.
       expect(stdout).toContain("AWS ecs:UpdateService");
       expect(stdout).toMatch(/\*web\* · \*staging\* {2}`v2\.4\.1`/);
-      const version = await run(process.execPath, ["--input-type=module", "-e", cli, "--", "--version"], { cwd: ROOT, env });
+      const version = await run(process.execPath, ["--input-type=module", "-e", cli, "--", "--version"], {
+        cwd: ROOT,
+        env,
+      });
       expect(version.stdout).toMatch(/^deploybot \d+\.\d+\.\d+\n$/);
     } finally {
       rmSync(home, { recursive: true, force: true });
