@@ -8,7 +8,7 @@ import { AwsEcs } from "./adapters/aws/ecs.js";
 import { PagerDutyAdapter } from "./adapters/pagerduty.js";
 import { SlackChat } from "./adapters/slack.js";
 import { createApp, DEPLOYMENTS_TICK_MS } from "./app.js";
-import { systemClock } from "./clock.js";
+import { type Clock, systemClock } from "./clock.js";
 import { commandNamesFromEnv } from "./commands/names.js";
 import { loadConfig } from "./config/load.js";
 import { DeploybotError, ErrorCode } from "./errors.js";
@@ -18,10 +18,11 @@ import { InFlight, within } from "./ops/inflight.js";
 import { onSlackError, registerStoreMetrics, TOKEN_ERRORS } from "./ops/metrics.js";
 import { type ReplayGuard, StoreReplayGuard } from "./ops/replay.js";
 import { type SlackIdentity, verifyBotToken } from "./ops/slack-auth.js";
-import { type SlackSettings, StartupError } from "./ops/startup.js";
+import { leaseTtlFromEnv, type SlackSettings, StartupError } from "./ops/startup.js";
 import type { EcsPort, MetricsPort, PagerPort } from "./ports.js";
 import { buildServices } from "./services/index.js";
-import { CronScheduler, type Job } from "./services/scheduler.js";
+import { DEFAULT_LEASE_TTL_MS, holderName, LeaderLease } from "./services/leader.js";
+import { CronScheduler, type Job, type Scheduler } from "./services/scheduler.js";
 import { openStore, type Store, TABLES } from "./store/index.js";
 
 /** How long the start may take, network included, before it gives up: under the 10 s a supervisor expects. */
@@ -32,6 +33,12 @@ export const START_TIMEOUT_MS = 8_000;
  * default 10 s between SIGTERM and SIGKILL, so the database is always closed cleanly.
  */
 export const SHUTDOWN_GRACE_MS = 8_000;
+
+/**
+ * How often the leader looks for due intents. Shorter than alone (RECONCILER_MS): intents a standby recorded for a
+ * Slack request reach the leader only this way, and a click should not wait long for its card.
+ */
+export const LEADER_RECONCILER_MS = 1_000;
 
 /** PagerDuty when its keys are not set: nothing can be paged and nobody is on call (fail closed). */
 const noPagerDuty = (why: string): PagerPort => ({
@@ -58,6 +65,10 @@ export interface StartOptions {
   replayGuard?: ReplayGuard;
   /** Adapters to use instead of the real AWS and PagerDuty ones (tests). */
   adapters?: { ecs?: EcsPort; metrics?: MetricsPort; pager?: PagerPort };
+  /** The services' clock (default: the system's); the leader lease always runs on real time. */
+  clock?: Clock;
+  /** Where the scheduled jobs run (default: node-cron); the failover tests run them on a scaled clock. */
+  scheduler?: Scheduler;
 }
 
 /** What a shutdown did, for its one log line. */
@@ -161,7 +172,9 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
   // Whatever was opened is closed again when the start fails half way.
   let app: App | undefined;
   let opsServer: Server | undefined;
+  let elected: LeaderLease | undefined;
   const abandon = async () => {
+    await elected?.stop();
     await Promise.allSettled([
       app ? within(1_000, app.stop(), () => new Error("stop timed out")) : undefined,
       opsServer ? new Promise((r) => opsServer?.close(r)) : undefined,
@@ -184,15 +197,29 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       (pd && routingKey && apiToken
         ? new PagerDutyAdapter({ routingKey, apiToken, server: pd.server })
         : noPagerDuty(pd ? `set ${pd.routing_key_env} and ${pd.api_token_env}` : "no pagerduty section in the config"));
-    const services = buildServices({
-      config,
-      store,
-      clock: systemClock,
-      ecs: opts.adapters?.ecs ?? new AwsEcs(),
-      metrics: opts.adapters?.metrics ?? new AwsCloudWatch(),
-      pager,
-      chat: new SlackChat(),
-      logger,
+    // Processes sharing the database elect one leader: it runs the jobs and performs the effects; the others serve
+    // Slack requests and wait to take over.
+    const lease = new LeaderLease(
+      { store, logger, clock: systemClock },
+      { holder: holderName(), ttlMs: leaseTtlFromEnv(env, DEFAULT_LEASE_TTL_MS) },
+    );
+    const services = buildServices(
+      {
+        config,
+        store,
+        clock: opts.clock ?? systemClock,
+        ecs: opts.adapters?.ecs ?? new AwsEcs(),
+        metrics: opts.adapters?.metrics ?? new AwsCloudWatch(),
+        pager,
+        chat: new SlackChat(),
+        logger,
+      },
+      { fence: lease },
+    );
+    elected = lease;
+    // A new leader first finishes whatever the last one left open.
+    lease.onChange((leading) => {
+      if (leading) services.reconciler.kick();
     });
 
     // Deploys, rollbacks and incidents by status come from the store at each scrape.
@@ -216,14 +243,17 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       monitorIntervalMs: config.monitor.interval,
       startedAt,
       draining: () => draining,
+      leadership: () => lease.readiness(),
     };
     const http = settings.mode === "http";
+    const leader = () => lease.leading();
     const routes = opsRoutes({
       readiness: () => readiness(checks),
       // With METRICS_PORT in HTTP mode, /metrics is served there only, not on the port Slack (and anyone) reaches.
       metrics: !(http && settings.metricsPort !== undefined),
+      leader,
     });
-    const metricsOnly = opsRoutes({ readiness: () => readiness(checks), metrics: true });
+    const metricsOnly = opsRoutes({ readiness: () => readiness(checks), metrics: true, leader });
 
     const inFlight = new InFlight();
     const jobs: Job[] = [];
@@ -242,6 +272,7 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       // Replays are remembered in the database, so every replica recognises them.
       replayGuard: opts.replayGuard ?? new StoreReplayGuard(store.requests),
       inFlight,
+      reconcilerMs: LEADER_RECONCILER_MS,
       ...(http ? { opsRoutes: routes } : {}),
       onMonitorCycle: (at) => {
         lastCycle = at;
@@ -281,11 +312,15 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       });
     }
 
-    const cron = new CronScheduler(logger);
+    const cron = opts.scheduler ?? new CronScheduler(logger);
     for (const job of jobs) cron.add(job);
+    // Jobs run only while this process leads; it asks for the lease now, then every third of its period.
+    await lease.start();
     logger.info(
       {
         mode: settings.mode,
+        leader: lease.leading(),
+        leaseTtlMs: lease.ttlMs,
         bot: identity.botUserId,
         commands: Object.values(commands),
         ...(port !== undefined ? { port } : {}),
@@ -319,6 +354,8 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
           ).catch(() => false);
         if (opsServer) await new Promise((r) => opsServer?.close(r));
         unsubscribe();
+        // Given up rather than left to expire: a standby takes over on its next turn.
+        await lease.stop();
         // Closing the last connection checkpoints the WAL into the database file.
         await store.close();
         const report = { reason, drained, ms: Date.now() - t0 };
