@@ -161,10 +161,14 @@ export class WorldStore {
   /** Writes the simulated time (with the rest of the state); a dead world writes nothing. */
   save(): void {
     if (this.killed) return;
-    this.db.transaction(() => {
-      this.refresh();
-      this.write();
-    })();
+    // IMMEDIATE, as update(): a deferred transaction that reads and then writes fails at once with "database is
+    // locked" (no busy wait) when another process on the world file wrote in between.
+    this.db
+      .transaction(() => {
+        this.refresh();
+        this.write();
+      })
+      .immediate();
   }
 
   protected write(): void {
