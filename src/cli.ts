@@ -7,6 +7,7 @@ import { loadConfig } from "./config/load.js";
 import { type Config, ONCALL } from "./config/schema.js";
 import { ConfigError, DeploybotError } from "./errors.js";
 import { runConsole } from "./local/console.js";
+import { openSimReplica } from "./local/replica.js";
 import { createLogger } from "./logger.js";
 import { StartupError, slackSettingsFromEnv } from "./ops/startup.js";
 import { startSlack } from "./server.js";
@@ -82,6 +83,7 @@ const OPTIONS = {
   quiet: { type: "boolean" },
   at: { type: "string" },
   slack: { type: "boolean" },
+  world: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } as const;
@@ -111,11 +113,13 @@ function version(): string {
   return pkg.version;
 }
 
+/** The first words that name a subcommand; anything else runs the bot (sim-replica is for the failover tests). */
+const SUBCOMMANDS = ["console", "check-config", "start", "help", "sim-replica"] as const;
+
 /** The CLI entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [first] = argv;
-  const sub =
-    first === "console" || first === "check-config" || first === "start" || first === "help" ? first : "start";
+  const sub = SUBCOMMANDS.find((c) => c === first) ?? "start";
   const args = sub === first ? argv.slice(1) : argv;
   let starting = false;
   try {
@@ -154,6 +158,14 @@ export async function main(argv: string[]): Promise<number> {
         }
         only(parsed, "console", ["config", "db", "script", "json", "quiet", "at"]);
         return await consoleMode(parsed, config, db);
+      case "sim-replica": {
+        // Not in the help: the failover tests' bot process (see src/local/replica.ts).
+        only(parsed, "sim-replica", ["config", "db", "world"]);
+        starting = true;
+        return await simReplica(config, db, parsed.values.world ?? `${db}.sim`, () => {
+          starting = false;
+        });
+      }
       default: {
         if (parsed.positionals.length > 0) {
           throw new UsageError(`unknown command ${parsed.positionals[0]} (commands: console, check-config)`);
@@ -188,6 +200,40 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     return err instanceof DeploybotError ? EXIT.failed : EXIT.bug;
   }
+}
+
+/**
+ * A bot as in Slack mode (HTTP on 127.0.0.1, PORT or any free port) against a simulated world that other processes
+ * share, on the world's scaled clock: what the failover tests start several of, and kill.
+ */
+async function simReplica(configFile: string, dbFile: string, worldFile: string, started: () => void): Promise<number> {
+  const logger = createLogger();
+  installCrashHandlers(logger);
+  const sim = await openSimReplica({ configFile, worldFile, logger });
+  const running = await startSlack({
+    configFile,
+    dbFile,
+    logger,
+    settings: {
+      mode: "http",
+      botToken: "xoxb-sim-replica",
+      signingSecret: process.env.SLACK_SIGNING_SECRET ?? "sim-replica",
+      port: Number(process.env.PORT ?? 0),
+      host: "127.0.0.1",
+      slackApiUrl: sim.slack.apiUrl,
+    },
+    adapters: sim.adapters,
+    clock: sim.clock,
+    scheduler: sim.scheduler,
+  }).catch(async (err: unknown) => {
+    await sim.close();
+    throw err;
+  });
+  started();
+  return untilSignal(logger, async (signal) => {
+    await running.stop(signal);
+    await sim.close();
+  });
 }
 
 /** Waits for SIGTERM or SIGINT, stops once (a second signal exits at once), and resolves the exit code. */
