@@ -1,16 +1,20 @@
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import type { Logger } from "pino";
 import { formatRelative } from "./clock.js";
 import { commandNamesFromEnv, DEFAULT_COMMANDS } from "./commands/names.js";
 import { loadConfig } from "./config/load.js";
 import { type Config, ONCALL } from "./config/schema.js";
-import { ConfigError, DeploybotError } from "./errors.js";
+import { ConfigError, DeploybotError, ErrorCode } from "./errors.js";
 import { runConsole } from "./local/console.js";
 import { openSimReplica } from "./local/replica.js";
 import { createLogger } from "./logger.js";
+import { checkDatabase } from "./ops/db-check.js";
 import { StartupError, slackSettingsFromEnv } from "./ops/startup.js";
 import { startSlack } from "./server.js";
+import { exportStore, importStore } from "./store/dump.js";
+import { openStore, TABLES } from "./store/index.js";
 
 const DEFAULT_CONFIG = "examples/deploybot.yml";
 const DEFAULT_DB = "data/deploybot.db";
@@ -24,11 +28,14 @@ Usage:
   deploybot [--config FILE] [--db FILE]   run the bot: in Slack when SLACK_* is set, else the local console
   deploybot console [options]             the local console (deploybot console --help)
   deploybot check-config [FILE] [--slack] validate a config and print a summary and its warnings
+  deploybot export [--db FILE | --database-url URL] > dump.jsonl    every table, as JSON lines
+  deploybot import [--db FILE | --database-url URL] < dump.jsonl    into an empty database (SQLite → PostgreSQL)
   deploybot --help | --version
 
 Options:
   --config FILE   the config (default: DEPLOYBOT_CONFIG, else ${DEFAULT_CONFIG})
   --db FILE       the SQLite database (default: DEPLOYBOT_DB, else ${DEFAULT_DB})
+  --database-url URL   export from / import into PostgreSQL (default: DEPLOYBOT_DATABASE_URL unless --db is given)
   -h, --help      this help
   -v, --version   the version
 
@@ -84,6 +91,7 @@ const OPTIONS = {
   at: { type: "string" },
   slack: { type: "boolean" },
   world: { type: "string" },
+  "database-url": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } as const;
@@ -114,7 +122,7 @@ function version(): string {
 }
 
 /** The first words that name a subcommand; anything else runs the bot (sim-replica is for the failover tests). */
-const SUBCOMMANDS = ["console", "check-config", "start", "help", "sim-replica"] as const;
+const SUBCOMMANDS = ["console", "check-config", "start", "help", "export", "import", "sim-replica"] as const;
 
 /** The CLI entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -158,6 +166,16 @@ export async function main(argv: string[]): Promise<number> {
         }
         only(parsed, "console", ["config", "db", "script", "json", "quiet", "at"]);
         return await consoleMode(parsed, config, db);
+      case "export":
+      case "import": {
+        only(parsed, sub, ["db", "database-url"]);
+        if (parsed.values.db !== undefined && parsed.values["database-url"] !== undefined)
+          throw new UsageError(`${sub} takes --db or --database-url, not both`);
+        const url =
+          parsed.values["database-url"] ??
+          (parsed.values.db === undefined ? process.env.DEPLOYBOT_DATABASE_URL : undefined);
+        return await dump(sub, url?.trim() || undefined, db);
+      }
       case "sim-replica": {
         // Not in the help: the failover tests' bot process (see src/local/replica.ts).
         only(parsed, "sim-replica", ["config", "db", "world"]);
@@ -168,7 +186,9 @@ export async function main(argv: string[]): Promise<number> {
       }
       default: {
         if (parsed.positionals.length > 0) {
-          throw new UsageError(`unknown command ${parsed.positionals[0]} (commands: console, check-config)`);
+          throw new UsageError(
+            `unknown command ${parsed.positionals[0]} (commands: console, check-config, export, import)`,
+          );
         }
         const settings = slackSettingsFromEnv(process.env);
         if (!settings) {
@@ -200,6 +220,60 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     return err instanceof DeploybotError ? EXIT.failed : EXIT.bug;
   }
+}
+
+/**
+ * `deploybot export` writes every table of the database to stdout as JSON lines; `deploybot import` reads such a
+ * dump from stdin into an empty database. Either side is a SQLite file (--db) or PostgreSQL (--database-url): this is
+ * how a SQLite deployment moves to PostgreSQL. What was copied is said on stderr.
+ */
+async function dump(sub: "export" | "import", url: string | undefined, file: string): Promise<number> {
+  const where = url ? url.replace(/:\/\/[^@/]*@/, "://…@") : file;
+  if (!url) {
+    if (sub === "export" && (file === ":memory:" || !existsSync(file)))
+      throw new DeploybotError(ErrorCode.NotFound, `there is no database at ${file} to export (--db FILE)`);
+    if (sub === "import" && file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+    try {
+      checkDatabase(file, TABLES);
+    } catch (err) {
+      throw new DeploybotError(ErrorCode.ConfigInvalid, (err as Error).message, { cause: err });
+    }
+  }
+  const store = await openStore({ url, file }).catch((err: unknown) => {
+    if (err instanceof DeploybotError) throw err;
+    throw new DeploybotError(ErrorCode.ConfigInvalid, `${where} cannot be opened (${(err as Error).message})`, {
+      cause: err,
+    });
+  });
+  try {
+    const counts =
+      sub === "export"
+        ? await exportStore(store, (line) => writeLine(process.stdout, line))
+        : await importStore(store, await readAll(process.stdin));
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    const detail = Object.entries(counts)
+      .filter(([, n]) => n > 0)
+      .map(([t, n]) => `${t} ${n}`)
+      .join(", ");
+    process.stderr.write(
+      `deploybot ${sub}: ${total} rows ${sub === "export" ? "from" : "into"} ${where}${detail ? ` (${detail})` : ""}\n`,
+    );
+    return EXIT.ok;
+  } finally {
+    await store.close();
+  }
+}
+
+/** Writes one line, waiting for the stream to drain when its buffer is full (a pipe to a slow reader). */
+function writeLine(out: NodeJS.WritableStream, line: string): Promise<void> | undefined {
+  if (out.write(`${line}\n`)) return undefined;
+  return new Promise((resolve) => out.once("drain", () => resolve()));
+}
+
+async function readAll(input: NodeJS.ReadableStream): Promise<string> {
+  let text = "";
+  for await (const chunk of input) text += chunk.toString();
+  return text;
 }
 
 /**
