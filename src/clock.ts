@@ -25,6 +25,32 @@ export class ManualClock implements Clock {
   }
 }
 
+/** Where a scaled clock starts: this simulated time at this real time (ms since the epoch), `speed` times faster. */
+export interface Timeline {
+  simulated: string;
+  real: number;
+  speed: number;
+}
+
+/**
+ * Simulated time that runs `speed` times faster than real time from a shared origin, so that processes sharing the
+ * origin (it is kept in the simulated world's file) agree on the time: the failover tests' clock.
+ */
+export class ScaledClock implements Clock {
+  private readonly start: number;
+  constructor(
+    readonly timeline: Timeline,
+    private readonly realNow: () => number = Date.now,
+  ) {
+    this.start = Date.parse(timeline.simulated);
+    if (Number.isNaN(this.start) || !(timeline.speed > 0))
+      throw new Error(`not a timeline: ${JSON.stringify(timeline)}`);
+  }
+  now(): Date {
+    return new Date(this.start + (this.realNow() - this.timeline.real) * this.timeline.speed);
+  }
+}
+
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** Parses "90s", "5m", "2h", "1d", "1h30m" into milliseconds; undefined when it is not a duration. */

@@ -33,6 +33,8 @@ export class SlackLikeServer {
   private readonly listeners: Array<(r: SlackRecord) => void> = [];
   private readonly responseUrls = new Map<string, { channelId: string; userId: string; ts?: string }>();
   private killed = false;
+  /** The world file's change counter when the messages were last read from it (see sync). */
+  private seen = -1;
   readonly records: SlackRecord[] = [];
   /** Web API calls received, by method (for tests), refused ones included. */
   readonly calls: Array<{ method: string; args: Record<string, unknown> }> = [];
@@ -44,10 +46,6 @@ export class SlackLikeServer {
     private readonly clock: Clock,
     private readonly world?: SimWorld,
   ) {
-    for (const m of world?.slackMessages() ?? []) {
-      this.messages.push({ ...m, blocks: asBlocks(m.blocks) });
-      this.seq = Math.max(this.seq, Number(m.ts.split(".")[1] ?? 0));
-    }
     this.storage = {
       config,
       messages: this.messages,
@@ -58,6 +56,31 @@ export class SlackLikeServer {
       persist: (message) => this.persist(message),
       record: (r) => this.record(r),
     };
+    this.sync();
+  }
+
+  /** Whether other processes may share the world file (then messages and ts numbers come from the file). */
+  private get shared(): boolean {
+    return this.world !== undefined && this.world.file !== ":memory:" && !this.world.dead;
+  }
+
+  /**
+   * Reads the messages again from the world file when another process (another bot on the same world) wrote it
+   * since: each bot's Slack-like server then sees the messages every other one posted, as Slack's clients all do.
+   */
+  private sync(): void {
+    if (!this.world || this.world.dead) return;
+    if (this.world.file !== ":memory:") {
+      const version = this.world.changesByOthers();
+      if (version === this.seen) return;
+      this.seen = version;
+    } else if (this.seen >= 0) return;
+    else this.seen = 0;
+    this.messages.length = 0;
+    for (const m of this.world.slackMessages()) {
+      this.messages.push({ ...m, blocks: asBlocks(m.blocks) });
+      this.seq = Math.max(this.seq, Number(m.ts.split(".")[1] ?? 0));
+    }
   }
 
   /** True once kill() ran. */
@@ -121,6 +144,7 @@ export class SlackLikeServer {
   /** The newest message (ephemeral ones only for `userId`) with a button whose label or action_id is `label`. */
   findButton(label: string, userId: string): FoundButton | undefined {
     const wanted = label.trim().toLowerCase();
+    this.sync();
     for (let i = this.messages.length - 1; i >= 0; i--) {
       const m = this.messages[i] as StoredMessage;
       if (m.ephemeralFor && m.ephemeralFor !== userId) continue;
@@ -146,7 +170,9 @@ export class SlackLikeServer {
 
   private nextTs(): string {
     const secs = Math.floor(this.clock.now().getTime() / 1000);
-    return `${secs}.${String(++this.seq).padStart(6, "0")}`;
+    // Two processes posting at once must not make the same ts: the number comes from the shared file then.
+    this.seq = this.shared ? (this.world as SimWorld).nextCount("slack.ts", this.seq + 1) : this.seq + 1;
+    return `${secs}.${String(this.seq).padStart(6, "0")}`;
   }
 
   private record(r: Omit<SlackRecord, "at">): void {
@@ -192,6 +218,7 @@ export class SlackLikeServer {
       reply({ ok: false, error: "not_authed" });
       return;
     }
+    this.sync();
     const result = answerWebApi(this.storage, method, args);
     // `:crash-after slack:METHOD`: the answer is written and the message kept before the bot dies.
     const crash = result.ok === true && this.world?.takeCrash("slack", method) === true;
@@ -201,6 +228,7 @@ export class SlackLikeServer {
   private respond(id: string, args: Record<string, unknown>): Record<string, unknown> {
     const target = this.responseUrls.get(id);
     if (!target) return { ok: false, error: "expired_url" };
+    this.sync();
     const inChannel = args.response_type === "in_channel";
     if (args.replace_original && target.ts) {
       const existing = this.messages.find((m) => m.ts === target.ts);
