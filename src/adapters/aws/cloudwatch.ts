@@ -8,6 +8,7 @@ import type {
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import { countAwsErrors, recordGetMetricData } from "../../ops/metrics.js";
 import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../../ports.js";
+import { lazyModule } from "../lazy.js";
 import { type Bundle, batches, checkIds, toBundle } from "./cloudwatch-queries.js";
 import {
   type AwsRetryOptions,
@@ -20,12 +21,12 @@ import {
 } from "./retry.js";
 
 type CloudWatchSdk = typeof import("@aws-sdk/client-cloudwatch");
-let sdkModule: Promise<CloudWatchSdk> | undefined;
-/** The SDK is loaded on the first call, not at start: Slack mode answers sooner, and the console never loads it. */
-const loadSdk = (): Promise<CloudWatchSdk> => {
-  sdkModule ??= import("@aws-sdk/client-cloudwatch");
-  return sdkModule;
-};
+/** The SDK, loaded on the first call. */
+export const loadCloudWatchSdk = lazyModule(
+  "@aws-sdk/client-cloudwatch",
+  () => import("@aws-sdk/client-cloudwatch"),
+  "CloudWatchClient",
+);
 
 /** A guard against a NextToken that never ends; 100,800 datapoints a page makes this generous. */
 const MAX_PAGES = 50;
@@ -124,7 +125,7 @@ export class AwsCloudWatch implements MetricsPort {
   }
 
   private async client(region: string): Promise<{ client: CloudWatchClient; sdk: CloudWatchSdk }> {
-    const sdk = await loadSdk();
+    const sdk = await loadCloudWatchSdk();
     let client = this.clients.get(region);
     if (!client) {
       // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).

@@ -15,6 +15,7 @@ import type {
   ServiceState,
   TaskDefinition,
 } from "../../ports.js";
+import { lazyModule } from "../lazy.js";
 import { DescribeBatcher } from "./ecs-describe.js";
 import {
   type CallContext,
@@ -36,12 +37,8 @@ import {
 } from "./retry.js";
 
 type EcsSdk = typeof import("@aws-sdk/client-ecs");
-let sdkModule: Promise<EcsSdk> | undefined;
-/** The SDK is loaded on the first call, not at start: Slack mode answers sooner, and the console never loads it. */
-const loadSdk = (): Promise<EcsSdk> => {
-  sdkModule ??= import("@aws-sdk/client-ecs");
-  return sdkModule;
-};
+/** The SDK, loaded on the first call. */
+export const loadEcsSdk = lazyModule("@aws-sdk/client-ecs", () => import("@aws-sdk/client-ecs"), "ECSClient");
 
 /** How AwsEcs retries throttling and server errors (see AwsRetryOptions). */
 export type AwsEcsRetry = AwsRetryOptions;
@@ -272,7 +269,7 @@ export class AwsEcs implements EcsPort {
   }
 
   private async client(region: string): Promise<{ client: ECSClient; sdk: EcsSdk }> {
-    const sdk = await loadSdk();
+    const sdk = await loadEcsSdk();
     let client = this.clients.get(region);
     if (!client) {
       // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
