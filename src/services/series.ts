@@ -65,6 +65,8 @@ interface Held {
   requests: Map<number, number>;
   /** When it was last fetched: periods older than that minus the lag are final and never asked for again. */
   fetchedAt: number | null;
+  /** The points and requests as sorted datapoints, built on the first read after a merge and shared until the next. */
+  sorted: { points?: Datapoint[]; requests?: Datapoint[] };
 }
 
 /**
@@ -91,8 +93,9 @@ export class SeriesCache {
 
   /** Keeps what one call returned for a series; drops what no guardrail looks at any more. */
   merge(spec: SeriesSpec, values: MetricSeries | undefined, requests: MetricSeries | undefined, now: number): void {
-    const h = this.held.get(spec.key) ?? { points: new Map(), requests: new Map(), fetchedAt: null };
+    const h = this.held.get(spec.key) ?? { points: new Map(), requests: new Map(), fetchedAt: null, sorted: {} };
     this.held.set(spec.key, h);
+    h.sorted = {};
     if (!values || values.status === "error") return;
     for (const p of values.datapoints) h.points.set(p.at.getTime(), p.value);
     for (const p of requests?.datapoints ?? []) h.requests.set(p.at.getTime(), p.value);
@@ -101,14 +104,22 @@ export class SeriesCache {
     for (const map of [h.points, h.requests]) for (const t of map.keys()) if (t < oldest) map.delete(t);
   }
 
-  /** The held datapoints of a series at or after `from`, oldest first. */
-  points(key: string, from: number, which: "points" | "requests" = "points"): Datapoint[] {
+  /**
+   * The held datapoints of a series at or after `from`, oldest first. The datapoints are built once per merge and
+   * shared by every guardrail that reads the series (a thousand deploys' guardrails read thousands of them a
+   * cycle): callers must not change them.
+   */
+  points(key: string, from: number, which: "points" | "requests" = "points"): readonly Datapoint[] {
     const h = this.held.get(key);
     if (!h) return [];
-    return [...h[which].entries()]
-      .filter(([t]) => t >= from)
-      .sort((a, b) => a[0] - b[0])
-      .map(([t, value]) => ({ at: new Date(t), value }));
+    let all = h.sorted[which];
+    if (!all) {
+      all = [...h[which].entries()].sort((a, b) => a[0] - b[0]).map(([t, value]) => ({ at: new Date(t), value }));
+      h.sorted[which] = all;
+    }
+    let first = 0;
+    while (first < all.length && (all[first] as Datapoint).at.getTime() < from) first++;
+    return first === 0 ? all : all.slice(first);
   }
 
   /** Forgets series nobody asked for this cycle. */
