@@ -61,8 +61,9 @@ export function seriesOf(t: Target, g: Guardrail): SeriesSpec {
 }
 
 interface Held {
-  points: Map<number, number>;
-  requests: Map<number, number>;
+  /** By period start: the datapoint as CloudWatch returned it, kept (with its Date) while its value stays. */
+  points: Map<number, Datapoint>;
+  requests: Map<number, Datapoint>;
   /** When it was last fetched: periods older than that minus the lag are final and never asked for again. */
   fetchedAt: number | null;
   /** The points and requests as sorted datapoints, built on the first read after a merge and shared until the next. */
@@ -95,13 +96,20 @@ export class SeriesCache {
   merge(spec: SeriesSpec, values: MetricSeries | undefined, requests: MetricSeries | undefined, now: number): void {
     const h = this.held.get(spec.key) ?? { points: new Map(), requests: new Map(), fetchedAt: null, sorted: {} };
     this.held.set(spec.key, h);
-    h.sorted = {};
     if (!values || values.status === "error") return;
-    for (const p of values.datapoints) h.points.set(p.at.getTime(), p.value);
-    for (const p of requests?.datapoints ?? []) h.requests.set(p.at.getTime(), p.value);
+    // The sorted lists are built again only when a period was added, changed or dropped (most calls bring the
+    // latest period or two, and the late-data window again, mostly unchanged).
+    let changed = keep(h.points, values.datapoints);
+    if (requests) changed = keep(h.requests, requests.datapoints) || changed;
     if (requests?.status !== "error") h.fetchedAt = now;
     const oldest = now - spec.lookbackMs;
-    for (const map of [h.points, h.requests]) for (const t of map.keys()) if (t < oldest) map.delete(t);
+    for (const map of [h.points, h.requests])
+      for (const t of map.keys())
+        if (t < oldest) {
+          map.delete(t);
+          changed = true;
+        }
+    if (changed) h.sorted = {};
   }
 
   /**
@@ -114,7 +122,7 @@ export class SeriesCache {
     if (!h) return [];
     let all = h.sorted[which];
     if (!all) {
-      all = [...h[which].entries()].sort((a, b) => a[0] - b[0]).map(([t, value]) => ({ at: new Date(t), value }));
+      all = [...h[which].values()].sort((a, b) => a.at.getTime() - b.at.getTime());
       h.sorted[which] = all;
     }
     let first = 0;
@@ -126,6 +134,19 @@ export class SeriesCache {
   keepOnly(keys: ReadonlySet<string>): void {
     for (const k of this.held.keys()) if (!keys.has(k)) this.held.delete(k);
   }
+}
+
+/** Puts each datapoint in `held` by its period; true when one was new or its value changed. */
+function keep(held: Map<number, Datapoint>, datapoints: readonly Datapoint[]): boolean {
+  let changed = false;
+  for (const p of datapoints) {
+    const t = p.at.getTime();
+    const known = held.get(t);
+    if (known && (known.value === p.value || (Number.isNaN(known.value) && Number.isNaN(p.value)))) continue;
+    held.set(t, p);
+    changed = true;
+  }
+  return changed;
 }
 
 /** Builds one query per distinct series, with ids valid for CloudWatch, and a way back from the results. */
