@@ -121,8 +121,7 @@ export class DeploymentService {
 
   /** After the first attempt at posting a new card: nothing to say when it is up, else what happens now. */
   private async cardReport(d: Deployment, card: Intent): Promise<string | null> {
-    await this.d.reconciler.idle();
-    const after = await this.d.store.intents.byId(card.id);
+    const after = await this.d.reconciler.firstAttempt(card.id);
     if (!after || after.status === "done") return null;
     if (after.status === "abandoned")
       return `:red_circle: Deploy #${d.id} was not started: Slack refused its card (${esc(after.lastError ?? "unknown")}). Nothing changed on ECS and the lock is free; fix the channel setup and ask again.`;

@@ -377,6 +377,9 @@ function check(r: RoundResult): string[] {
   if (!once(r.cardApprovers)) problems.push(`an approver twice on the card: ${r.cardApprovers.join(", ")}`);
   if (!once(r.notes)) problems.push(`"Approved by" noted twice: ${r.notes.join(", ")}`);
   if (!r.approvedBy.includes("bob")) problems.push("bob's approval was lost");
+  // The card went up (the clicks were made on it), so /deploy has nothing to add, through a standby too: a standby
+  // waits for the leader's next pass rather than report the card as not taken yet.
+  if (r.deployAnswer !== undefined) problems.push(`/deploy answered ${JSON.stringify(r.deployAnswer)}`);
   if ([...r.cardApprovers].sort().join() !== [...r.approvedBy].sort().join())
     problems.push(`the card names ${r.cardApprovers.join(", ")}, the store ${r.approvedBy.join(", ")}`);
   if ([...r.notes].sort().join() !== [...r.approvedBy].sort().join())
