@@ -31,6 +31,10 @@ export function strategyOf(settings: ServiceEnvironment): DeploymentStrategy {
       return { type: "LINEAR", stepPercent: s.step_percent, stepBakeMinutes: Math.round(s.step_bake / 60_000) };
     case "CANARY":
       return { type: "CANARY", canaryPercent: s.canary_percent, canaryBakeMinutes: Math.round(s.canary_bake / 60_000) };
+    case "STEPS":
+      // The new version goes to the idle side, which takes no traffic until deploybot moves the weights: ECS
+      // simply replaces its tasks.
+      return { type: "ROLLING" };
   }
 }
 

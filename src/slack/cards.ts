@@ -14,6 +14,8 @@ const STATUS_LINE: Record<DeploymentStatus, string> = {
   rejected: ":x: Rejected",
   expired: ":alarm_clock: Expired: nobody approved in time",
   deploying: ":rocket: Deploying",
+  shifting: ":twisted_rightwards_arrows: Shifting traffic",
+  paused: ":double_vertical_bar: Paused",
   baking: ":bread: Baking",
   succeeded: ":large_green_circle: Succeeded",
   failed: ":red_circle: Failed",
