@@ -5,6 +5,7 @@ import type { App } from "@slack/bolt";
 import type { Logger } from "pino";
 import { AwsCloudWatch } from "./adapters/aws/cloudwatch.js";
 import { AwsEcs } from "./adapters/aws/ecs.js";
+import { AwsElb } from "./adapters/aws/elbv2.js";
 import { PagerDutyAdapter } from "./adapters/pagerduty.js";
 import { SlackChat } from "./adapters/slack.js";
 import { createApp, DEPLOYMENTS_TICK_MS } from "./app.js";
@@ -19,7 +20,7 @@ import { onSlackError, registerStoreMetrics, TOKEN_ERRORS } from "./ops/metrics.
 import { type ReplayGuard, StoreReplayGuard } from "./ops/replay.js";
 import { type SlackIdentity, verifyBotToken } from "./ops/slack-auth.js";
 import { type SlackSettings, StartupError } from "./ops/startup.js";
-import type { EcsPort, MetricsPort, PagerPort } from "./ports.js";
+import type { EcsPort, ElbPort, MetricsPort, PagerPort } from "./ports.js";
 import { buildServices } from "./services/index.js";
 import { CronScheduler, type Job } from "./services/scheduler.js";
 import { openStore, type Store, TABLES } from "./store/index.js";
@@ -57,7 +58,7 @@ export interface StartOptions {
   /** A replay guard (default: the database's seen_requests table, shared by every replica). */
   replayGuard?: ReplayGuard;
   /** Adapters to use instead of the real AWS and PagerDuty ones (tests). */
-  adapters?: { ecs?: EcsPort; metrics?: MetricsPort; pager?: PagerPort };
+  adapters?: { ecs?: EcsPort; elb?: ElbPort; metrics?: MetricsPort; pager?: PagerPort };
 }
 
 /** What a shutdown did, for its one log line. */
@@ -189,6 +190,7 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       store,
       clock: systemClock,
       ecs: opts.adapters?.ecs ?? new AwsEcs(),
+      elb: opts.adapters?.elb ?? new AwsElb(),
       metrics: opts.adapters?.metrics ?? new AwsCloudWatch(),
       pager,
       chat: new SlackChat(),

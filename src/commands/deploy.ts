@@ -8,7 +8,10 @@ import { parseDeploy, USAGE } from "./parse.js";
 import { afterAck, replyError } from "./reply.js";
 import { answerStatus, namesOf } from "./status.js";
 
-/** `/deploy` (with `/deploy status ...` as the status command) and its card's Approve / Reject buttons. */
+/**
+ * `/deploy` (with `/deploy status ...` as the status command) and its card's buttons: Approve / Reject, and while it
+ * shifts traffic Promote, Pause / Resume and Abort. Every button is checked with the clicker's roles at the click.
+ */
 export function register(app: App, services: Services, name: string = DEFAULT_COMMANDS.deploy): void {
   app.command(name, async ({ command, ack, respond }) => {
     await ack();
@@ -42,6 +45,16 @@ export function register(app: App, services: Services, name: string = DEFAULT_CO
       (id: number, userId: string) => services.deployments.approve(id, services.people.bySlackId(userId)),
     ],
     [ACTION.reject, (id: number, userId: string) => services.deployments.reject(id, services.people.bySlackId(userId))],
+    [
+      ACTION.stepsPromote,
+      (id: number, userId: string) => services.steps.promote(id, services.people.bySlackId(userId)),
+    ],
+    [ACTION.stepsPause, (id: number, userId: string) => services.steps.pause(id, services.people.bySlackId(userId))],
+    [ACTION.stepsResume, (id: number, userId: string) => services.steps.resume(id, services.people.bySlackId(userId))],
+    [
+      ACTION.stepsAbort,
+      (id: number, userId: string) => services.rollbacks.abort(id, services.people.bySlackId(userId)),
+    ],
   ] as const) {
     app.action<BlockButtonAction>(actionId, async ({ ack, action, body, respond }) => {
       await ack();

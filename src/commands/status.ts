@@ -131,14 +131,23 @@ function targetBlocks(s: TargetStatus, now: Date, services: Services): Block[] {
   const incidents = s.incidents.length
     ? `\n:rotating_light: open: ${s.incidents.map((i) => `${i.severity} “${i.guardrail}” on #${i.deploymentId} since ${when(new Date(i.since), s.timeZone, now)}`).join("; ")}`
     : "";
+  const live = s.live ? ` on ${s.live}` : "";
+  const kept = s.kept
+    ? `\n:package: kept: \`${s.kept.version}\` on ${s.kept.where} until ${when(new Date(s.kept.until), s.timeZone, now)} (a /rollback before then is one weight switch; then it is scaled down)`
+    : "";
   return [
-    section(`*${s.service}* · *${s.environment}*  ${version} · ${tasks}\n${flight} · ${lock}\n${cal}${incidents}`),
+    section(
+      `*${s.service}* · *${s.environment}*  ${version}${live} · ${tasks}\n${flight} · ${lock}\n${cal}${incidents}${kept}`,
+    ),
   ];
 }
 
 function progressText(d: Deployment): string {
   const p = d.progress;
   if (!p) return "";
+  const t = p.traffic;
+  if (t?.mode === "steps" && (d.status === "shifting" || d.status === "paused"))
+    return ` (step ${t.step + 1} of ${t.plan.steps.length}: ${t.plan.steps[t.step]?.weight ?? 0}% on \`${d.version}\`)`;
   const tasks = p.desired !== undefined ? ` (tasks ${p.running ?? 0}/${p.desired})` : "";
   return `${tasks}${p.detail ? ` ${p.detail}` : ""}`;
 }

@@ -6,6 +6,7 @@ import type { Deployment } from "../domain/deployment.js";
 import type { Intent } from "../domain/effects.js";
 import type { DeployRequest } from "../domain/requests.js";
 import { findTarget, type Target } from "../domain/targets.js";
+import { anyStepsOf, stepsStrategyOf } from "../domain/traffic.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
 import { type Approver, approvalProgress, canApprove, describeRule } from "../policies/approvals.js";
 import { type Decision, decideDeploy } from "../policies/gate.js";
@@ -18,6 +19,7 @@ import type { People, Person } from "./people.js";
 import type { Reconciler } from "./reconciler.js";
 import type { RollbackService } from "./rollbacks.js";
 import { type EcsRollout, REVISION_RE, strategyOf } from "./rollout.js";
+import type { TrafficSteps } from "./steps.js";
 
 export interface DeploymentDeps {
   config: Config;
@@ -29,6 +31,7 @@ export interface DeploymentDeps {
   rollout: EcsRollout;
   rollbacks: RollbackService;
   reconciler: Reconciler;
+  steps: TrafficSteps;
   logger: Logger;
 }
 
@@ -73,6 +76,12 @@ export class DeploymentService {
   /** `/deploy`: decides, records, posts the card (and starts when allowed); returns an ephemeral reply, if any. */
   async request(cmd: DeployRequest, requester: Person): Promise<string | null> {
     const t = this.target(cmd.service, cmd.environment);
+    if (cmd.canary && !stepsStrategyOf(t.settings, true)) {
+      throw new DeploybotError(
+        ErrorCode.CommandInvalid,
+        `${cmd.service} ${cmd.environment} has no canary: \`--canary\` chooses the traffic steps of its \`canary\` strategy, and services.${cmd.service}.environments.${cmd.environment} sets none. Deploy without --canary (${strategyOf(t.settings).type}), or add a canary (type STEPS) to the config.`,
+      );
+    }
     const decision = decideDeploy(await this.facts(cmd, requester, t));
     if (cmd.dryRun) return this.dryRun(cmd, t, decision);
     const now = this.d.clock.now();
@@ -86,7 +95,11 @@ export class DeploymentService {
           version: cmd.version,
           requestedBy: requester.name,
           reason: cmd.reason ?? cmd.emergency,
-          flags: { ...(cmd.hotfix ? { hotfix: true } : {}), ...(cmd.emergency ? { emergency: cmd.emergency } : {}) },
+          flags: {
+            ...(cmd.hotfix ? { hotfix: true } : {}),
+            ...(cmd.emergency ? { emergency: cmd.emergency } : {}),
+            ...(cmd.canary ? { canary: true } : {}),
+          },
         },
         now,
       );
@@ -106,6 +119,7 @@ export class DeploymentService {
         hotfix: cmd.hotfix,
         emergency: cmd.emergency,
         reason: cmd.reason,
+        ...(cmd.canary ? { canary: true } : {}),
       });
       if (decision.outcome === "deny") return { d: decided, card: null };
       const card = await outbox.card(decided);
@@ -129,6 +143,8 @@ export class DeploymentService {
   }
 
   private dryRun(cmd: DeployRequest, t: Target, decision: Decision): string {
+    const steps = stepsStrategyOf(t.settings, Boolean(cmd.canary));
+    const sides = anyStepsOf(t.settings);
     const plan = REVISION_RE.test(cmd.version)
       ? [`DescribeServices ${t.ecs.cluster}/${t.ecs.service}`, `DescribeTaskDefinition ${cmd.version}`]
       : [
@@ -136,10 +152,23 @@ export class DeploymentService {
           "DescribeTaskDefinition (the running revision)",
           `RegisterTaskDefinition with container ${t.ecs.container} on image tag ${cmd.version}`,
         ];
-    plan.push(
-      `UpdateService ${t.ecs.cluster}/${t.ecs.service} (${strategyOf(t.settings).type}, circuit breaker with rollback)`,
-      "follow ListServiceDeployments / DescribeServiceDeployments",
-    );
+    if (steps) {
+      const rule = steps.listener_rule ? `ModifyRule ${steps.listener_rule}` : `ModifyListener ${steps.listener}`;
+      plan.unshift(`${steps.listener_rule ? "DescribeRules" : "DescribeListeners"}: the live side takes the traffic`);
+      plan.push(
+        `UpdateService of the idle side (${t.ecs.service} or ${steps.green.service}) to the live side's size (ROLLING, circuit breaker with rollback)`,
+        "follow ListServiceDeployments / DescribeServiceDeployments",
+        "DescribeTargetHealth of its target group: healthy targets ≥ desired",
+        `${rule}, step by step: ${steps.steps.map((x) => `${x.weight}%${x.pause ? ` for ${formatRelative(x.pause)}` : ""}`).join(" → ")}, each step judged by the guardrails on the new target group`,
+        `keep the previous version ${formatRelative(steps.keep_previous)}, then scale it down`,
+      );
+    } else {
+      if (sides) plan.unshift("DescribeRules: the live side, where this deploy goes in place");
+      plan.push(
+        `UpdateService ${t.ecs.cluster}/${sides ? "(live side)" : t.ecs.service} (${strategyOf(t.settings).type}, circuit breaker with rollback)`,
+        "follow ListServiceDeployments / DescribeServiceDeployments",
+      );
+    }
     if (t.policy.bake > 0)
       plan.push(`bake ${formatRelative(t.policy.bake)} with ${t.settings.guardrails.length} guardrails on`);
     const verdict = {
@@ -302,20 +331,30 @@ export class DeploymentService {
     );
   }
 
-  /** The scheduled step: expire approvals, follow ECS deployments, end bake windows. */
+  /**
+   * The scheduled step: expire approvals, follow ECS deployments, check new sides' health and judge traffic steps,
+   * end bake windows, scale down previous versions whose keep is over.
+   */
   async tick(): Promise<void> {
     const now = this.d.clock.now();
-    const { store, rollout, lifecycle, outbox, logger } = this.d;
-    for (const d of await store.deployments.byStatus(["awaiting_approval", "deploying", "baking"])) {
+    const { store, rollout, lifecycle, outbox, logger, steps } = this.d;
+    for (const d of await store.deployments.byStatus(["awaiting_approval", "deploying", "shifting", "baking"])) {
       try {
         if (d.status === "awaiting_approval")
           await this.expireIfDue(d, "Nobody approved in time: the request expired.");
+        else if (d.status === "shifting" || (d.status === "deploying" && d.progress?.traffic?.upAt))
+          await steps.tick(d);
         else if (d.status === "deploying") await rollout.observe(d);
         else if (d.progress?.bakeEndsAt && now.getTime() >= Date.parse(d.progress.bakeEndsAt))
           await outbox.commit(() => lifecycle.bakeEnd(d));
       } catch (err) {
         logger.error({ err, deployment: d.id }, "could not follow a deployment; will try again next tick");
       }
+    }
+    try {
+      await steps.expireKeeps();
+    } catch (err) {
+      logger.error({ err }, "could not scale down the kept previous versions; will try again next tick");
     }
   }
 

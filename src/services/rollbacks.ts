@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
-import type { Deployment } from "../domain/deployment.js";
+import { type Deployment, STEPPING, UNFINISHED } from "../domain/deployment.js";
 import type { RollbackRequest, Severity } from "../domain/requests.js";
 import { findTarget, type Target } from "../domain/targets.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
@@ -14,6 +14,7 @@ import type { Lifecycle } from "./lifecycle.js";
 import type { Outbox } from "./outbox.js";
 import type { People, Person } from "./people.js";
 import { REVISION_RE, versionOf } from "./rollout.js";
+import type { TrafficSteps } from "./steps.js";
 
 /** What a confirmed rollback will do; the confirmation button names it, and it is derived again at the click. */
 export interface RollbackPlan {
@@ -44,6 +45,7 @@ export interface RollbackDeps {
   outbox: Outbox;
   lifecycle: Lifecycle;
   logger: Logger;
+  steps: TrafficSteps;
 }
 
 /** `/rollback` and the monitor's rollbacks: authority (roles + on call now), the target version, and the start. */
@@ -99,13 +101,19 @@ export class RollbackService {
     await this.refuseWhilePending(t.service, t.environment);
     const current = await this.currentVersion(t);
     // A deploy of deploybot's still in flight is what gets rolled back: back to what ran before it.
-    const inFlight = await this.d.store.deployments.latestOf(
-      t.service,
-      t.environment,
-      ["deploying", "baking"],
-      "deploy",
-    );
+    const inFlight = await this.d.store.deployments.latestOf(t.service, t.environment, UNFINISHED, "deploy");
     if (inFlight) current.version = inFlight.version;
+    if (
+      inFlight?.progress?.traffic?.mode === "steps" &&
+      (STEPPING.has(inFlight.status) || inFlight.status === "deploying") &&
+      cmd.version &&
+      cmd.version !== inFlight.previousVersion
+    ) {
+      throw new DeploybotError(
+        ErrorCode.CommandInvalid,
+        `${t.service} ${t.environment} is in the traffic steps of ${inFlight.version} (deploy #${inFlight.id}): a rollback now switches all traffic back to ${inFlight.previousVersion ?? "the previous version"}, which still runs. Use \`/rollback ${t.service} ${t.environment}\` (or Abort on its card), then deploy ${cmd.version}.`,
+      );
+    }
     const to = cmd.version
       ? await this.named(t, cmd.version)
       : inFlight?.previousVersion
@@ -155,8 +163,10 @@ export class RollbackService {
   }
 
   private async currentVersion(t: Target): Promise<{ version: string; taskDefinition: string }> {
-    const svc = await this.d.ecs.describeService(t.ecs);
-    const def = await this.d.ecs.describeTaskDefinition(t.ecs, svc.taskDefinitionArn);
+    // On a target with two sides, what runs is what the live side (the one taking the traffic) runs.
+    const live = await this.d.steps.liveEcs(t);
+    const svc = await this.d.ecs.describeService(live);
+    const def = await this.d.ecs.describeTaskDefinition(live, svc.taskDefinitionArn);
     return { version: versionOf(t, def), taskDefinition: svc.taskDefinitionArn };
   }
 
@@ -166,9 +176,10 @@ export class RollbackService {
    */
   private async named(t: Target, version: string): Promise<{ version: string; taskDefinition: string | null }> {
     if (REVISION_RE.test(version)) {
-      const def = await this.d.ecs.describeTaskDefinition(t.ecs, version);
-      const running = await this.d.ecs.describeService(t.ecs);
-      const current = await this.d.ecs.describeTaskDefinition(t.ecs, running.taskDefinitionArn);
+      const live = await this.d.steps.liveEcs(t);
+      const def = await this.d.ecs.describeTaskDefinition(live, version);
+      const running = await this.d.ecs.describeService(live);
+      const current = await this.d.ecs.describeTaskDefinition(live, running.taskDefinitionArn);
       if (def.family !== current.family) {
         throw new DeploybotError(
           ErrorCode.CommandInvalid,
@@ -230,12 +241,7 @@ export class RollbackService {
     const now = clock.now();
     return outbox.commit(async () => {
       await this.refuseWhilePending(plan.service, plan.environment);
-      const inFlight = await store.deployments.latestOf(
-        plan.service,
-        plan.environment,
-        ["deploying", "baking"],
-        "deploy",
-      );
+      const inFlight = await store.deployments.latestOf(plan.service, plan.environment, UNFINISHED, "deploy");
       const lastGood = (await store.deployments.history(plan.service, plan.environment, 50)).find(
         (x) => x.kind === "deploy" && x.status === "succeeded" && x.version === plan.fromVersion,
       );
@@ -282,6 +288,21 @@ export class RollbackService {
       });
       await outbox.card(next);
       if (next.status === "approved") await this.begin(next);
+      else if (rolledBack?.status === "shifting" && rolledBack.progress?.traffic) {
+        // No further traffic step while the rollback of this deploy waits for its approvals.
+        const t = rolledBack.progress.traffic;
+        await lifecycle.move(
+          rolledBack,
+          "pause",
+          {
+            progress: {
+              ...rolledBack.progress,
+              traffic: { ...t, pausedBy: actor.name, pauseReason: `rollback #${next.id} awaits its approvals` },
+            },
+          },
+          `:double_vertical_bar: Paused at step ${t.step + 1}: rollback #${next.id} by ${who(actor.name, (n) => this.d.people.slackIdOf(n))} awaits its approvals.`,
+        );
+      }
       return store.deployments.must(next.id);
     });
   }
@@ -302,13 +323,35 @@ export class RollbackService {
       return;
     }
     const by = r.flags.automatic ? "deploybot (automatic)" : who(r.requestedBy, (n) => people.slackIdOf(n));
-    const wasRollingOut = deploy?.status === "deploying" && deploy.startedAt && deploy.ecsDeploymentArn;
+    // On a target with two sides: back in one weight switch while the previous version still runs, else in place.
+    const traffic = await this.d.steps.rollbackTraffic(deploy, r);
+    const wasRollingOut =
+      deploy?.status === "deploying" && deploy.startedAt && deploy.ecsDeploymentArn && traffic?.mode !== "switch";
     if (deploy && (deploy.status === "deploying" || deploy.status === "baking" || deploy.status === "succeeded")) {
       await lifecycle.move(deploy, "roll_back", {}, `Rolling back to ${esc(r.version)}: rollback #${r.id} by ${by}.`);
+    } else if (deploy && STEPPING.has(deploy.status)) {
+      await lifecycle.move(
+        deploy,
+        "abort",
+        {},
+        `Switching back to ${esc(r.version)} at step ${(deploy.progress?.traffic?.step ?? 0) + 1}: rollback #${r.id} by ${by}.`,
+      );
     }
     await store.locks.acquire(r.service, r.environment, r.id, r.requestedBy, clock.now());
-    const started = await store.deployments.apply(r.id, "start", clock.now());
-    await lifecycle.audit(started, "deploybot", "ecs.rollback.intent", { rollsBack: deploy?.id ?? null });
+    const started = await store.deployments.apply(
+      r.id,
+      "start",
+      clock.now(),
+      traffic ? { progress: { ...r.progress, traffic } } : {},
+    );
+    await lifecycle.audit(
+      started,
+      "deploybot",
+      traffic?.mode === "switch" ? "elb.rollback.intent" : "ecs.rollback.intent",
+      {
+        rollsBack: deploy?.id ?? null,
+      },
+    );
     await outbox.card(started);
     if (deploy) {
       for (const i of await store.incidents.of(deploy.id)) {
@@ -325,7 +368,47 @@ export class RollbackService {
       }
     }
     if (r.flags.severity === "P0" || r.flags.severity === "P1") await lifecycle.pageRollback(started, "trigger");
-    if (wasRollingOut && deploy?.ecsDeploymentArn) await outbox.stop(started, deploy.ecsDeploymentArn);
+    if (traffic?.mode === "switch") await this.d.steps.switchBack(started, traffic);
+    else if (wasRollingOut && deploy?.ecsDeploymentArn) await outbox.stop(started, deploy.ecsDeploymentArn);
     else await outbox.rollout(started);
+  }
+
+  /**
+   * Abort, on a deploy's card while it shifts traffic: someone with rollback authority switches back at once (a
+   * rollback of the deploy, confirmed by the click). Where rollbacks need approvals, the steps pause until they are in.
+   */
+  async abort(id: number, person: Person): Promise<string | null> {
+    const { store, lifecycle } = this.d;
+    const d = await store.deployments.get(id);
+    if (d?.kind !== "deploy") return `There is no deploy #${id}.`;
+    if (!STEPPING.has(d.status))
+      return `Deploy #${id} is ${d.status.replace(/_/g, " ")}: its traffic steps are over; use /rollback.`;
+    let auth: { reason: string; needsApprovals: boolean };
+    try {
+      auth = await this.authorize(person, d.environment, d.service);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    if (!d.previousVersion) return "No previous version is known for this deploy; use /rollback with a version.";
+    await lifecycle.audit(d, person.name, "steps.abort", { step: (d.progress?.traffic?.step ?? 0) + 1 });
+    try {
+      await this.execute(
+        {
+          service: d.service,
+          environment: d.environment,
+          fromVersion: d.version,
+          toVersion: d.previousVersion,
+          toTaskDefinition: d.previousTaskDefinition,
+          reason: `aborted at step ${(d.progress?.traffic?.step ?? 0) + 1}`,
+          severity: null,
+        },
+        { name: person.name, slackId: person.slackId, automatic: false, authority: auth.reason },
+        auth.needsApprovals,
+      );
+    } catch (err) {
+      if (err instanceof DeploybotError && err.code === ErrorCode.LockHeld) return err.message;
+      throw err;
+    }
+    return null;
   }
 }

@@ -15,6 +15,7 @@ import {
 import type { EcsPort } from "../ports.js";
 import type { Lock, Store } from "../store/index.js";
 import { versionOf } from "./rollout.js";
+import type { TrafficSteps } from "./steps.js";
 
 export interface TargetStatus {
   service: string;
@@ -31,6 +32,9 @@ export interface TargetStatus {
   calendar: CalendarVerdict;
   /** Guardrail breaches still open on this service and environment. */
   incidents: Array<{ guardrail: string; severity: string; deploymentId: number; since: string }>;
+  /** With traffic steps: the ECS service taking the traffic now, and the previous version kept on the other side. */
+  live?: string;
+  kept?: { version: string; where: string; until: string; deploymentId: number } | null;
 }
 
 export interface EnvironmentCalendar {
@@ -49,7 +53,9 @@ export class StatusService {
   /** An environment's calendar changes at most once a minute; all its services share one verdict. */
   private readonly calendars = new Map<string, CalendarVerdict>();
 
-  constructor(private readonly deps: { config: Config; store: Store; ecs: EcsPort; clock: Clock }) {}
+  constructor(
+    private readonly deps: { config: Config; store: Store; ecs: EcsPort; clock: Clock; steps?: TrafficSteps },
+  ) {}
 
   async target(t: Target): Promise<TargetStatus> {
     const now = this.deps.clock.now();
@@ -70,9 +76,19 @@ export class StatusService {
       })),
     };
     try {
-      const svc = await this.deps.ecs.describeService(t.ecs);
+      const steps = this.deps.steps;
+      const live = steps ? await steps.liveEcs(t) : t.ecs;
+      const svc = await this.deps.ecs.describeService(live);
+      const sides =
+        steps && live !== t.ecs
+          ? {
+              live: live.cluster === t.ecs.cluster ? live.service : `${live.cluster}/${live.service}`,
+              kept: await steps.kept(t),
+            }
+          : {};
       return {
         ...base,
+        ...sides,
         version: await this.versionOf(t, svc.taskDefinitionArn),
         taskDefinition: svc.taskDefinitionArn,
         running: svc.runningCount,

@@ -1,6 +1,6 @@
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import { settleDeployments, trafficOf } from "./rollout.js";
-import { serviceMetricAt, versionMetricAt } from "./world-metrics.js";
+import { routerMetricAt, serviceMetricAt, targetGroupMetricAt, versionMetricAt, weightsAt } from "./world-metrics.js";
 import { applyPage, type SimPageEvent } from "./world-pagerduty.js";
 import {
   type SimAlert,
@@ -8,6 +8,7 @@ import {
   type SimEvent,
   type SimPage,
   type SimRefusal,
+  type SimRouter,
   type SimService,
   type SimSystem,
   serviceKey,
@@ -212,6 +213,37 @@ export class SimWorld extends WorldStore {
     return ecs ? this.state.services[this.key(ecs.cluster, ecs.service)] : undefined;
   }
 
+  /** The ECS services a target's router weighs (blue and green), when it has traffic steps. */
+  private sidesOf(svc: SimService): { router: SimRouter; services: SimService[] } | undefined {
+    const elb = this.state.elb;
+    if (!elb) return undefined;
+    const key = this.key(svc.cluster, svc.service);
+    const mine = Object.values(elb.targetGroups).find((tg) => tg.service === key);
+    if (!mine) return undefined;
+    const router = Object.values(elb.routers).find((r) => mine.arn in (r.history.at(-1)?.weights ?? {}));
+    if (!router) return undefined;
+    const services = Object.keys(router.history.at(-1)?.weights ?? {})
+      .map((tg) => elb.targetGroups[tg]?.service)
+      .flatMap((k) => (k && this.state.services[k] ? [this.state.services[k] as SimService] : []));
+    return { router, services };
+  }
+
+  /**
+   * The side of a two-sided target whose version is newest now: of the sides that run tasks, the one whose latest ECS
+   * deployment is the most recent (the stepped version while it is checked and shifted, the live one after a switch
+   * back once the other side is scaled down), leaving out a side whose latest deployment ECS rolled back. A target
+   * without sides is its own ECS service.
+   */
+  private newestSide(svc: SimService): SimService {
+    const sides = this.sidesOf(svc);
+    if (!sides) return svc;
+    const latest = (x: SimService) => x.deployments[0];
+    const failed = new Set(["ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED", "STOPPED"]);
+    const running = sides.services.filter((x) => x.desiredCount > 0 && !failed.has(latest(x)?.status ?? ""));
+    const started = (x: SimService) => Date.parse(latest(x)?.startedAt ?? "1970-01-01T00:00:00Z");
+    return running.sort((a, b) => started(b) - started(a))[0] ?? svc;
+  }
+
   /** The newest version of a service now: the target of a deployment in progress, else the one taking most traffic. */
   newestTaskDefinition(cluster: string, service: string): string | undefined {
     const svc = this.state.services[this.key(cluster, service)];
@@ -231,8 +263,11 @@ export class SimWorld extends WorldStore {
     metric: string,
     value: number,
   ): { version: string; taskDefinitionArn: string } {
-    const svc = this.ecsOf(service, environment);
-    if (!svc) throw new DeploybotError(ErrorCode.NotFound, `${service} ${environment} is not a simulated ECS service`);
+    const configured = this.ecsOf(service, environment);
+    if (!configured)
+      throw new DeploybotError(ErrorCode.NotFound, `${service} ${environment} is not a simulated ECS service`);
+    for (const side of this.sidesOf(configured)?.services ?? []) this.settle(side.cluster, side.service);
+    const svc = this.newestSide(configured);
     const key = this.key(svc.cluster, svc.service);
     const taskDefinitionArn = this.newestTaskDefinition(svc.cluster, svc.service) ?? svc.taskDefinitionArn;
     const at = this.clock.now().toISOString();
@@ -256,10 +291,53 @@ export class SimWorld extends WorldStore {
    * of the traffic; `request_count` is the total (each version serves its share of what it would take alone),
    * `error_rate` is weighted by the requests each version served. Undefined when no version has a value.
    */
-  metricAt(service: string, environment: string, metric: string, at: Date): number | undefined {
+  metricAt(service: string, environment: string, metric: string, at: Date, targetGroup?: string): number | undefined {
+    if (targetGroup && this.state.elb?.targetGroups[targetGroup])
+      return targetGroupMetricAt(this.state, this.config, targetGroup, metric, at.getTime());
     const svc = this.ecsOf(service, environment);
     if (!svc) return undefined;
+    const sides = this.sidesOf(svc);
+    if (sides) return routerMetricAt(this.state, this.config, sides.router, metric, at.getTime());
     return serviceMetricAt(this.state, this.config, svc, metric, at.getTime());
+  }
+
+  // --- Elastic Load Balancing ---------------------------------------------------------------------------
+
+  /** A listener rule or listener of the simulated ALB, as it is now. */
+  router(arn: string): Readonly<SimRouter> | undefined {
+    return this.read().elb?.routers[arn];
+  }
+
+  /** The forward weights of a router now, by target group ARN. */
+  weightsNow(arn: string): Record<string, number> {
+    const router = this.router(arn);
+    return router ? weightsAt(router, this.clock.now().getTime()) : {};
+  }
+
+  /** Sets a router's actions (ModifyRule / ModifyListener), recording when its weights changed. */
+  setRouterActions(arn: string, actions: Array<Record<string, unknown>>, weights: Record<string, number>): void {
+    const at = this.clock.now().toISOString();
+    this.update((s) => {
+      const router = s.elb?.routers[arn];
+      if (!router) throw new DeploybotError(ErrorCode.NotFound, `Elastic Load Balancing has no ${arn}`);
+      router.actions = structuredClone(actions);
+      router.history.push({ at, weights: { ...weights } });
+      // Weights older than a day are no longer replayed by any guardrail: keep the last one before that.
+      const dayAgo = Date.parse(at) - 24 * 3_600_000;
+      while (router.history.length > 1 && Date.parse(router.history[1]?.at ?? at) <= dayAgo) router.history.shift();
+    });
+  }
+
+  /** DescribeTargetHealth: the tasks of the target group's ECS service that run now (all of them healthy). */
+  targetHealth(targetGroupArn: string): { healthy: number; total: number } | undefined {
+    const tg = this.read().elb?.targetGroups[targetGroupArn];
+    const found = tg ? this.state.services[tg.service] : undefined;
+    if (!tg || !found) return undefined;
+    this.settle(found.cluster, found.service);
+    const svc = this.state.services[tg.service] as SimService;
+    const rolling = svc.deployments.find((d) => d.status === "IN_PROGRESS");
+    const healthy = rolling ? rolling.runningCount : svc.desiredCount;
+    return { healthy, total: Math.max(healthy, svc.desiredCount) };
   }
 
   /** `:fail SERVICE ENV`: the next deployment of that ECS service fails to stabilise. */
