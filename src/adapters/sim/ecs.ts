@@ -128,6 +128,8 @@ export class SimEcs implements EcsPort {
     const replaces = this.world
       .trafficAt(target.cluster, target.service, now)
       .map(({ taskDefinitionArn: arn, share }) => ({ taskDefinitionArn: arn, share }));
+    // `:fail` names a service and environment: on a target with two sides, whichever side is deployed next.
+    const siblings = this.world.sideKeysOf(this.world.key(target.cluster, target.service));
     this.world.update((s) => {
       const key = this.world.key(target.cluster, target.service);
       const service = s.services[key];
@@ -138,7 +140,7 @@ export class SimEcs implements EcsPort {
         );
       const id = s.nextId++;
       if (desiredCount !== undefined) service.desiredCount = desiredCount;
-      const failing = s.failNext.indexOf(key);
+      const failing = s.failNext.findIndex((k) => k === key || siblings.includes(k));
       if (failing >= 0) s.failNext.splice(failing, 1);
       // A new deployment supersedes one in progress, as ECS does.
       for (const d of service.deployments) {

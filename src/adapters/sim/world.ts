@@ -213,6 +213,12 @@ export class SimWorld extends WorldStore {
     return ecs ? this.state.services[this.key(ecs.cluster, ecs.service)] : undefined;
   }
 
+  /** The keys of every side of the two-sided target an ECS service belongs to (none for a one-service target). */
+  sideKeysOf(key: string): string[] {
+    const svc = this.read().services[key];
+    return svc ? (this.sidesOf(svc)?.services.map((x) => this.key(x.cluster, x.service)) ?? []) : [];
+  }
+
   /** The ECS services a target's router weighs (blue and green), when it has traffic steps. */
   private sidesOf(svc: SimService): { router: SimRouter; services: SimService[] } | undefined {
     const elb = this.state.elb;
