@@ -3,7 +3,8 @@
 #
 # Two stages: the build stage has the compilers better-sqlite3's native module needs and installs the production
 # dependencies; the runtime stage copies the result onto a clean image and runs as the unprivileged `node` user.
-# There is no TypeScript build step: deploybot runs its sources through tsx, a production dependency.
+# `npm run build` bundles src/ into dist/ (esbuild, which comes with tsx, a production dependency): it starts in
+# about half the time the sources take through tsx. bin/deploybot.js runs the bundle while it is newer than src/.
 
 ARG NODE_VERSION=20
 
@@ -19,7 +20,9 @@ RUN npm_config_build_from_source=better-sqlite3 npm ci --omit=dev \
 COPY bin ./bin
 COPY src ./src
 COPY examples ./examples
+COPY scripts ./scripts
 COPY manifest.yml tsconfig.json ./
+RUN npm run build
 
 FROM node:${NODE_VERSION}-bookworm-slim
 ENV NODE_ENV=production \

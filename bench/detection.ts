@@ -9,7 +9,8 @@
  */
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
-import { type ConsoleEvent, LocalConsole } from "../src/local/console.js";
+import { LocalConsole } from "../src/local/console.js";
+import type { ConsoleEvent } from "../src/local/events.js";
 
 const CONFIG = fileURLToPath(new URL("../examples/deploybot.yml", import.meta.url));
 const START = "2026-11-24T10:15:00+02:00";

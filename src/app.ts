@@ -47,6 +47,8 @@ export interface AppOptions {
   onMonitorCycle?: (at: Date) => void;
   /** Socket Mode: told when the connection to Slack comes and goes (readiness reads it). */
   onSocketState?: (connected: boolean, state: string) => void;
+  /** How often the reconciler looks for due intents (default RECONCILER_MS). */
+  reconcilerMs?: number;
 }
 
 /** How often deployments in flight are followed on ECS. */
@@ -121,7 +123,8 @@ export function createApp(services: Services, options: AppOptions): App {
   registerDeploy(app, services, commands.deploy);
   registerRollback(app, services, commands.rollback);
   registerIncidents(app, services);
-  for (const job of jobsOf(services, inFlight, options.onMonitorCycle)) options.scheduler?.add(job);
+  for (const job of jobsOf(services, inFlight, options.reconcilerMs ?? RECONCILER_MS, options.onMonitorCycle))
+    options.scheduler?.add(job);
   // Whatever was left open when the process last stopped is resumed now.
   services.reconciler.kick();
   app.error(async (err) => {
@@ -130,13 +133,21 @@ export function createApp(services: Services, options: AppOptions): App {
   return app;
 }
 
-/** The periodic jobs: following deployments on ECS, and the guardrail monitor (timed for /metrics and /readyz). */
-function jobsOf(services: Services, inFlight: InFlight, onMonitorCycle?: (at: Date) => void): Job[] {
+/**
+ * The periodic jobs: the reconciler, following deployments on ECS, and the guardrail monitor (timed for /metrics and
+ * /readyz). Only the leader runs them: on a standby each run does nothing (see services.leader).
+ */
+function jobsOf(
+  services: Services,
+  inFlight: InFlight,
+  reconcilerMs: number,
+  onMonitorCycle?: (at: Date) => void,
+): Job[] {
   const interval = services.config.monitor.interval;
-  return [
+  const jobs: Job[] = [
     {
       name: "reconciler",
-      intervalMs: RECONCILER_MS,
+      intervalMs: reconcilerMs,
       run: () => inFlight.run(() => services.reconciler.run()),
     },
     {
@@ -167,4 +178,10 @@ function jobsOf(services: Services, inFlight: InFlight, onMonitorCycle?: (at: Da
         }),
     },
   ];
+  return jobs.map((job) => ({
+    ...job,
+    run: async () => {
+      if (services.leader.leading()) await job.run();
+    },
+  }));
 }

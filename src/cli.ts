@@ -1,21 +1,18 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import type { Logger } from "pino";
+import { EXIT, installCrashHandlers, untilSignal } from "./cli/process.js";
 import { formatRelative } from "./clock.js";
 import { commandNamesFromEnv, DEFAULT_COMMANDS } from "./commands/names.js";
 import { loadConfig } from "./config/load.js";
 import { type Config, ONCALL, type StepsStrategy } from "./config/schema.js";
 import { ConfigError, DeploybotError } from "./errors.js";
-import { runConsole } from "./local/console.js";
 import { createLogger } from "./logger.js";
 import { StartupError, slackSettingsFromEnv } from "./ops/startup.js";
-import { startSlack } from "./server.js";
+
+export { EXIT, installCrashHandlers };
 
 const DEFAULT_CONFIG = "examples/deploybot.yml";
 const DEFAULT_DB = "data/deploybot.db";
-
-/** Exit codes: 0 done, 1 failed (config, start, script), 2 the command line itself is wrong, 70 a bug. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, bug: 70 } as const;
 
 const HELP = `deploybot: ${DEFAULT_COMMANDS.deploy}, ${DEFAULT_COMMANDS.rollback} and ${DEFAULT_COMMANDS.status} for AWS ECS from Slack
 
@@ -23,11 +20,14 @@ Usage:
   deploybot [--config FILE] [--db FILE]   run the bot: in Slack when SLACK_* is set, else the local console
   deploybot console [options]             the local console (deploybot console --help)
   deploybot check-config [FILE] [--slack] validate a config and print a summary and its warnings
+  deploybot export [--db FILE | --database-url URL] > dump.jsonl    every table, as JSON lines
+  deploybot import [--db FILE | --database-url URL] < dump.jsonl    into an empty database (SQLite → PostgreSQL)
   deploybot --help | --version
 
 Options:
   --config FILE   the config (default: DEPLOYBOT_CONFIG, else ${DEFAULT_CONFIG})
   --db FILE       the SQLite database (default: DEPLOYBOT_DB, else ${DEFAULT_DB})
+  --database-url URL   export from / import into PostgreSQL (default: DEPLOYBOT_DATABASE_URL unless --db is given)
   -h, --help      this help
   -v, --version   the version
 
@@ -82,6 +82,8 @@ const OPTIONS = {
   quiet: { type: "boolean" },
   at: { type: "string" },
   slack: { type: "boolean" },
+  world: { type: "string" },
+  "database-url": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } as const;
@@ -111,11 +113,13 @@ function version(): string {
   return pkg.version;
 }
 
+/** The first words that name a subcommand; anything else runs the bot (sim-replica is for the failover tests). */
+const SUBCOMMANDS = ["console", "check-config", "start", "help", "export", "import", "sim-replica"] as const;
+
 /** The CLI entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [first] = argv;
-  const sub =
-    first === "console" || first === "check-config" || first === "start" || first === "help" ? first : "start";
+  const sub = SUBCOMMANDS.find((c) => c === first) ?? "start";
   const args = sub === first ? argv.slice(1) : argv;
   let starting = false;
   try {
@@ -154,9 +158,32 @@ export async function main(argv: string[]): Promise<number> {
         }
         only(parsed, "console", ["config", "db", "script", "json", "quiet", "at"]);
         return await consoleMode(parsed, config, db);
+      case "export":
+      case "import": {
+        only(parsed, sub, ["db", "database-url"]);
+        if (parsed.values.db !== undefined && parsed.values["database-url"] !== undefined)
+          throw new UsageError(`${sub} takes --db or --database-url, not both`);
+        const url =
+          parsed.values["database-url"] ??
+          (parsed.values.db === undefined ? process.env.DEPLOYBOT_DATABASE_URL : undefined);
+        const { dump } = await import("./cli/dump.js");
+        await dump(sub, url?.trim() || undefined, db);
+        return EXIT.ok;
+      }
+      case "sim-replica": {
+        // Not in the help: the failover tests' bot process (see src/local/replica.ts).
+        only(parsed, "sim-replica", ["config", "db", "world"]);
+        starting = true;
+        const { simReplica } = await import("./cli/sim-replica.js");
+        return await simReplica(config, db, parsed.values.world ?? `${db}.sim`, () => {
+          starting = false;
+        });
+      }
       default: {
         if (parsed.positionals.length > 0) {
-          throw new UsageError(`unknown command ${parsed.positionals[0]} (commands: console, check-config)`);
+          throw new UsageError(
+            `unknown command ${parsed.positionals[0]} (commands: console, check-config, export, import)`,
+          );
         }
         const settings = slackSettingsFromEnv(process.env);
         if (!settings) {
@@ -167,6 +194,9 @@ export async function main(argv: string[]): Promise<number> {
         const logger = createLogger();
         installCrashHandlers(logger);
         starting = true;
+        // Each mode loads only its own modules: Slack mode never the console's simulated world, the console
+        // never the AWS and PagerDuty clients.
+        const { startSlack } = await import("./server.js");
         const running = await startSlack({ configFile: config, dbFile: db, logger, settings });
         starting = false;
         return await untilSignal(logger, (signal) => running.stop(signal));
@@ -190,49 +220,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Waits for SIGTERM or SIGINT, stops once (a second signal exits at once), and resolves the exit code. */
-function untilSignal(logger: Logger, stop: (signal: string) => Promise<unknown>): Promise<number> {
-  return new Promise((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, "second signal while stopping: exiting now");
-        resolve(EXIT.failed);
-        return;
-      }
-      stopping = true;
-      stop(signal).then(
-        () => resolve(EXIT.ok),
-        (err: unknown) => {
-          logger.error({ err }, "deploybot could not stop cleanly");
-          resolve(EXIT.failed);
-        },
-      );
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
-  });
-}
-
-/**
- * A rejected promise nobody awaited is logged and the process goes on (one bad request must not stop the bot);
- * an uncaught exception leaves the process in an unknown state, so it is logged and the process exits for its
- * supervisor to restart it.
- */
-export function installCrashHandlers(
-  logger: Logger,
-  proc: Pick<NodeJS.Process, "on"> = process,
-  exit: (code: number) => void = (code) => process.exit(code),
-): void {
-  proc.on("unhandledRejection", (reason: unknown) => {
-    logger.error({ err: reason }, "unhandled promise rejection (the process carries on)");
-  });
-  proc.on("uncaughtException", (err: Error) => {
-    logger.fatal({ err }, "uncaught exception: exiting for the supervisor to restart deploybot");
-    exit(EXIT.bug);
-  });
-}
-
 async function consoleMode(parsed: Parsed, configFile: string, dbFile: string): Promise<number> {
   const { script: scriptFile, json, quiet, at } = parsed.values;
   let script: string | undefined;
@@ -247,6 +234,7 @@ async function consoleMode(parsed: Parsed, configFile: string, dbFile: string): 
   }
   const logger = createLogger(process.env.LOG_LEVEL ?? "warn");
   installCrashHandlers(logger);
+  const { runConsole } = await import("./local/run.js");
   const result = await runConsole({
     configFile,
     dbFile,

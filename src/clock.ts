@@ -25,6 +25,32 @@ export class ManualClock implements Clock {
   }
 }
 
+/** Where a scaled clock starts: this simulated time at this real time (ms since the epoch), `speed` times faster. */
+export interface Timeline {
+  simulated: string;
+  real: number;
+  speed: number;
+}
+
+/**
+ * Simulated time that runs `speed` times faster than real time from a shared origin, so that processes sharing the
+ * origin (it is kept in the simulated world's file) agree on the time: the failover tests' clock.
+ */
+export class ScaledClock implements Clock {
+  private readonly start: number;
+  constructor(
+    readonly timeline: Timeline,
+    private readonly realNow: () => number = Date.now,
+  ) {
+    this.start = Date.parse(timeline.simulated);
+    if (Number.isNaN(this.start) || !(timeline.speed > 0))
+      throw new Error(`not a timeline: ${JSON.stringify(timeline)}`);
+  }
+  now(): Date {
+    return new Date(this.start + (this.realNow() - this.timeline.real) * this.timeline.speed);
+  }
+}
+
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** Parses "90s", "5m", "2h", "1d", "1h30m" into milliseconds; undefined when it is not a duration. */
@@ -64,8 +90,23 @@ function formatter(locale: string, options: Intl.DateTimeFormatOptions): Intl.Da
 /** Each English locale knows the abbreviations of its own region (en-ZA: SAST, en-GB: BST, en-US: EST). */
 const ZONE_LOCALES = ["en-GB", "en-US", "en-ZA", "en-AU", "en-IN", "en-NZ", "en-IE"];
 
+/** Zone names already worked out, by zone and minute: the monitor names the same few minutes thousands of times a cycle. */
+const zoneNames = new Map<string, string>();
+
 /** The zone's usual abbreviation at that instant (SAST, BST, CET...), else "GMT+2". */
 export function zoneName(at: Date, timeZone: string): string {
+  // A zone changes its name only at an offset transition, and those fall on whole minutes.
+  const key = `${timeZone}|${Math.floor(at.getTime() / 60_000)}`;
+  let name = zoneNames.get(key);
+  if (name === undefined) {
+    name = lookUpZoneName(at, timeZone);
+    if (zoneNames.size >= 10_000) zoneNames.clear();
+    zoneNames.set(key, name);
+  }
+  return name;
+}
+
+function lookUpZoneName(at: Date, timeZone: string): string {
   let fallback = "";
   for (const locale of ZONE_LOCALES) {
     const name = formatter(locale, { timeZone, timeZoneName: "short" })
@@ -76,6 +117,23 @@ export function zoneName(at: Date, timeZone: string): string {
     fallback ||= name;
   }
   return fallback || timeZone;
+}
+
+/** Times of day already written, by zone and minute: the monitor writes the same few thousands of times a cycle. */
+const clockTexts = new Map<string, string>();
+
+/** "10:31 SAST": the time of day in an IANA zone, with the zone's name. */
+export function formatClock(at: Date, timeZone: string): string {
+  // Hours and minutes only, so every instant of one minute reads the same.
+  const key = `${timeZone}|${Math.floor(at.getTime() / 60_000)}`;
+  let text = clockTexts.get(key);
+  if (text === undefined) {
+    const hhmm = formatter("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(at);
+    text = `${hhmm} ${zoneName(at, timeZone)}`;
+    if (clockTexts.size >= 10_000) clockTexts.clear();
+    clockTexts.set(key, text);
+  }
+  return text;
 }
 
 /** "Mon 24 Nov 09:00 SAST"-style local time in an IANA zone. */

@@ -1,6 +1,4 @@
-import { mkdirSync } from "node:fs";
 import type { Server } from "node:http";
-import { dirname } from "node:path";
 import type { App } from "@slack/bolt";
 import type { Logger } from "pino";
 import { AwsCloudWatch } from "./adapters/aws/cloudwatch.js";
@@ -9,21 +7,21 @@ import { AwsElb } from "./adapters/aws/elbv2.js";
 import { PagerDutyAdapter } from "./adapters/pagerduty.js";
 import { SlackChat } from "./adapters/slack.js";
 import { createApp, DEPLOYMENTS_TICK_MS } from "./app.js";
-import { systemClock } from "./clock.js";
+import { type Clock, systemClock } from "./clock.js";
 import { commandNamesFromEnv } from "./commands/names.js";
 import { loadConfig } from "./config/load.js";
-import { DeploybotError, ErrorCode } from "./errors.js";
-import { checkDatabase } from "./ops/db-check.js";
 import { opsRoutes, portOf, type ReadinessChecks, readiness, startOpsServer } from "./ops/health.js";
 import { InFlight, within } from "./ops/inflight.js";
 import { onSlackError, registerStoreMetrics, TOKEN_ERRORS } from "./ops/metrics.js";
 import { type ReplayGuard, StoreReplayGuard } from "./ops/replay.js";
 import { type SlackIdentity, verifyBotToken } from "./ops/slack-auth.js";
-import { type SlackSettings, StartupError } from "./ops/startup.js";
+import { leaseTtlFromEnv, type SlackSettings, StartupError } from "./ops/startup.js";
 import type { EcsPort, ElbPort, MetricsPort, PagerPort } from "./ports.js";
+import { listenError, noPagerDuty, openBotStore, socketError } from "./server/parts.js";
 import { buildServices } from "./services/index.js";
-import { CronScheduler, type Job } from "./services/scheduler.js";
-import { openStore, type Store, TABLES } from "./store/index.js";
+import { DEFAULT_LEASE_TTL_MS, holderName, LeaderLease } from "./services/leader.js";
+import { CronScheduler, type Job, type Scheduler } from "./services/scheduler.js";
+import { TABLES } from "./store/index.js";
 
 /** How long the start may take, network included, before it gives up: under the 10 s a supervisor expects. */
 export const START_TIMEOUT_MS = 8_000;
@@ -34,15 +32,11 @@ export const START_TIMEOUT_MS = 8_000;
  */
 export const SHUTDOWN_GRACE_MS = 8_000;
 
-/** PagerDuty when its keys are not set: nothing can be paged and nobody is on call (fail closed). */
-const noPagerDuty = (why: string): PagerPort => ({
-  sendEvent: async () => {
-    throw new DeploybotError(ErrorCode.PagerDutyFailed, `PagerDuty is not configured: ${why}`);
-  },
-  onCalls: async () => {
-    throw new DeploybotError(ErrorCode.PagerDutyFailed, `PagerDuty could not be checked: ${why}`);
-  },
-});
+/**
+ * How often the leader looks for due intents. Shorter than alone (RECONCILER_MS): intents a standby recorded for a
+ * Slack request reach the leader only this way, and a click should not wait long for its card.
+ */
+export const LEADER_RECONCILER_MS = 1_000;
 
 export interface StartOptions {
   configFile: string;
@@ -59,6 +53,10 @@ export interface StartOptions {
   replayGuard?: ReplayGuard;
   /** Adapters to use instead of the real AWS and PagerDuty ones (tests). */
   adapters?: { ecs?: EcsPort; elb?: ElbPort; metrics?: MetricsPort; pager?: PagerPort };
+  /** The services' clock (default: the system's); the leader lease always runs on real time. */
+  clock?: Clock;
+  /** Where the scheduled jobs run (default: node-cron); the failover tests run them on a scaled clock. */
+  scheduler?: Scheduler;
 }
 
 /** What a shutdown did, for its one log line. */
@@ -80,46 +78,6 @@ export interface RunningBot {
   stop(reason: string): Promise<StopReport>;
 }
 
-/** Maps a listen() failure to the variable the operator should change. */
-function listenError(err: unknown, variable: string, port: number): unknown {
-  const code = (err as { code?: string }).code;
-  if (code === "EADDRINUSE") {
-    return new StartupError(
-      `port ${port} (${variable}) is in use`,
-      `stop what listens there or set ${variable} to a free port`,
-    );
-  }
-  if (code === "EACCES") {
-    return new StartupError(`port ${port} (${variable}) needs privileges`, `set ${variable} to a port above 1023`);
-  }
-  if (code === "EADDRNOTAVAIL") {
-    return new StartupError(`HOST is not an address of this machine`, "unset HOST or set it to one of its addresses");
-  }
-  return err;
-}
-
-/** Why Socket Mode did not connect, as the operator should read it. */
-function socketError(err: unknown): unknown {
-  if (err instanceof StartupError) return err;
-  const e = err as { code?: string; data?: { error?: string }; message?: string };
-  const code = e.data?.error;
-  if (
-    code === "invalid_auth" ||
-    code === "not_authed" ||
-    code === "token_revoked" ||
-    code === "not_allowed_token_type"
-  ) {
-    return new StartupError(
-      `Slack refused SLACK_APP_TOKEN (${code})`,
-      "create an app-level token with the connections:write scope under the app's Basic Information, and check Socket Mode is on",
-    );
-  }
-  return new StartupError(
-    `Slack's Socket Mode could not be reached (${code ?? e.message ?? String(err)})`,
-    "check the network, proxy and firewall between deploybot and wss-primary.slack.com (and SLACK_API_URL if set)",
-  );
-}
-
 /**
  * Connects to a real workspace (Socket Mode or HTTP) with the real AWS and PagerDuty adapters. Everything that can
  * be checked is checked before the bot takes a request; any failure is a StartupError (or a config error) within
@@ -138,31 +96,14 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
     onWarning: (w) => logger.warn({ config: opts.configFile }, w),
   });
   const commands = commandNamesFromEnv(env);
-  const databaseUrl = env.DEPLOYBOT_DATABASE_URL || undefined;
-  // A SQLite file is checked before it is opened (corrupt, or someone else's); PostgreSQL checks itself.
-  if (!databaseUrl) checkDatabase(opts.dbFile, opts.tables ?? TABLES);
-  let store: Store;
-  try {
-    if (!databaseUrl && opts.dbFile !== ":memory:") mkdirSync(dirname(opts.dbFile), { recursive: true });
-    store = await openStore({ url: databaseUrl, file: opts.dbFile });
-  } catch (err) {
-    // A newer schema explains itself; a permission or disk problem is the operator's to fix, not a bug.
-    if (err instanceof DeploybotError) throw err;
-    throw new StartupError(
-      databaseUrl
-        ? `the PostgreSQL database cannot be opened (${(err as Error).message})`
-        : `the database ${opts.dbFile} cannot be opened for writing (${(err as Error).message})`,
-      databaseUrl
-        ? "check DEPLOYBOT_DATABASE_URL (host, port, user, password, database) and that the server accepts connections"
-        : "check the path (--db, DEPLOYBOT_DB), its permissions and the volume it is on",
-      { cause: err },
-    );
-  }
+  const store = await openBotStore(opts.dbFile, env.DEPLOYBOT_DATABASE_URL || undefined, opts.tables ?? TABLES);
 
   // Whatever was opened is closed again when the start fails half way.
   let app: App | undefined;
   let opsServer: Server | undefined;
+  let elected: LeaderLease | undefined;
   const abandon = async () => {
+    await elected?.stop();
     await Promise.allSettled([
       app ? within(1_000, app.stop(), () => new Error("stop timed out")) : undefined,
       opsServer ? new Promise((r) => opsServer?.close(r)) : undefined,
@@ -185,16 +126,30 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       (pd && routingKey && apiToken
         ? new PagerDutyAdapter({ routingKey, apiToken, server: pd.server })
         : noPagerDuty(pd ? `set ${pd.routing_key_env} and ${pd.api_token_env}` : "no pagerduty section in the config"));
-    const services = buildServices({
-      config,
-      store,
-      clock: systemClock,
-      ecs: opts.adapters?.ecs ?? new AwsEcs(),
-      elb: opts.adapters?.elb ?? new AwsElb(),
-      metrics: opts.adapters?.metrics ?? new AwsCloudWatch(),
-      pager,
-      chat: new SlackChat(),
-      logger,
+    // Processes sharing the database elect one leader: it runs the jobs and performs the effects; the others serve
+    // Slack requests and wait to take over.
+    const lease = new LeaderLease(
+      { store, logger, clock: systemClock },
+      { holder: holderName(), ttlMs: leaseTtlFromEnv(env, DEFAULT_LEASE_TTL_MS) },
+    );
+    const services = buildServices(
+      {
+        config,
+        store,
+        clock: opts.clock ?? systemClock,
+        ecs: opts.adapters?.ecs ?? new AwsEcs(),
+        elb: opts.adapters?.elb ?? new AwsElb(),
+        metrics: opts.adapters?.metrics ?? new AwsCloudWatch(),
+        pager,
+        chat: new SlackChat(),
+        logger,
+      },
+      { fence: lease },
+    );
+    elected = lease;
+    // A new leader first finishes whatever the last one left open.
+    lease.onChange((leading) => {
+      if (leading) services.reconciler.kick();
     });
 
     // Deploys, rollbacks and incidents by status come from the store at each scrape.
@@ -218,14 +173,17 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       monitorIntervalMs: config.monitor.interval,
       startedAt,
       draining: () => draining,
+      leadership: () => lease.readiness(),
     };
     const http = settings.mode === "http";
+    const leader = () => lease.leading();
     const routes = opsRoutes({
       readiness: () => readiness(checks),
       // With METRICS_PORT in HTTP mode, /metrics is served there only, not on the port Slack (and anyone) reaches.
       metrics: !(http && settings.metricsPort !== undefined),
+      leader,
     });
-    const metricsOnly = opsRoutes({ readiness: () => readiness(checks), metrics: true });
+    const metricsOnly = opsRoutes({ readiness: () => readiness(checks), metrics: true, leader });
 
     const inFlight = new InFlight();
     const jobs: Job[] = [];
@@ -244,6 +202,7 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       // Replays are remembered in the database, so every replica recognises them.
       replayGuard: opts.replayGuard ?? new StoreReplayGuard(store.requests),
       inFlight,
+      reconcilerMs: LEADER_RECONCILER_MS,
       ...(http ? { opsRoutes: routes } : {}),
       onMonitorCycle: (at) => {
         lastCycle = at;
@@ -283,11 +242,15 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
       });
     }
 
-    const cron = new CronScheduler(logger);
+    const cron = opts.scheduler ?? new CronScheduler(logger);
     for (const job of jobs) cron.add(job);
+    // Jobs run only while this process leads; it asks for the lease now, then every third of its period.
+    await lease.start();
     logger.info(
       {
         mode: settings.mode,
+        leader: lease.leading(),
+        leaseTtlMs: lease.ttlMs,
         bot: identity.botUserId,
         commands: Object.values(commands),
         ...(port !== undefined ? { port } : {}),
@@ -321,6 +284,8 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
           ).catch(() => false);
         if (opsServer) await new Promise((r) => opsServer?.close(r));
         unsubscribe();
+        // Given up rather than left to expire: a standby takes over on its next turn.
+        await lease.stop();
         // Closing the last connection checkpoints the WAL into the database file.
         await store.close();
         const report = { reason, drained, ms: Date.now() - t0 };

@@ -67,3 +67,22 @@ describe("the layering of src/", () => {
     expect(upward).toEqual([]);
   });
 });
+
+/** The most lines a source file may have: about 350, with room for a few lines of slack. */
+const MAX_LINES = 360;
+
+/** Lines as `wc -l` counts them, and a last line without its newline too. */
+function lineCount(text: string): number {
+  const lines = text.split("\n").length;
+  return text.endsWith("\n") ? lines - 1 : lines;
+}
+
+describe("the size of src/ files", () => {
+  it("keeps every source file at about 350 lines or fewer, so each stays one job", () => {
+    const long = files
+      .map((file) => ({ file: relative(SRC, file), lines: lineCount(readFileSync(file, "utf8")) }))
+      .filter(({ lines }) => lines > MAX_LINES)
+      .map(({ file, lines }) => `${file}: ${lines} lines`);
+    expect(long).toEqual([]);
+  });
+});

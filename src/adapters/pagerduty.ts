@@ -1,8 +1,11 @@
-import { api as pdApi, event as pdEvent } from "@pagerduty/pdjs";
 import type { APIParameters, APIResponse } from "@pagerduty/pdjs/build/src/api.js";
 import type { EventParameters, EventPayloadV2, EventResponse } from "@pagerduty/pdjs/build/src/events.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
 import type { OnCallEntry, PageEvent, PagerPort } from "../ports.js";
+import { lazyModule } from "./lazy.js";
+
+/** pdjs (and the fetch polyfill it brings), loaded on the first page or on-call lookup, not at start. */
+export const loadPdjs = lazyModule("@pagerduty/pdjs", () => import("@pagerduty/pdjs"), "event");
 
 /** The Events API v2 limit on `payload.summary`. */
 export const SUMMARY_MAX_CHARS = 1024;
@@ -69,8 +72,8 @@ export class PagerDutyAdapter implements PagerPort {
       );
     this.eventsServer = this.apiServer.replace(/^api\./i, "events.");
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.event = options.event ?? pdEvent;
-    this.api = options.api ?? ((params) => pdApi(params));
+    this.event = options.event ?? (async (params) => (await loadPdjs()).event(params));
+    this.api = options.api ?? (async (params) => (await loadPdjs()).api(params));
   }
 
   /** Sends one Events API v2 event; throws DeploybotError(PagerDutyFailed) unless PagerDuty accepted it. */

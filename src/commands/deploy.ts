@@ -1,11 +1,10 @@
-import type { App, BlockButtonAction } from "@slack/bolt";
+import type { App } from "@slack/bolt";
 import type { Services } from "../services/index.js";
 import { ACTION } from "../slack/actions.js";
 import { section } from "../slack/blocks.js";
-import { parseButtonId } from "./buttons.js";
+import { onButton, onCommand } from "./listener.js";
 import { DEFAULT_COMMANDS } from "./names.js";
 import { parseDeploy, USAGE } from "./parse.js";
-import { afterAck, replyError } from "./reply.js";
 import { answerStatus, namesOf } from "./status.js";
 
 /**
@@ -13,58 +12,25 @@ import { answerStatus, namesOf } from "./status.js";
  * shifts traffic Promote, Pause / Resume and Abort. Every button is checked with the clicker's roles at the click.
  */
 export function register(app: App, services: Services, name: string = DEFAULT_COMMANDS.deploy): void {
-  app.command(name, async ({ command, ack, respond }) => {
-    await ack();
-    await afterAck();
-    const status = /^\s*status(?:\s+|$)(.*)$/is.exec(command.text);
+  onCommand(app, services, name, async ({ text, person, respond }) => {
+    const status = /^\s*status(?:\s+|$)(.*)$/is.exec(text);
     if (status) {
       await answerStatus(status[1] ?? "", `${name} status`, services, respond);
       return;
     }
-    try {
-      const cmd = parseDeploy(command.text, namesOf(services));
-      if (cmd.kind === "help") {
-        const usage = `${USAGE.deploy}\nWhat runs where: \`${name} status [SERVICE [ENV]]\`, \`${name} status help\`.`;
-        await respond({
-          response_type: "ephemeral",
-          text: `Deploy\n${usage}`,
-          blocks: [section(`*Deploy*\n${usage}`)],
-        });
-        return;
-      }
-      const reply = await services.deployments.request(cmd, services.people.bySlackId(command.user_id));
-      if (reply) await respond({ response_type: "ephemeral", text: reply, blocks: [section(reply)] });
-    } catch (err) {
-      await replyError(respond, err, services.logger);
+    const cmd = parseDeploy(text, namesOf(services));
+    if (cmd.kind === "help") {
+      const usage = `${USAGE.deploy}\nWhat runs where: \`${name} status [SERVICE [ENV]]\`, \`${name} status help\`.`;
+      await respond({ response_type: "ephemeral", text: `Deploy\n${usage}`, blocks: [section(`*Deploy*\n${usage}`)] });
+      return;
     }
+    const reply = await services.deployments.request(cmd, person);
+    if (reply) await respond({ response_type: "ephemeral", text: reply, blocks: [section(reply)] });
   });
-
-  for (const [actionId, run] of [
-    [
-      ACTION.approve,
-      (id: number, userId: string) => services.deployments.approve(id, services.people.bySlackId(userId)),
-    ],
-    [ACTION.reject, (id: number, userId: string) => services.deployments.reject(id, services.people.bySlackId(userId))],
-    [
-      ACTION.stepsPromote,
-      (id: number, userId: string) => services.steps.promote(id, services.people.bySlackId(userId)),
-    ],
-    [ACTION.stepsPause, (id: number, userId: string) => services.steps.pause(id, services.people.bySlackId(userId))],
-    [ACTION.stepsResume, (id: number, userId: string) => services.steps.resume(id, services.people.bySlackId(userId))],
-    [
-      ACTION.stepsAbort,
-      (id: number, userId: string) => services.rollbacks.abort(id, services.people.bySlackId(userId)),
-    ],
-  ] as const) {
-    app.action<BlockButtonAction>(actionId, async ({ ack, action, body, respond }) => {
-      await ack();
-      try {
-        const id = parseButtonId(action.value);
-        const refusal = id !== undefined ? await run(id, body.user.id) : "That button does not name a deploy.";
-        if (refusal) await respond({ response_type: "ephemeral", replace_original: false, text: refusal });
-      } catch (err) {
-        await replyError(respond, err, services.logger);
-      }
-    });
-  }
+  onButton(app, services, ACTION.approve, "a deploy", (id, person) => services.deployments.approve(id, person));
+  onButton(app, services, ACTION.reject, "a deploy", (id, person) => services.deployments.reject(id, person));
+  onButton(app, services, ACTION.stepsPromote, "a deploy", (id, person) => services.steps.promote(id, person));
+  onButton(app, services, ACTION.stepsPause, "a deploy", (id, person) => services.steps.pause(id, person));
+  onButton(app, services, ACTION.stepsResume, "a deploy", (id, person) => services.steps.resume(id, person));
+  onButton(app, services, ACTION.stepsAbort, "a deploy", (id, person) => services.rollbacks.abort(id, person));
 }

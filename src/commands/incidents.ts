@@ -1,30 +1,12 @@
-import type { App, BlockButtonAction } from "@slack/bolt";
+import type { App } from "@slack/bolt";
 import type { Services } from "../services/index.js";
 import { ACTION } from "../slack/actions.js";
-import { parseButtonId } from "./buttons.js";
-import { replyError } from "./reply.js";
+import { onButton } from "./listener.js";
 
 /** The buttons of a guardrail breach in #incidents: Roll back now, Continue anyway, Acknowledge. */
 export function register(app: App, services: Services): void {
-  const handlers = {
-    [ACTION.incidentRollbackNow]: services.incidents.rollbackNow.bind(services.incidents),
-    [ACTION.incidentContinue]: services.incidents.continueAnyway.bind(services.incidents),
-    [ACTION.incidentAcknowledge]: services.incidents.acknowledge.bind(services.incidents),
-  };
-  for (const [actionId, run] of Object.entries(handlers)) {
-    app.action<BlockButtonAction>(actionId, async ({ ack, action, body, respond }) => {
-      await ack();
-      try {
-        const id = parseButtonId(action.value);
-        // Each handler checks the clicker's roles now, not when the message was posted.
-        const refusal =
-          id !== undefined
-            ? await run(id, services.people.bySlackId(body.user.id))
-            : "That button does not name an incident.";
-        if (refusal) await respond({ response_type: "ephemeral", replace_original: false, text: refusal });
-      } catch (err) {
-        await replyError(respond, err, services.logger);
-      }
-    });
-  }
+  const { incidents } = services;
+  onButton(app, services, ACTION.incidentRollbackNow, "an incident", (id, p) => incidents.rollbackNow(id, p));
+  onButton(app, services, ACTION.incidentContinue, "an incident", (id, p) => incidents.continueAnyway(id, p));
+  onButton(app, services, ACTION.incidentAcknowledge, "an incident", (id, p) => incidents.acknowledge(id, p));
 }

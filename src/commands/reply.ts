@@ -29,10 +29,26 @@ export async function replyError(respond: RespondFn, err: unknown, logger: Logge
   }
 }
 
+/** How many commands and clicks run their slow part (after the ack) at once; the others wait their turn. */
+const AT_ONCE = 4;
+let running = 0;
+const waiting: Array<() => void> = [];
+
 /**
- * Lets the event loop send this ack (and read other waiting requests) before the slow part of a command
- * runs: under a burst of commands every ack goes out first, well inside Slack's 3 seconds.
+ * Runs the slow part of a command or click once its ack is out, a few at a time, each after a turn of the event
+ * loop. Under a burst of requests the work of those already acked would otherwise crowd the event loop (dozens of
+ * database reads, ECS calls and replies interleaved) and hold up the acks of those still arriving; queued, the
+ * acks go out first and the replies follow, well inside Slack's 3 seconds for the ack and 30 minutes for a reply.
  */
-export async function afterAck(): Promise<void> {
+export async function afterAck<T>(work: () => Promise<T>): Promise<T> {
   await nextTurn();
+  if (running >= AT_ONCE) await new Promise<void>((resolve) => waiting.push(resolve));
+  else running++;
+  try {
+    return await work();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
 }

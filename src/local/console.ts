@@ -1,15 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import type { App } from "@slack/bolt";
 import type { Logger } from "pino";
 import { SimCloudWatch } from "../adapters/sim/cloudwatch.js";
 import { SimEcs } from "../adapters/sim/ecs.js";
 import { SimElb } from "../adapters/sim/elbv2.js";
 import { SimPagerDuty } from "../adapters/sim/pagerduty.js";
-import { type SimEvent, SimWorld, simFileFor } from "../adapters/sim/world.js";
+import { SimWorld, simFileFor } from "../adapters/sim/world.js";
 import { SlackChat } from "../adapters/slack.js";
 import { createApp } from "../app.js";
 import { ManualClock, parseDuration } from "../clock.js";
@@ -23,33 +21,11 @@ import { verifyBotToken } from "../ops/slack-auth.js";
 import { buildServices, type Services } from "../services/index.js";
 import { SimScheduler } from "../services/scheduler.js";
 import { Store } from "../store/index.js";
+import { type ConsoleEvent, eventFromSim, eventFromSlack } from "./events.js";
 import { applyFaultDirective } from "./faults.js";
+import { blockActionsBody, slashCommandBody, slashCommandName } from "./payloads.js";
 import { ConsoleReceiver } from "./receiver.js";
-import { buttonsOf, mrkdwnToText, renderBlocks } from "./render.js";
-import { SlackLikeServer, type SlackRecord } from "./slack-server.js";
-
-/** One line of `--json` output: everything the bot does, in order. */
-export interface ConsoleEvent {
-  at: string;
-  kind: "message" | "update" | "ephemeral" | "page" | "aws" | "error";
-  channel?: string;
-  user?: string;
-  text?: string;
-  buttons?: string[];
-  ts?: string;
-  thread_ts?: string;
-  action?: string;
-  dedupKey?: string;
-  severity?: string;
-  summary?: string;
-  api?: string;
-  op?: string;
-  input?: Record<string, unknown>;
-  /** The code a simulated system refused the call with (ThrottlingException, InternalServiceError...). */
-  error?: string;
-  /** On `page` lines: PagerDuty accepted the event but deduplicated it. */
-  deduplicated?: boolean;
-}
+import { SlackLikeServer } from "./slack-server.js";
 
 export interface ConsoleOptions {
   configFile: string;
@@ -133,8 +109,8 @@ export class LocalConsole {
     this.commands = options.commands ?? DEFAULT_COMMANDS;
     this.user = Object.keys(this.config.users)[0] as string;
     this.channel = this.config.channels.deploys;
-    this.slack.onRecord((r) => this.emit(this.fromSlack(r)));
-    this.world.onEvent((e) => this.emit(this.fromSim(e)));
+    this.slack.onRecord((r) => this.emit(eventFromSlack(r, (id) => this.slack.userName(id))));
+    this.world.onEvent((e) => this.emit(eventFromSim(e, this.clock.now())));
   }
 
   async start(): Promise<void> {
@@ -235,41 +211,13 @@ export class LocalConsole {
   }
 
   private async slash(text: string): Promise<void> {
-    const [typed, ...rest] = text.split(/\s+/);
-    const { deploy, rollback, status } = this.commands;
-    // The console accepts the familiar names and the configured ones, and sends what Slack would: the configured.
-    const aliases: Record<string, string> = {
-      "/deploy": deploy,
-      "/rollback": rollback,
-      "/status": status,
-      [deploy]: deploy,
-      [rollback]: rollback,
-      [status]: status,
-    };
-    const command = Object.hasOwn(aliases, typed as string) ? aliases[typed as string] : undefined;
-    if (!command) {
-      throw new Error(
-        `unknown command ${typed}: deploybot answers /deploy, /rollback and /status${status !== "/status" ? ` (or ${status})` : ""}`,
-      );
-    }
+    const [typed] = text.split(/\s+/);
+    const command = slashCommandName(typed as string, this.commands);
     const user = this.slackUser();
     const channelId = this.slack.channelId(this.channel);
-    const body = {
-      token: "local-console",
-      team_id: "T0LOCAL",
-      team_domain: "local",
-      channel_id: channelId,
-      channel_name: this.channel.replace(/^#/, ""),
-      user_id: user.id,
-      user_name: user.name,
-      command,
-      text: text.slice((typed as string).length).trim(),
-      api_app_id: "A0DEPLOYBOT",
-      is_enterprise_install: "false",
-      response_url: this.slack.responseUrl(channelId, user.id),
-      trigger_id: this.nextTrigger(),
-    };
-    void rest;
+    const args = { command, text: text.slice((typed as string).length).trim(), channel: this.channel, channelId, user };
+    const responseUrl = this.slack.responseUrl(channelId, user.id);
+    const body = slashCommandBody({ ...args, responseUrl, triggerId: this.nextTrigger() });
     const { acked, response } = await this.receiver.dispatch(body);
     if (!acked) this.error(`${command} was not acknowledged: Slack would show "dispatch_failed"`);
     if (response) await this.slack.deliver(channelId, user.id, response);
@@ -374,212 +322,13 @@ export class LocalConsole {
     const user = this.slackUser();
     const found = this.slack.findButton(label, user.id);
     if (!found) throw new Error(`no message has a button "${label}"`);
-    const { message, button, blockId } = found;
-    const body = {
-      type: "block_actions",
-      team: { id: "T0LOCAL", domain: "local" },
-      user: { id: user.id, username: user.name, name: user.name, team_id: "T0LOCAL" },
-      api_app_id: "A0DEPLOYBOT",
-      token: "local-console",
-      container: {
-        type: "message",
-        message_ts: message.ts,
-        channel_id: message.channelId,
-        is_ephemeral: Boolean(message.ephemeralFor),
-      },
-      trigger_id: this.nextTrigger(),
-      channel: { id: message.channelId, name: message.channel.replace(/^#/, "") },
-      ...(message.ephemeralFor
-        ? {}
-        : { message: { type: "message", ts: message.ts, text: message.text, blocks: message.blocks } }),
-      response_url: this.slack.responseUrl(message.channelId, user.id, message.ts),
-      actions: [
-        {
-          type: "button",
-          action_id: button.action_id,
-          block_id: blockId,
-          text: button.text,
-          value: button.value,
-          action_ts: String(this.clock.now().getTime() / 1000),
-        },
-      ],
-    };
+    const responseUrl = this.slack.responseUrl(found.message.channelId, user.id, found.message.ts);
+    const body = blockActionsBody({ found, user, responseUrl, triggerId: this.nextTrigger(), now: this.clock.now() });
     const { acked } = await this.receiver.dispatch(body);
     if (!acked) this.error(`the click on "${label}" was not acknowledged`);
-  }
-
-  private fromSlack(r: SlackRecord): ConsoleEvent {
-    const name = (id: string) => this.slack.userName(id);
-    const text = r.blocks.length ? renderBlocks(r.blocks, name) : mrkdwnToText(r.text, name);
-    const buttons = buttonsOf(r.blocks);
-    return {
-      at: r.at.toISOString(),
-      kind: r.kind === "home" ? "update" : r.kind,
-      channel: r.channel,
-      ...(r.user ? { user: r.user } : {}),
-      text,
-      ...(buttons.length ? { buttons } : {}),
-      ts: r.ts,
-      ...(r.threadTs ? { thread_ts: r.threadTs } : {}),
-    };
-  }
-
-  private fromSim(e: SimEvent): ConsoleEvent {
-    const at = this.clock.now().toISOString();
-    if (e.kind === "aws")
-      return { at, kind: "aws", api: e.api, op: e.op, input: e.input, ...(e.error ? { error: e.error } : {}) };
-    return {
-      at,
-      kind: "page",
-      action: e.action,
-      dedupKey: e.dedupKey,
-      severity: e.severity,
-      summary: e.summary,
-      ...(e.deduplicated ? { deduplicated: true } : {}),
-    };
   }
 }
 
 /** Every console directive, as the help and error texts list them. */
 const DIRECTIVES =
   ":as, :in, :click, :advance, :time, :metric, :oncall, :fail, :lag, :throttle, :down, :crash-after or :quit";
-
-/** The readable transcript line for an event (without --json). */
-export function formatEvent(e: ConsoleEvent, timeZone: string): string {
-  const time = new Intl.DateTimeFormat("en-GB", {
-    timeZone,
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-    hourCycle: "h23",
-  }).format(new Date(e.at));
-  const indent = (s: string) =>
-    s
-      .split("\n")
-      .map((l, i) => (i === 0 ? l : `         ${l}`))
-      .join("\n");
-  switch (e.kind) {
-    case "message":
-      return `${time} ${e.channel}${e.thread_ts ? " (thread)" : ""} deploybot: ${indent(e.text ?? "")}`;
-    case "update":
-      return `${time} ${e.channel} deploybot (edited): ${indent(e.text ?? "")}`;
-    case "ephemeral":
-      return `${time} ${e.channel} (only ${e.user} sees this): ${indent(e.text ?? "")}`;
-    case "page":
-      return `${time} PagerDuty ${e.action}${e.deduplicated ? " (deduplicated)" : ""} [${e.severity}] ${e.dedupKey}: ${e.summary}`;
-    case "aws":
-      return `${time} AWS ${e.api}:${e.op} ${JSON.stringify(e.input)}${e.error ? ` refused: ${e.error}` : ""}`;
-    case "error":
-      return `${time} error: ${e.text}`;
-  }
-}
-
-/** Where the interactive console keeps its history: DEPLOYBOT_HISTORY, else ~/.deploybot_history ("" for none). */
-export function historyFile(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const set = env.DEPLOYBOT_HISTORY;
-  if (set !== undefined) return set.trim() || undefined;
-  return join(homedir(), ".deploybot_history");
-}
-
-function loadHistory(file: string | undefined): string[] {
-  if (!file) return [];
-  try {
-    // readline wants the newest first; the file keeps them oldest first, like a shell's.
-    return readFileSync(file, "utf8").split("\n").filter(Boolean).reverse().slice(0, HISTORY_SIZE);
-  } catch {
-    return [];
-  }
-}
-
-function saveHistory(file: string | undefined, newestFirst: string[]): void {
-  if (!file) return;
-  try {
-    writeFileSync(file, `${[...newestFirst].reverse().join("\n")}\n`, { mode: 0o600 });
-  } catch {
-    // History is a convenience: a read-only home must not stop the console.
-  }
-}
-
-const HISTORY_SIZE = 1000;
-
-export interface RunConsoleOptions extends Omit<ConsoleOptions, "emit" | "echo"> {
-  /** The script's text; without it, lines come from `input`. */
-  script?: string;
-  json: boolean;
-  /** Leave the AWS calls out of the output. */
-  quiet?: boolean;
-  /** A person types at a terminal: show a prompt, echo, keep history. */
-  interactive: boolean;
-  input?: NodeJS.ReadableStream;
-  output?: NodeJS.WritableStream;
-  /** The interactive history file (default: historyFile()); false for none. */
-  history?: string | false;
-}
-
-/** How a console run ended: `failedLine` is the first script line that failed (the run stops there). */
-export interface ConsoleResult {
-  failedLine?: { number: number; message: string };
-}
-
-/** Runs the console on a script or on stdin until :quit or end of input. */
-export async function runConsole(opts: RunConsoleOptions): Promise<ConsoleResult> {
-  let tz = "UTC";
-  const output = opts.output ?? process.stdout;
-  const out = (s: string) => output.write(`${s}\n`);
-  const { script, json, quiet, interactive, input, history, output: _output, ...options } = opts;
-  const con = new LocalConsole({
-    ...options,
-    emit: (e) => {
-      if (quiet && e.kind === "aws") return;
-      out(json ? JSON.stringify(e) : formatEvent(e, tz));
-    },
-    // A kill -9 right after the call: nothing flushed, nothing closed, exit status 137.
-    onCrash: () => process.kill(process.pid, "SIGKILL"),
-    // At a terminal, readline shows what was typed; a script's lines are echoed with the prompt.
-    echo: json || interactive ? undefined : (line, who, channel) => out(`${who} in ${channel}> ${line}`),
-  });
-  tz = con.config.timezone;
-  await con.start();
-  try {
-    if (script !== undefined) {
-      const lines = script.split(/\r?\n/);
-      for (const [i, line] of lines.entries()) {
-        const failed = await con.run(line);
-        if (failed !== undefined) return { failedLine: { number: i + 1, message: failed } };
-        if (con.done) break;
-      }
-      return {};
-    }
-    if (interactive && !json) {
-      out(
-        "deploybot local console: simulated ECS, CloudWatch and PagerDuty; type /status, /deploy help, :as NAME, :advance 5m, :quit",
-      );
-      out(
-        "To connect a real workspace, create the app from manifest.yml and set SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP); see README.md.",
-      );
-    }
-    const file = interactive && history !== false ? (history ?? historyFile()) : undefined;
-    const rl = createInterface({
-      input: input ?? process.stdin,
-      ...(interactive ? { output, terminal: true, history: loadHistory(file), historySize: HISTORY_SIZE } : {}),
-      removeHistoryDuplicates: true,
-      prompt: con.prompt,
-    });
-    if (interactive) {
-      rl.on("history", (h: string[]) => saveHistory(file, h));
-      // Ctrl-C at the prompt leaves the console as :quit does.
-      rl.on("SIGINT", () => rl.close());
-      rl.prompt();
-    }
-    for await (const line of rl) {
-      await con.run(line);
-      if (con.done) break;
-      rl.setPrompt(con.prompt);
-      if (interactive) rl.prompt();
-    }
-    rl.close();
-    return {};
-  } finally {
-    await con.stop();
-  }
-}

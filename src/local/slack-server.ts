@@ -1,29 +1,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { SimSlackMessage, SimWorld } from "../adapters/sim/world.js";
+import type { SimWorld } from "../adapters/sim/world.js";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
-import type { Block } from "../slack/blocks.js";
+import { answerWebApi, type SlackRecord, type SlackStorage, type StoredMessage } from "./slack-api.js";
+import { asBlocks, asMetadata, parseBody } from "./slack-parse.js";
 
-/** What the bot did in Slack, as the Slack-like server saw it. */
-export interface SlackRecord {
-  kind: "message" | "update" | "ephemeral" | "home";
-  channel: string;
-  /** For ephemerals: who sees it; for messages: the bot. */
-  user?: string;
-  text: string;
-  blocks: Block[];
-  ts: string;
-  threadTs?: string;
-  at: Date;
+/** A button findButton found: the message that carries it, the button element, and its block's id. */
+export interface FoundButton {
+  message: StoredMessage;
+  button: Record<string, unknown>;
+  blockId: string;
 }
 
-interface StoredMessage extends Omit<SimSlackMessage, "blocks"> {
-  blocks: Block[];
-}
-
-const BOT_USER_ID = "U0DEPLOYBOT";
-const BOT_ID = "B0DEPLOYBOT";
 /** What Slack asks a rate-limited caller to wait, in seconds. */
 const RETRY_AFTER_S = 30;
 const MAX_MESSAGES = 5000;
@@ -44,16 +33,51 @@ export class SlackLikeServer {
   private readonly listeners: Array<(r: SlackRecord) => void> = [];
   private readonly responseUrls = new Map<string, { channelId: string; userId: string; ts?: string }>();
   private killed = false;
+  /** The world file's change counter when the messages were last read from it (see sync). */
+  private seen = -1;
   readonly records: SlackRecord[] = [];
   /** Web API calls received, by method (for tests), refused ones included. */
   readonly calls: Array<{ method: string; args: Record<string, unknown> }> = [];
+  /** What the Web API methods may read and change here. */
+  private readonly storage: SlackStorage;
 
   constructor(
     private readonly config: Config,
     private readonly clock: Clock,
     private readonly world?: SimWorld,
   ) {
-    for (const m of world?.slackMessages() ?? []) {
+    this.storage = {
+      config,
+      messages: this.messages,
+      channelId: (nameOrId) => this.channelId(nameOrId),
+      userName: (slackId) => this.userName(slackId),
+      nextTs: () => this.nextTs(),
+      store: (channelId, ts, args, ephemeralFor) => this.store(channelId, ts, args, ephemeralFor),
+      persist: (message) => this.persist(message),
+      record: (r) => this.record(r),
+    };
+    this.sync();
+  }
+
+  /** Whether other processes may share the world file (then messages and ts numbers come from the file). */
+  private get shared(): boolean {
+    return this.world !== undefined && this.world.file !== ":memory:" && !this.world.dead;
+  }
+
+  /**
+   * Reads the messages again from the world file when another process (another bot on the same world) wrote it
+   * since: each bot's Slack-like server then sees the messages every other one posted, as Slack's clients all do.
+   */
+  private sync(): void {
+    if (!this.world || this.world.dead) return;
+    if (this.world.file !== ":memory:") {
+      const version = this.world.changesByOthers();
+      if (version === this.seen) return;
+      this.seen = version;
+    } else if (this.seen >= 0) return;
+    else this.seen = 0;
+    this.messages.length = 0;
+    for (const m of this.world.slackMessages()) {
       this.messages.push({ ...m, blocks: asBlocks(m.blocks) });
       this.seq = Math.max(this.seq, Number(m.ts.split(".")[1] ?? 0));
     }
@@ -118,11 +142,9 @@ export class SlackLikeServer {
   }
 
   /** The newest message (ephemeral ones only for `userId`) with a button whose label or action_id is `label`. */
-  findButton(
-    label: string,
-    userId: string,
-  ): { message: StoredMessage; button: Record<string, unknown>; blockId: string } | undefined {
+  findButton(label: string, userId: string): FoundButton | undefined {
     const wanted = label.trim().toLowerCase();
+    this.sync();
     for (let i = this.messages.length - 1; i >= 0; i--) {
       const m = this.messages[i] as StoredMessage;
       if (m.ephemeralFor && m.ephemeralFor !== userId) continue;
@@ -148,7 +170,9 @@ export class SlackLikeServer {
 
   private nextTs(): string {
     const secs = Math.floor(this.clock.now().getTime() / 1000);
-    return `${secs}.${String(++this.seq).padStart(6, "0")}`;
+    // Two processes posting at once must not make the same ts: the number comes from the shared file then.
+    this.seq = this.shared ? (this.world as SimWorld).nextCount("slack.ts", this.seq + 1) : this.seq + 1;
+    return `${secs}.${String(this.seq).padStart(6, "0")}`;
   }
 
   private record(r: Omit<SlackRecord, "at">): void {
@@ -194,145 +218,17 @@ export class SlackLikeServer {
       reply({ ok: false, error: "not_authed" });
       return;
     }
-    const result = this.api(method, args);
+    this.sync();
+    const result = answerWebApi(this.storage, method, args);
     // `:crash-after slack:METHOD`: the answer is written and the message kept before the bot dies.
     const crash = result.ok === true && this.world?.takeCrash("slack", method) === true;
     reply(result, crash ? () => this.world?.crash() : undefined);
   }
 
-  private api(method: string, args: Record<string, unknown>): Record<string, unknown> {
-    switch (method) {
-      case "auth.test":
-        return { ok: true, user_id: BOT_USER_ID, bot_id: "B0DEPLOYBOT", team_id: "T0LOCAL", user: "deploybot" };
-      case "chat.postMessage": {
-        const channelId = this.channelId(String(args.channel ?? ""));
-        if (!args.channel) return { ok: false, error: "channel_not_found" };
-        const ts = this.nextTs();
-        const message = this.store(channelId, ts, args);
-        this.record({
-          kind: "message",
-          channel: message.channel,
-          user: "deploybot",
-          text: message.text,
-          blocks: message.blocks,
-          ts,
-          ...(message.threadTs ? { threadTs: message.threadTs } : {}),
-        });
-        return { ok: true, channel: channelId, ts, message: { text: message.text, ts } };
-      }
-      case "chat.update": {
-        const channelId = this.channelId(String(args.channel ?? ""));
-        const existing = this.messages.find((m) => m.channelId === channelId && m.ts === args.ts);
-        if (!existing) return { ok: false, error: "message_not_found" };
-        existing.text = String(args.text ?? existing.text);
-        if (args.blocks) existing.blocks = asBlocks(args.blocks);
-        const metadata = asMetadata(args.metadata);
-        if (metadata) existing.metadata = metadata;
-        this.persist(existing);
-        this.record({
-          kind: "update",
-          channel: existing.channel,
-          text: existing.text,
-          blocks: existing.blocks,
-          ts: existing.ts,
-        });
-        return { ok: true, channel: channelId, ts: existing.ts };
-      }
-      case "chat.postEphemeral": {
-        const channelId = this.channelId(String(args.channel ?? ""));
-        const ts = this.nextTs();
-        const message = this.store(channelId, ts, args, String(args.user));
-        this.record({
-          kind: "ephemeral",
-          channel: message.channel,
-          user: this.userName(String(args.user)),
-          text: message.text,
-          blocks: message.blocks,
-          ts,
-        });
-        return { ok: true, message_ts: ts };
-      }
-      case "views.publish":
-        this.record({
-          kind: "home",
-          channel: "app_home",
-          user: this.userName(String(args.user_id)),
-          text: "",
-          blocks: asBlocks((args.view as { blocks?: unknown })?.blocks ?? []),
-          ts: this.nextTs(),
-        });
-        return { ok: true };
-      case "users.lookupByEmail": {
-        const entry = Object.entries(this.config.users).find(([, u]) => u.email === args.email);
-        return entry
-          ? {
-              ok: true,
-              user: {
-                id: entry[1].slack_id,
-                name: entry[0],
-                real_name: entry[1].name,
-                profile: { email: entry[1].email },
-              },
-            }
-          : { ok: false, error: "users_not_found" };
-      }
-      case "users.info": {
-        const entry = Object.entries(this.config.users).find(([, u]) => u.slack_id === args.user);
-        return entry
-          ? { ok: true, user: { id: entry[1].slack_id, name: entry[0], real_name: entry[1].name } }
-          : { ok: false, error: "user_not_found" };
-      }
-      case "chat.getPermalink": {
-        const m = this.messages.find(
-          (x) => x.channelId === this.channelId(String(args.channel ?? "")) && x.ts === args.message_ts,
-        );
-        return m
-          ? {
-              ok: true,
-              channel: m.channelId,
-              permalink: `https://local.slack.test/archives/${m.channelId}/p${m.ts.replace(".", "")}`,
-            }
-          : { ok: false, error: "message_not_found" };
-      }
-      case "conversations.list": {
-        const names = [this.config.channels.deploys, this.config.channels.incidents, "#general"];
-        return {
-          ok: true,
-          channels: [...new Set(names)].map((n) => ({ id: this.channelId(n), name: n.replace(/^#/, "") })),
-          response_metadata: { next_cursor: "" },
-        };
-      }
-      case "conversations.history": {
-        if (!args.channel) return { ok: false, error: "channel_not_found" };
-        const channelId = this.channelId(String(args.channel));
-        const topLevel = this.messages.filter(
-          (m) => m.channelId === channelId && !m.ephemeralFor && (!m.threadTs || m.threadTs === m.ts),
-        );
-        return this.page(topLevel, args, "newest_first");
-      }
-      case "conversations.replies": {
-        if (!args.channel || !args.ts) return { ok: false, error: "invalid_arguments" };
-        const channelId = this.channelId(String(args.channel));
-        const asked = this.messages.find((m) => m.channelId === channelId && m.ts === args.ts && !m.ephemeralFor);
-        if (!asked) return { ok: false, error: "thread_not_found" };
-        const root = asked.threadTs ?? asked.ts;
-        const thread = this.messages.filter(
-          (m) => m.channelId === channelId && !m.ephemeralFor && (m.ts === root || m.threadTs === root),
-        );
-        return this.page(thread, args, "oldest_first");
-      }
-      case "usergroups.list":
-        return { ok: true, usergroups: [] };
-      case "usergroups.users.list":
-        return { ok: true, users: [] };
-      default:
-        return { ok: false, error: "unknown_method" };
-    }
-  }
-
   private respond(id: string, args: Record<string, unknown>): Record<string, unknown> {
     const target = this.responseUrls.get(id);
     if (!target) return { ok: false, error: "expired_url" };
+    this.sync();
     const inChannel = args.response_type === "in_channel";
     if (args.replace_original && target.ts) {
       const existing = this.messages.find((m) => m.ts === target.ts);
@@ -388,99 +284,7 @@ export class SlackLikeServer {
     this.world?.putSlackMessage(message);
   }
 
-  /** One page of messages as conversations.history (newest first) or conversations.replies (oldest first) answers. */
-  private page(
-    list: StoredMessage[],
-    args: Record<string, unknown>,
-    order: "newest_first" | "oldest_first",
-  ): Record<string, unknown> {
-    const inclusive = truthy(args.inclusive);
-    const oldest = args.oldest !== undefined && args.oldest !== "" ? tsKey(String(args.oldest)) : undefined;
-    const latest = args.latest !== undefined && args.latest !== "" ? tsKey(String(args.latest)) : undefined;
-    const limit = Math.min(999, Math.max(1, Number(args.limit) || 100));
-    const withMetadata = truthy(args.include_all_metadata);
-    const inRange = (m: StoredMessage) => {
-      const k = tsKey(m.ts);
-      if (oldest !== undefined && (inclusive ? k < oldest : k <= oldest)) return false;
-      if (latest !== undefined && (inclusive ? k > latest : k >= latest)) return false;
-      return true;
-    };
-    const sorted = list.filter(inRange).sort((a, b) => (tsKey(a.ts) < tsKey(b.ts) ? -1 : 1));
-    // conversations.history pages from `latest` back; replies from `oldest` forward.
-    const picked = order === "newest_first" ? sorted.reverse().slice(0, limit) : sorted.slice(0, limit);
-    const replies = (ts: string) => this.messages.filter((m) => m.threadTs === ts && m.ts !== ts && !m.ephemeralFor);
-    return {
-      ok: true,
-      messages: picked.map((m) => {
-        const count = m.threadTs && m.threadTs !== m.ts ? 0 : replies(m.ts).length;
-        return {
-          type: "message",
-          user: BOT_USER_ID,
-          bot_id: BOT_ID,
-          app_id: "A0DEPLOYBOT",
-          text: m.text,
-          ts: m.ts,
-          ...(m.blocks.length ? { blocks: m.blocks } : {}),
-          ...(m.threadTs ? { thread_ts: m.threadTs } : count > 0 ? { thread_ts: m.ts } : {}),
-          ...(count > 0 ? { reply_count: count } : {}),
-          ...(withMetadata && m.metadata ? { metadata: m.metadata } : {}),
-        };
-      }),
-      has_more: sorted.length > limit,
-      ...(order === "newest_first" ? { pin_count: 0 } : {}),
-    };
-  }
-
   userName(slackId: string): string {
     return Object.entries(this.config.users).find(([, u]) => u.slack_id === slackId)?.[0] ?? slackId;
   }
-}
-
-function asBlocks(value: unknown): Block[] {
-  if (typeof value === "string") {
-    try {
-      return JSON.parse(value) as Block[];
-    } catch {
-      return [];
-    }
-  }
-  return Array.isArray(value) ? (value as Block[]) : [];
-}
-
-/** Slack's message metadata, sent as an object (JSON body) or as a JSON string (form body). */
-function asMetadata(value: unknown): StoredMessage["metadata"] | undefined {
-  let v = value;
-  if (typeof v === "string") {
-    try {
-      v = JSON.parse(v);
-    } catch {
-      return undefined;
-    }
-  }
-  if (typeof v !== "object" || v === null) return undefined;
-  const { event_type, event_payload } = v as { event_type?: unknown; event_payload?: unknown };
-  if (typeof event_type !== "string") return undefined;
-  return {
-    event_type,
-    event_payload:
-      typeof event_payload === "object" && event_payload !== null ? (event_payload as Record<string, unknown>) : {},
-  };
-}
-
-function truthy(value: unknown): boolean {
-  return value === true || value === "true" || value === "1" || value === 1;
-}
-
-/** A message ts as a string that sorts in time order ("1764000000.000123" → "001764000000.000123"). */
-function tsKey(ts: string): string {
-  const [secs = "0", frac = ""] = ts.split(".");
-  return `${secs.padStart(12, "0")}.${frac.padEnd(6, "0").slice(0, 6)}`;
-}
-
-function parseBody(raw: string, contentType: string): Record<string, unknown> {
-  if (!raw) return {};
-  if (contentType.includes("application/json")) return JSON.parse(raw) as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of new URLSearchParams(raw)) out[k] = v;
-  return out;
 }

@@ -16,6 +16,11 @@ export interface ReadinessChecks {
   startedAt: Date;
   /** True once shutdown began: a draining process takes no new work. */
   draining?(): boolean;
+  /**
+   * Whether this process leads (runs the monitor and the other jobs) or is a standby, and since when. A standby is
+   * ready too (it serves Slack requests), and its monitor is not judged: the leader runs it.
+   */
+  leadership?(): { leader: boolean; since: Date; detail: string };
   now?(): Date;
 }
 
@@ -29,7 +34,14 @@ export interface CheckResult {
 
 export interface Readiness {
   ready: boolean;
-  checks: { database: CheckResult; slack: CheckResult; monitor: CheckResult; shutdown: CheckResult };
+  checks: {
+    database: CheckResult;
+    slack: CheckResult;
+    monitor: CheckResult;
+    shutdown: CheckResult;
+    /** Present where processes share the database: leader or standby (always ok: both serve Slack). */
+    leadership?: CheckResult;
+  };
 }
 
 /** Runs every readiness check; ready only when all pass. */
@@ -43,33 +55,40 @@ export async function readiness(c: ReadinessChecks): Promise<Readiness> {
     database = { ok: false, detail: `not writable: ${err instanceof Error ? err.message : String(err)}` };
   }
   const last = c.lastCycleAt();
-  const since = last ?? c.startedAt;
-  const ageMs = now - since.getTime();
+  const role = c.leadership?.();
+  // A process that just became the leader is judged from then: before, the monitor was the old leader's to run.
+  const from = Math.max((last ?? c.startedAt).getTime(), role?.leader ? role.since.getTime() : 0);
+  const ageMs = now - from;
   const limitMs = MISSED_CYCLES * c.monitorIntervalMs;
   const monitor: CheckResult =
-    ageMs <= limitMs
-      ? { ok: true, detail: last ? `last cycle ${Math.round(ageMs / 1000)} s ago` : "first cycle not due yet" }
-      : {
-          ok: false,
-          detail: `${last ? "last cycle" : "no cycle since start"} ${Math.round(ageMs / 1000)} s ago (limit ${limitMs / 1000} s)`,
-        };
+    role && !role.leader
+      ? { ok: true, detail: "standby: the leader runs the monitor" }
+      : ageMs <= limitMs
+        ? { ok: true, detail: last ? `last cycle ${Math.round(ageMs / 1000)} s ago` : "first cycle not due yet" }
+        : {
+            ok: false,
+            detail: `${last ? "last cycle" : "no cycle since start"} ${Math.round(ageMs / 1000)} s ago (limit ${limitMs / 1000} s)`,
+          };
   const draining = c.draining?.() ?? false;
   const checks = {
     database,
     slack: c.slack(),
     monitor,
     shutdown: draining ? { ok: false, detail: "shutting down" } : { ok: true, detail: "running" },
+    ...(role ? { leadership: { ok: true, detail: role.detail } } : {}),
   };
   return { ready: Object.values(checks).every((x) => x.ok), checks };
 }
 
 /**
- * Serves /healthz (liveness: the process answers), /readyz (readiness: the checks above) and /metrics
- * (Prometheus), for GET and HEAD. Returns false for any other path, for the caller to handle.
+ * Serves /healthz (liveness: the process answers), /readyz (readiness: the checks above), /leaderz (whether this
+ * process leads) and /metrics (Prometheus), for GET and HEAD. Returns false for any other path, for the caller to handle.
  */
 export function opsRoutes(options: {
   readiness?: () => Promise<Readiness>;
   metrics?: boolean;
+  /** /leaderz: 200 on the leader, 503 on a standby (for a probe or a Service that must reach the leader only). */
+  leader?: () => boolean;
 }): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
     const method = req.method ?? "GET";
@@ -94,6 +113,12 @@ export function opsRoutes(options: {
         const check = options.readiness;
         if (!check) return false;
         check().then((r) => send(r.ready ? 200 : 503, "application/json", JSON.stringify(r)), fail);
+        return true;
+      }
+      case "/leaderz": {
+        if (!options.leader) return false;
+        const leader = options.leader();
+        send(leader ? 200 : 503, "application/json", JSON.stringify({ leader }));
         return true;
       }
       case "/metrics":

@@ -82,6 +82,13 @@ export const monitorLastCycleSeconds = new Gauge({
   registers: [registry],
 });
 
+/** 1 while this process holds the leader lease (runs the scheduled jobs and performs effects), 0 on a standby. */
+export const leaderGauge = new Gauge({
+  name: "deploybot_leader",
+  help: "1 while this process leads (holds the leader lease: runs the jobs and performs effects), 0 on a standby",
+  registers: [registry],
+});
+
 /** Calls to CloudWatch GetMetricData (each attempt counts: AWS bills and throttles per call). */
 export const getMetricDataCalls = new Counter({
   name: "deploybot_cloudwatch_get_metric_data_calls_total",

@@ -1,3 +1,5 @@
+import { parseDuration } from "../clock.js";
+
 /**
  * Why deploybot could not start, and what the operator should change. The CLI prints it as one line on stderr
  * and exits non-zero, so a supervisor (systemd, ECS, Kubernetes) sees the failure and its reason at once.
@@ -107,4 +109,25 @@ export function slackSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Slac
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     ...(slackApiUrl ? { slackApiUrl } : {}),
   };
+}
+
+/** The shortest and longest leader lease DEPLOYBOT_LEASE_TTL may ask for. */
+const LEASE_TTL_RANGE_MS = [100, 10 * 60_000] as const;
+
+/**
+ * How long the leader lease lasts unless renewed (DEPLOYBOT_LEASE_TTL: a duration such as 15s or 500ms, or a number
+ * of seconds), or `fallback` when unset. A standby takes over within one and a third of it after the leader dies.
+ */
+export function leaseTtlFromEnv(env: NodeJS.ProcessEnv, fallback: number): number {
+  const raw = set(env.DEPLOYBOT_LEASE_TTL);
+  if (raw === undefined) return fallback;
+  const ms = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) * 1000 : parseDuration(raw);
+  const [min, max] = LEASE_TTL_RANGE_MS;
+  if (ms === undefined || ms < min || ms > max) {
+    throw new StartupError(
+      `DEPLOYBOT_LEASE_TTL=${raw} is not a lease period deploybot can keep`,
+      "set it to a duration from 100ms to 10m, such as 15s (the default), or unset it",
+    );
+  }
+  return ms;
 }

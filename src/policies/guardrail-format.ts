@@ -1,5 +1,4 @@
 /** Numbers, units and times as people read them, in guardrail verdicts and in Slack messages. */
-import { zoneName } from "../clock.js";
 import type { Guardrail } from "../config/schema.js";
 import { clearlyWorseBound, parseThreshold, type Valued, valueUnit } from "./guardrail-rules.js";
 
@@ -14,17 +13,6 @@ export function formatValue(v: number, unit: Valued): string {
   if (unit === "percent") return `${formatNumber(v)}%`;
   if (unit === "seconds") return Math.abs(v) < 1 ? `${formatNumber(v * 1000)}ms` : `${formatNumber(v)}s`;
   return formatNumber(v);
-}
-
-/** "10:31 SAST" in the environment's zone (UTC when none is given). */
-export function formatClock(at: Date, timeZone = "UTC"): string {
-  const hhmm = new Intl.DateTimeFormat("en-GB", {
-    timeZone,
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  }).format(at);
-  return `${hhmm} ${zoneName(at, timeZone)}`;
 }
 
 /** "3 periods", "1 period". */

@@ -10,10 +10,10 @@
  * baseline, too few datapoints, a deploy too young) is inconclusive, and an inconclusive outcome is never
  * a breach.
  */
-import { formatRelative } from "../clock.js";
+import { formatClock, formatRelative } from "../clock.js";
 import { DEFAULT_MAX_LAG_MS, type Guardrail } from "../config/schema.js";
 import type { Datapoint } from "../ports.js";
-import { formatClock, formatNumber, formatValue, percentText, plural } from "./guardrail-format.js";
+import { formatNumber, formatValue, percentText, plural } from "./guardrail-format.js";
 import {
   clearlyWorseBound,
   compare,
@@ -117,7 +117,8 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   const period = g.period;
   const nowMs = now.getTime();
   const maxLag = Math.max(0, input.maxLagMs ?? g.max_lag ?? DEFAULT_MAX_LAG_MS);
-  const clock = (at: number | Date) => formatClock(new Date(at), input.timeZone);
+  // "10:31 SAST" in the environment's zone (UTC when none is given).
+  const clock = (at: number | Date) => formatClock(new Date(at), input.timeZone ?? "UTC");
   const show = (v: number) => formatValue(v, unit);
 
   // What CloudWatch has published: the end of the newest period it returned (a period still in progress

@@ -12,7 +12,7 @@ import { type Approver, approvalProgress, canApprove, describeRule } from "../po
 import { type Decision, decideDeploy } from "../policies/gate.js";
 import { escapeMrkdwn as esc, mention } from "../slack/blocks.js";
 import { quoted } from "../slack/cards.js";
-import type { Store } from "../store/index.js";
+import type { DeploymentBrief, Store } from "../store/index.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Outbox } from "./outbox.js";
 import type { People, Person } from "./people.js";
@@ -20,6 +20,7 @@ import type { Reconciler } from "./reconciler.js";
 import type { RollbackService } from "./rollbacks.js";
 import { type EcsRollout, REVISION_RE, strategyOf } from "./rollout.js";
 import type { TrafficSteps } from "./steps.js";
+import { TimeSlicer } from "./time-slicer.js";
 
 export interface DeploymentDeps {
   config: Config;
@@ -333,12 +334,25 @@ export class DeploymentService {
 
   /**
    * The scheduled step: expire approvals, follow ECS deployments, check new sides' health and judge traffic steps,
-   * end bake windows, scale down previous versions whose keep is over.
+   * end bake windows, scale down previous versions whose keep is over. Every deployment in those states is looked at
+   * briefly; only those with something to do now are read in full (and ECS or the load balancer asked about them),
+   * giving the event loop a turn every few milliseconds.
    */
   async tick(): Promise<void> {
     const now = this.d.clock.now();
     const { store, rollout, lifecycle, outbox, logger, steps } = this.d;
-    for (const d of await store.deployments.byStatus(["awaiting_approval", "deploying", "shifting", "baking"])) {
+    const slicer = new TimeSlicer();
+    const due = (b: DeploymentBrief) =>
+      b.status === "deploying" ||
+      b.status === "shifting" ||
+      (b.status === "awaiting_approval" && b.expiresAt !== null && now.getTime() >= Date.parse(b.expiresAt)) ||
+      (b.status === "baking" && b.bakeEndsAt !== null && now.getTime() >= Date.parse(b.bakeEndsAt));
+    for (const brief of await store.deployments.briefs(["awaiting_approval", "deploying", "shifting", "baking"])) {
+      if (!due(brief)) continue;
+      if (slicer.due) await slicer.turn();
+      const d = await store.deployments.get(brief.id);
+      // Moved on since the brief was read (a click, the monitor): the next tick sees where it is now.
+      if (!d || d.status !== brief.status) continue;
       try {
         if (d.status === "awaiting_approval")
           await this.expireIfDue(d, "Nobody approved in time: the request expired.");

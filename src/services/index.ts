@@ -12,7 +12,7 @@ import { OnCallDirectory } from "./oncall.js";
 import { Outbox } from "./outbox.js";
 import { pageHandler } from "./paging.js";
 import { People } from "./people.js";
-import { Reconciler, type ReconcilerOptions } from "./reconciler.js";
+import { ALONE, type Fence, Reconciler, type ReconcilerOptions } from "./reconciler.js";
 import { RollbackService } from "./rollbacks.js";
 import { EcsRollout } from "./rollout.js";
 import { SlackEffects } from "./slack-effects.js";
@@ -55,14 +55,19 @@ export interface Services extends Deps {
   rollbacks: RollbackService;
   incidents: IncidentService;
   monitor: Monitor;
+  /** Whether this process leads (runs the scheduled jobs and performs effects): always, unless a lease says otherwise. */
+  leader: Fence;
   /** Resolves once no work started by a request or a job is still running (the console and tests wait on it). */
   idle(): Promise<void>;
 }
 
-/** Wires the services from their dependencies; `oncallCacheMs` overrides the config (the console uses 0). */
+/**
+ * Wires the services from their dependencies; `oncallCacheMs` overrides the config (the console uses 0). `fence` is
+ * the leader lease of a process that shares its database with others (default: alone, always the leader).
+ */
 export function buildServices(
   deps: Deps,
-  options: { oncallCacheMs?: number; reconciler?: ReconcilerOptions } = {},
+  options: { oncallCacheMs?: number; reconciler?: ReconcilerOptions; fence?: Fence } = {},
 ): Services {
   const { config } = deps;
   const pd = config.pagerduty;
@@ -90,7 +95,7 @@ export function buildServices(
   const reconciler = new Reconciler(
     deps,
     { ...rollout.handlers(), ...steps.handlers(), ...slack.handlers(), page: pageHandler({ ...deps, outbox }) },
-    options.reconciler,
+    { ...options.reconciler, fence: options.fence ?? ALONE },
   );
   outbox.onCommit = () => reconciler.kick();
   const rollbacks = new RollbackService({ ...deps, people, outbox, lifecycle, steps });
@@ -116,6 +121,7 @@ export function buildServices(
     rollbacks,
     incidents,
     monitor: new Monitor({ ...deps, incidents }),
+    leader: options.fence ?? ALONE,
     idle: () => reconciler.idle(),
   };
 }

@@ -1,35 +1,25 @@
-import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
 import { type Deployment, WATCHED } from "../domain/deployment.js";
 import { ACTIVE, type Incident } from "../domain/incident.js";
 import { findTarget } from "../domain/targets.js";
-import { judgedPlacement, stablePlacement, tookTrafficAt, weightNow } from "../domain/traffic.js";
+import { judgedPlacement, type SidePlacement, stablePlacement, tookTrafficAt, weightNow } from "../domain/traffic.js";
 import { asDeploybotError } from "../errors.js";
 import { evaluateGuardrail, type GuardrailVerdict, unreadVerdict } from "../policies/guardrails.js";
 import { type MetricSeries, type MetricsPort, requestSeriesId } from "../ports.js";
 import type { Store } from "../store/index.js";
 import type { IncidentService, Watch } from "./incidents.js";
 import { plan, SeriesCache, type SeriesSpec, seriesOf } from "./series.js";
+import { TimeSlicer } from "./time-slicer.js";
 
 /** How long a watch schedule lasts after the rollout starts (0 without one). */
 function watchLength(schedule: Array<{ every: number; for: number }> | undefined): number {
   return (schedule ?? []).reduce((sum, p) => sum + p.for, 0);
 }
 
-/** The longest the monitor runs without giving the event loop a turn, so a big cycle never delays acks. */
-const SLICE_MS = 8;
-
-/** A function to await often: it yields to the event loop once SLICE_MS have passed since the last yield. */
-function timeSlicer(): () => Promise<void> {
-  let since = performance.now();
-  return async () => {
-    if (performance.now() - since < SLICE_MS) return;
-    await yieldToLoop();
-    since = performance.now();
-  };
-}
+/** Guardrail verdicts recorded per transaction: a few milliseconds of writes between turns of the event loop. */
+const CHECKS_PER_TRANSACTION = 500;
 
 export interface MonitorDeps {
   config: Config;
@@ -49,11 +39,15 @@ export class Monitor {
   /** When the last cycle finished (readiness reads it). */
   lastCycleAt: Date | null = null;
   private readonly cache = new SeriesCache();
+  /** Each guardrail's series, worked out once per target and guardrail: the config does not change while running. */
+  private readonly seriesSpecs = new Map<string, SeriesSpec>();
+  /** Pre-deploy values already read, by deployment and series key: they never change once stored. */
+  private readonly preDeployValues = new Map<number, Map<string, number | null>>();
 
   constructor(private readonly d: MonitorDeps) {}
 
   /** What to evaluate now: every guardrail of a watched deployment, and the guardrails of unresolved incidents. */
-  private async watches(): Promise<{ watches: Watch[]; incidents: Map<string, Incident> }> {
+  private async watches(slicer: TimeSlicer): Promise<{ watches: Watch[]; incidents: Map<string, Incident> }> {
     const { store, config, clock } = this.d;
     const now = clock.now().getTime();
     const byId = new Map<number, Deployment>();
@@ -71,6 +65,7 @@ export class Monitor {
       for (const d of await store.deployments.succeededSince(new Date(now - longest - config.monitor.interval)))
         if (this.due(d, now)) byId.set(d.id, d);
     }
+    await slicer.turn();
     const active = await store.incidents.inStates(ACTIVE);
     const activeGuardrails = new Map<number, Set<string>>();
     for (const i of active) {
@@ -82,9 +77,11 @@ export class Monitor {
         if (d) byId.set(d.id, d);
       }
     }
+    await slicer.turn();
     const incidents = new Map<string, Incident>();
     for (const i of await store.incidents.ofDeployments([...byId.keys()]))
       incidents.set(`${i.deploymentId}/${i.guardrail}`, i);
+    await slicer.turn();
     const watches: Watch[] = [];
     for (const deployment of byId.values()) {
       const target = findTarget(config, deployment.service, deployment.environment);
@@ -119,9 +116,9 @@ export class Monitor {
   async cycle(): Promise<void> {
     const { clock, metrics, store, incidents: service, logger } = this.d;
     const now = clock.now();
-    const slice = timeSlicer();
-    const { watches, incidents } = await this.watches();
-    await slice();
+    const slicer = new TimeSlicer();
+    const { watches, incidents } = await this.watches(slicer);
+    await slicer.turn();
     if (watches.length > 0) {
       // An identical series is asked for once, however many guardrails read it.
       const specs = new Map<string, SeriesSpec>();
@@ -131,16 +128,17 @@ export class Monitor {
         return spec.key;
       };
       // With traffic steps each deployment is judged on its own side's target group (and ECS service).
-      const specOf = watches.map((w) => add(seriesOf(w.target, w.guardrail, judgedPlacement(w.deployment))));
+      const specOf = watches.map((w) => add(this.seriesOf(w, judgedPlacement(w.deployment))));
       // compare_with: stable reads the stable side over the same minutes, while it still takes traffic.
       const stableOf = watches.map((w) => {
         const stable = this.comparesWithStable(w) ? stablePlacement(w.deployment) : null;
-        return stable ? add(seriesOf(w.target, w.guardrail, stable)) : null;
+        return stable ? add(this.seriesOf(w, stable)) : null;
       });
-      await slice();
+      await slicer.turn();
       const { queries, idOf } = plan(specs.values());
       this.cache.keepOnly(new Set(specs.keys()));
       const start = this.cache.startFor(specs.values(), now.getTime());
+      await slicer.turn();
       let read: MetricSeries[] = [];
       let failure: string | null = null;
       try {
@@ -149,9 +147,10 @@ export class Monitor {
         failure = asDeploybotError(err).message;
         logger.warn({ err }, "metrics could not be read this cycle: every guardrail is inconclusive");
       }
-      await slice();
+      await slicer.turn();
       const byId = new Map(read.map((x) => [x.id, x]));
       for (const spec of specs.values()) {
+        if (slicer.due) await slicer.turn();
         const id = idOf.get(spec.key) as string;
         this.cache.merge(
           spec,
@@ -160,9 +159,10 @@ export class Monitor {
           now.getTime(),
         );
       }
-      const preDeploy = await this.preDeploy(watches, specOf, specs);
+      const preDeploy = await this.preDeploy(watches, specOf, specs, slicer);
+      const checked: Array<{ deploymentId: number; guardrail: string; status: string }> = [];
       for (let i = 0; i < watches.length; i++) {
-        await slice();
+        if (slicer.due) await slicer.turn();
         const w = watches[i] as Watch;
         const key = specOf[i] as string;
         const spec = specs.get(key) as SeriesSpec;
@@ -175,6 +175,8 @@ export class Monitor {
           stablePoints.length > 0
             ? stablePoints.reduce((a, b) => a + b, 0) / stablePoints.length
             : (preDeploy.get(`${w.deployment.id}/${key}`) ?? null);
+        const existing = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
+        const tookTraffic = this.notBefore(w, existing);
         const verdict: GuardrailVerdict =
           failure !== null || !s || s.status === "error"
             ? unreadVerdict(w.guardrail, failure ?? s?.message ?? "no data returned")
@@ -184,14 +186,16 @@ export class Monitor {
                 requestCounts: this.cache.points(key, from, "requests"),
                 baseline: before,
                 preDeploy: before,
-                notBefore: new Date(await this.notBefore(w, incidents)),
+                notBefore: new Date(typeof tookTraffic === "number" ? tookTraffic : await tookTraffic),
                 now,
                 timeZone: w.target.timeZone,
               });
+        if (WATCHED.has(w.deployment.status))
+          checked.push({ deploymentId: w.deployment.id, guardrail: w.guardrail.name, status: verdict.status });
+        // Without an incident, only a breach (or a metric already over its threshold before the deploy, which
+        // the card notes once) can change anything: the other verdicts stop here.
+        if (!existing && verdict.status !== "breaching" && !verdict.preDeploy?.breaching) continue;
         try {
-          if (WATCHED.has(w.deployment.status))
-            await store.checks.record(w.deployment.id, w.guardrail.name, verdict.status, now);
-          const existing = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
           await service.onVerdict(
             w,
             verdict,
@@ -205,6 +209,16 @@ export class Monitor {
           );
         }
       }
+      // Which guardrails have been judged, written in transactions of a few hundred: one commit per verdict
+      // cost more than the whole evaluation on a file database.
+      for (let i = 0; i < checked.length; i += CHECKS_PER_TRANSACTION) {
+        await slicer.turn();
+        try {
+          await store.checks.recordMany(checked.slice(i, i + CHECKS_PER_TRANSACTION), now);
+        } catch (err) {
+          logger.error({ err }, "guardrail checks could not be recorded; the next cycle records its own");
+        }
+      }
     }
     try {
       await service.dueRollbacks();
@@ -214,19 +228,33 @@ export class Monitor {
     this.lastCycleAt = clock.now();
   }
 
+  /** A guardrail's series, on one side of a two-sided target when `on` names it (traffic steps). */
+  private seriesOf(w: Watch, on: SidePlacement | null): SeriesSpec {
+    const side = on ? `\u0000${on.cluster}\u0000${on.service}\u0000${on.targetGroup}` : "";
+    const id = `${w.target.service}\u0000${w.target.environment}\u0000${w.index}${side}`;
+    let spec = this.seriesSpecs.get(id);
+    if (!spec) {
+      spec = seriesOf(w.target, w.guardrail, on);
+      this.seriesSpecs.set(id, spec);
+    }
+    return spec;
+  }
+
   /**
    * The moment the version being judged took traffic: the deployment's rollout start, or for an incident whose
    * deploy was rolled back, when the rollback finished (its recovery is judged on the restored version).
    */
-  private async notBefore(w: Watch, incidents: Map<string, Incident>): Promise<number> {
-    const i = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
-    if (i?.state === "rolled_back" && i.rollbackId) {
-      const r = await this.d.store.deployments.get(i.rollbackId);
-      if (r?.progress?.rolledOutAt) return Date.parse(r.progress.rolledOutAt);
-    }
+  private notBefore(w: Watch, i: Incident | undefined): number | Promise<number> {
     const d = w.deployment;
-    if (d.kind === "rollback" && d.progress?.rolledOutAt) return Date.parse(d.progress.rolledOutAt);
-    return Date.parse(tookTrafficAt(d) ?? d.createdAt);
+    const started =
+      d.kind === "rollback" && d.progress?.rolledOutAt
+        ? Date.parse(d.progress.rolledOutAt)
+        : Date.parse(tookTrafficAt(d) ?? d.createdAt);
+    // Only a rolled-back incident needs a read; every other guardrail is answered without a promise.
+    if (i?.state !== "rolled_back" || !i.rollbackId) return started;
+    return this.d.store.deployments
+      .get(i.rollbackId)
+      .then((r) => (r?.progress?.rolledOutAt ? Date.parse(r.progress.rolledOutAt) : started));
   }
 
   /** A guardrail compared with the stable side: a deploy in its traffic steps, the stable side still taking some. */
@@ -250,23 +278,41 @@ export class Monitor {
     watches: Watch[],
     specOf: string[],
     specs: Map<string, SeriesSpec>,
+    slicer: TimeSlicer,
   ): Promise<Map<string, number | null>> {
     const { store, metrics, logger } = this.d;
     const out = new Map<string, number | null>();
-    const missing = new Map<string, { spec: SeriesSpec; deploymentId: number; start: number; window: number }>();
+    const missing = new Map<
+      string,
+      { key: string; spec: SeriesSpec; deploymentId: number; start: number; window: number }
+    >();
     for (let i = 0; i < watches.length; i++) {
+      if (slicer.due) await slicer.turn();
       const w = watches[i] as Watch;
       const key = specOf[i] as string;
       const id = `${w.deployment.id}/${key}`;
       if (out.has(id) || missing.has(id)) continue;
+      let held = this.preDeployValues.get(w.deployment.id);
+      if (!held) {
+        held = new Map();
+        this.preDeployValues.set(w.deployment.id, held);
+      }
+      const known = held.get(key);
+      if (known !== undefined) {
+        out.set(id, known);
+        continue;
+      }
       const saved = await store.kv.get<{ value: number | null }>(`predeploy/${id}`);
-      if (saved) out.set(id, saved.value);
-      else {
+      if (saved) {
+        out.set(id, saved.value);
+        held.set(key, saved.value);
+      } else {
         // A stepped deploy's own side took no traffic before it: "before" is what the stable side served then.
         const stepped = w.deployment.progress?.traffic?.mode === "steps" && w.deployment.kind === "deploy";
         const stable = stepped ? stablePlacement(w.deployment) : null;
         missing.set(id, {
-          spec: stable ? seriesOf(w.target, w.guardrail, stable) : (specs.get(key) as SeriesSpec),
+          key,
+          spec: stable ? this.seriesOf(w, stable) : (specs.get(key) as SeriesSpec),
           deploymentId: w.deployment.id,
           start: Date.parse(tookTrafficAt(w.deployment) ?? w.deployment.createdAt),
           window: w.guardrail.baseline,
@@ -280,19 +326,25 @@ export class Monitor {
     const to = Math.max(...wanted.map((m) => m.start));
     try {
       const read = new Map((await metrics.getMetricData(queries, new Date(from), new Date(to))).map((x) => [x.id, x]));
+      const values = new Map<string, number | null>();
       for (const [id, m] of missing) {
         const s = read.get(idOf.get(m.spec.key) as string);
-        const values =
+        const points =
           s?.status === "ok"
             ? s.datapoints
                 .filter((p) => p.at.getTime() >= m.start - m.window && p.at.getTime() < m.start)
                 .map((p) => p.value)
                 .filter(Number.isFinite)
             : [];
-        const value = values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
-        await store.kv.set(`predeploy/${id}`, { value });
-        out.set(id, value);
+        values.set(id, points.length ? points.reduce((a, b) => a + b, 0) / points.length : null);
       }
+      // Kept in one transaction: a first cycle over 1,000 new deploys would otherwise commit thousands of times.
+      await store.tx(async () => {
+        for (const [id, value] of values) await store.kv.set(`predeploy/${id}`, { value });
+      });
+      for (const [id, value] of values) out.set(id, value);
+      for (const [id, m] of missing)
+        if (values.has(id)) this.preDeployValues.get(m.deploymentId)?.set(m.key, values.get(id) ?? null);
     } catch (err) {
       logger.warn({ err }, "pre-deploy values could not be read; relative guardrails stay inconclusive");
     }

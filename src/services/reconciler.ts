@@ -48,11 +48,37 @@ const PRIORITY: Record<EffectKind, number> = {
   "slack.post": 2,
 };
 
+/**
+ * Who may perform effects: the process that holds the leader lease, and only while it holds it (see leader.ts).
+ * A process that is alone on its database (the console, most tests) uses ALONE.
+ */
+export interface Fence {
+  /** In memory, cheap: whether this process leads now. A standby's kicks and passes do nothing. */
+  leading(): boolean;
+  /**
+   * Asked inside the transaction that claims an intent or records what became of it: whether the lease is still
+   * ours, at our epoch, and unexpired. False means another process leads now (or may, once it notices).
+   */
+  holds(): Promise<boolean>;
+}
+
+/** The fence of a process that is alone on its database: it always leads. */
+export const ALONE: Fence = { leading: () => true, holds: async () => true };
+
+/** The lease was lost during a pass: the pass stops, and the leader's next pass picks up where it left off. */
+class Deposed extends Error {
+  constructor() {
+    super("this process no longer holds the leader lease");
+  }
+}
+
 export interface ReconcilerOptions {
   /** The first retry's delay; it doubles per failed attempt (default 5 s). */
   baseDelayMs?: number;
   /** The longest delay between attempts (default 5 min). */
   maxDelayMs?: number;
+  /** Who may perform effects (default ALONE). */
+  fence?: Fence;
 }
 
 /**
@@ -60,12 +86,18 @@ export interface ReconcilerOptions {
  * performs them through their handler, and marks each done (with the state it implies, in one transaction),
  * retried with exponential backoff and jitter (after a Retry-After when one was given), or abandoned with a reason
  * that is audited. A restart simply runs a pass: every open intent is resumed.
+ *
+ * Only the leader performs effects. The attempt counted before a call (the claim), and the outcome recorded after
+ * it, are each written in a transaction that first checks the fence: a deposed leader that wakes up claims nothing
+ * more and records nothing more, so the only call it can still make is one already under way, which the next
+ * leader's idempotent handler reads from the world before acting again.
  */
 export class Reconciler {
   private running: Promise<void> | null = null;
   private again = false;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
+  private readonly fence: Fence;
 
   constructor(
     private readonly d: { store: Store; clock: Clock; logger: Logger },
@@ -74,10 +106,12 @@ export class Reconciler {
   ) {
     this.baseDelayMs = options.baseDelayMs ?? 5_000;
     this.maxDelayMs = options.maxDelayMs ?? 5 * 60_000;
+    this.fence = options.fence ?? ALONE;
   }
 
-  /** Asks for a pass soon; passes never overlap, and a kick during one runs another after it. */
+  /** Asks for a pass soon; passes never overlap, and a kick during one runs another after it. A standby's does nothing. */
   kick(): void {
+    if (!this.fence.leading()) return;
     if (this.running) {
       this.again = true;
       return;
@@ -113,9 +147,17 @@ export class Reconciler {
       due.sort((a, b) => PRIORITY[a.effect.kind] - PRIORITY[b.effect.kind] || a.id - b.id);
       let progressed = false;
       for (const intent of due) {
+        if (!this.fence.leading()) return;
         try {
           if (await this.step(intent)) progressed = true;
         } catch (err) {
+          if (err instanceof Deposed) {
+            this.d.logger.warn(
+              { intent: intent.id },
+              "lost the leader lease during a pass: leaving the rest to the leader",
+            );
+            return;
+          }
           // A fault in deploybot itself (or the store) on one intent must not hold up the others.
           this.d.logger.error({ err, intent: intent.id }, "could not handle an intent; the next pass tries again");
         }
@@ -145,7 +187,7 @@ export class Reconciler {
       await this.abandon(intent, handler, unwanted);
       return true;
     }
-    await store.intents.attempt(intent.id);
+    await this.fenced(() => store.intents.attempt(intent.id));
     const attempt = { ...intent, attempts: intent.attempts + 1 };
     let performed: Performed;
     try {
@@ -154,14 +196,25 @@ export class Reconciler {
       return this.failed(attempt, handler, err);
     }
     if (performed.notYet) {
-      await store.intents.retry(intent.id, new Date(clock.now().getTime() + this.baseDelayMs), performed.notYet);
+      const notYet = performed.notYet;
+      await this.fenced(() =>
+        store.intents.retry(intent.id, new Date(clock.now().getTime() + this.baseDelayMs), notYet),
+      );
       return false;
     }
-    await store.tx(async () => {
+    await this.fenced(async () => {
       await performed.record?.();
       await store.intents.done(intent.id, clock.now(), performed.result ?? {});
     });
     return true;
+  }
+
+  /** Runs `fn` in one transaction that first checks the lease is still ours; throws Deposed (writing nothing) if not. */
+  private fenced(fn: () => Promise<void>): Promise<void> {
+    return this.d.store.tx(async () => {
+      if (!(await this.fence.holds())) throw new Deposed();
+      await fn();
+    });
   }
 
   /** Retries the intent later or gives up on it; true when it gave up (the intent left the open state). */
@@ -181,7 +234,9 @@ export class Reconciler {
       await this.abandon(intent, handler, e.message);
       return true;
     }
-    await this.d.store.intents.retry(intent.id, new Date(now + this.delay(intent, e.retryAfterMs)), e.message);
+    await this.fenced(() =>
+      this.d.store.intents.retry(intent.id, new Date(now + this.delay(intent, e.retryAfterMs)), e.message),
+    );
     return false;
   }
 
@@ -199,7 +254,7 @@ export class Reconciler {
 
   private async abandon(intent: Intent, handler: EffectHandler<EffectKind>, reason: string): Promise<void> {
     const { store, clock } = this.d;
-    await store.tx(async () => {
+    await this.fenced(async () => {
       await store.intents.abandon(intent.id, clock.now(), reason);
       await store.audit.append({
         at: clock.now(),

@@ -88,3 +88,39 @@ export class SimScheduler implements Scheduler {
     this.clock.set(to);
   }
 }
+
+/**
+ * Runs each job every `intervalMs / speed` of real time (never more often than every `minRealMs`), skipping a run
+ * while the last one still goes: the jobs of a process whose clock is a ScaledClock of that speed.
+ */
+export class ScaledScheduler implements Scheduler {
+  private readonly timers: NodeJS.Timeout[] = [];
+  constructor(
+    private readonly speed: number,
+    private readonly logger: Logger,
+    private readonly minRealMs = 10,
+  ) {}
+
+  add(job: Job): void {
+    let running = false;
+    const timer = setInterval(
+      async () => {
+        if (running) return;
+        running = true;
+        try {
+          await job.run();
+        } catch (err) {
+          this.logger.error({ err, job: job.name }, "scheduled job failed");
+        } finally {
+          running = false;
+        }
+      },
+      Math.max(this.minRealMs, job.intervalMs / this.speed),
+    );
+    this.timers.push(timer);
+  }
+
+  stop(): void {
+    for (const t of this.timers.splice(0)) clearInterval(t);
+  }
+}

@@ -89,7 +89,14 @@ export function seriesOf(t: Target, g: Guardrail, on: SidePlacement | null = nul
         : {}),
     },
   };
-  const key = createHash("sha1").update(JSON.stringify(query)).digest("hex").slice(0, 16);
+  // A series is what CloudWatch is asked, nothing else: the guardrails of many services that read one metric (a
+  // shared database's connection pool, by its own dimensions) read one series. Presets are per target (their
+  // dimensions are the target's ECS service or load balancer); custom metrics and expressions name their own.
+  const identity =
+    "preset" in spec
+      ? { region: query.region, spec, period: query.periodSeconds, context: query.context }
+      : { region: query.region, spec, period: query.periodSeconds };
+  const key = createHash("sha1").update(JSON.stringify(identity)).digest("hex").slice(0, 16);
   return {
     key,
     query,

@@ -3,53 +3,39 @@ import type { Config } from "../config/schema.js";
 import { type Deployment, IN_FLIGHT, PENDING } from "../domain/deployment.js";
 import { allTargets, findTarget, type Target, timeZoneOf } from "../domain/targets.js";
 import { asDeploybotError } from "../errors.js";
-import {
-  type ActiveFreeze,
-  activeFreezes,
-  type CalendarVerdict,
-  checkCalendar,
-  nextFreeze,
-  type UpcomingFreeze,
-  windowStatus,
-} from "../policies/calendar.js";
-import type { EcsPort } from "../ports.js";
-import type { Lock, Store } from "../store/index.js";
+import { activeFreezes, type CalendarVerdict, checkCalendar, nextFreeze, windowStatus } from "../policies/calendar.js";
+import type { EcsPort, ServiceState } from "../ports.js";
+import type { EnvironmentCalendar, TargetStatus } from "../slack/status.js";
+import type { Incident, Lock, Store } from "../store/index.js";
 import { versionOf } from "./rollout.js";
 import type { TrafficSteps } from "./steps.js";
 
-export interface TargetStatus {
-  service: string;
-  environment: string;
-  timeZone: string;
-  version: string | null;
-  taskDefinition: string | null;
-  running: number | null;
-  desired: number | null;
-  /** Why ECS could not be read, when it could not. */
-  ecsError: string | null;
+/** What the store says about one target. */
+interface Facts {
   inFlight: Deployment | null;
   lock: Lock | null;
-  calendar: CalendarVerdict;
-  /** Guardrail breaches still open on this service and environment. */
-  incidents: Array<{ guardrail: string; severity: string; deploymentId: number; since: string }>;
-  /** With traffic steps: the ECS service taking the traffic now, and the previous version kept on the other side. */
-  live?: string;
-  kept?: { version: string; where: string; until: string; deploymentId: number } | null;
+  incidents: Incident[];
 }
 
-export interface EnvironmentCalendar {
-  environment: string;
-  timeZone: string;
-  active: ActiveFreeze[];
-  next: UpcomingFreeze | null;
-  window: ReturnType<typeof windowStatus>;
-  hasWindows: boolean;
+const IN_FLIGHT_OR_PENDING = [...IN_FLIGHT, ...PENDING];
+
+/** The most targets a plain /status lists: a Slack message holds 50 blocks, and each target is one. */
+export const OVERVIEW_LIMIT = 45;
+
+/** The overview: the targets listed, and how many more are configured (and busy) than it lists. */
+export interface Overview {
+  targets: TargetStatus[];
+  notListed: number;
+  /** Of those not listed, how many have something in flight, a lock or an unresolved incident. */
+  busyNotListed: number;
 }
 
 /** Reads what runs where (ECS), what deploybot is doing (the store) and what the calendar allows. */
 export class StatusService {
-  /** Task definitions never change once registered, so their versions are cached by ARN. */
-  private readonly versions = new Map<string, string>();
+  /** Task definitions never change once registered, so their versions are cached by ARN (the read itself too). */
+  private readonly versions = new Map<string, Promise<string>>();
+  /** ECS reads of a service still under way: people asking at once (a burst of /status) share one. */
+  private readonly reading = new Map<string, Promise<ServiceState>>();
   /** An environment's calendar changes at most once a minute; all its services share one verdict. */
   private readonly calendars = new Map<string, CalendarVerdict>();
 
@@ -58,17 +44,25 @@ export class StatusService {
   ) {}
 
   async target(t: Target): Promise<TargetStatus> {
-    const now = this.deps.clock.now();
     const { store } = this.deps;
-    const inFlight = (await store.deployments.latestOf(t.service, t.environment, [...IN_FLIGHT, ...PENDING])) ?? null;
+    return this.assemble(t, {
+      inFlight: (await store.deployments.latestOf(t.service, t.environment, IN_FLIGHT_OR_PENDING)) ?? null,
+      lock: (await store.locks.get(t.service, t.environment)) ?? null,
+      incidents: await store.incidents.activeOf(t.service, t.environment),
+    });
+  }
+
+  /** A target's status from what the store says about it, and what ECS runs there now. */
+  private async assemble(t: Target, facts: Facts): Promise<TargetStatus> {
+    const now = this.deps.clock.now();
     const base = {
       service: t.service,
       environment: t.environment,
       timeZone: t.timeZone,
-      inFlight,
-      lock: (await store.locks.get(t.service, t.environment)) ?? null,
+      inFlight: facts.inFlight,
+      lock: facts.lock,
       calendar: this.calendar(t, now),
-      incidents: (await store.incidents.activeOf(t.service, t.environment)).map((i) => ({
+      incidents: facts.incidents.map((i) => ({
         guardrail: i.guardrail,
         severity: i.severity,
         deploymentId: i.deploymentId,
@@ -78,7 +72,7 @@ export class StatusService {
     try {
       const steps = this.deps.steps;
       const live = steps ? await steps.liveEcs(t) : t.ecs;
-      const svc = await this.deps.ecs.describeService(live);
+      const svc = await this.describe(live);
       const sides =
         steps && live !== t.ecs
           ? {
@@ -118,17 +112,74 @@ export class StatusService {
     return verdict;
   }
 
-  private async versionOf(t: Target, arn: string): Promise<string> {
-    const cached = this.versions.get(arn);
-    if (cached) return cached;
-    const version = versionOf(t, await this.deps.ecs.describeTaskDefinition(t.ecs, arn));
-    this.versions.set(arn, version);
+  private describe(ecs: Target["ecs"]): Promise<ServiceState> {
+    const k = `${ecs.region}\u0000${ecs.cluster}\u0000${ecs.service}`;
+    let read = this.reading.get(k);
+    if (!read) {
+      read = this.deps.ecs.describeService(ecs);
+      this.reading.set(k, read);
+      const done = () => this.reading.delete(k);
+      read.then(done, done);
+    }
+    return read;
+  }
+
+  private versionOf(t: Target, arn: string): Promise<string> {
+    let version = this.versions.get(arn);
+    if (!version) {
+      version = this.deps.ecs.describeTaskDefinition(t.ecs, arn).then((def) => versionOf(t, def));
+      this.versions.set(arn, version);
+      // A failed read is not kept: the next /status asks again.
+      version.catch(() => this.versions.delete(arn));
+    }
     return version;
   }
 
-  /** Every service × environment, read in parallel. */
-  overview(): Promise<TargetStatus[]> {
-    return Promise.all(allTargets(this.deps.config).map((t) => this.target(t)));
+  /**
+   * Every service × environment, or OVERVIEW_LIMIT of them when there are more (the busy ones first, in config
+   * order): three queries for all targets, then ECS for each listed one, in parallel.
+   */
+  async overview(): Promise<Overview> {
+    const { store, config } = this.deps;
+    const key = (service: string, environment: string) => `${service}\u0000${environment}`;
+    // Each target's newest deployment in flight (briefs come oldest first, so the newest stays, as latestOf finds
+    // it); the full rows are read below for the listed targets only.
+    const inFlight = new Map<string, number>();
+    for (const d of await store.deployments.briefs(IN_FLIGHT_OR_PENDING))
+      inFlight.set(key(d.service, d.environment), d.id);
+    const locks = new Map((await store.locks.all()).map((l) => [key(l.service, l.environment), l]));
+    const incidents = new Map<string, Incident[]>();
+    for (const { service, environment, incident } of await store.incidents.activeByTarget()) {
+      const k = key(service, environment);
+      incidents.set(k, [...(incidents.get(k) ?? []), incident]);
+    }
+    const all = allTargets(config);
+    const busy = (t: Target) => {
+      const k = key(t.service, t.environment);
+      return inFlight.has(k) || locks.has(k) || incidents.has(k);
+    };
+    let listed = all;
+    if (all.length > OVERVIEW_LIMIT) {
+      const chosen = new Set([...all.filter(busy), ...all.filter((t) => !busy(t))].slice(0, OVERVIEW_LIMIT));
+      listed = all.filter((t) => chosen.has(t));
+    }
+    const ids = listed.flatMap((t) => inFlight.get(key(t.service, t.environment)) ?? []);
+    const deployments = new Map((await store.deployments.getMany(ids)).map((d) => [d.id, d]));
+    const targets = await Promise.all(
+      listed.map((t) => {
+        const k = key(t.service, t.environment);
+        return this.assemble(t, {
+          inFlight: deployments.get(inFlight.get(k) ?? 0) ?? null,
+          lock: locks.get(k) ?? null,
+          incidents: incidents.get(k) ?? [],
+        });
+      }),
+    );
+    return {
+      targets,
+      notListed: all.length - listed.length,
+      busyNotListed: all.filter(busy).length - listed.filter(busy).length,
+    };
   }
 
   /** One service in each of its environments. */

@@ -81,6 +81,16 @@ export interface NewDeployment {
   taskDefinition?: string | null;
 }
 
+/** What deciding about a deployment in bulk needs (the overview, tick()): the rest is read for the few it picks. */
+export interface DeploymentBrief {
+  id: number;
+  service: string;
+  environment: string;
+  status: DeploymentStatus;
+  expiresAt: string | null;
+  bakeEndsAt: string | null;
+}
+
 /** Fields an event (or a plain patch) may set along with it. */
 export type DeploymentPatch = Partial<
   Pick<
@@ -225,6 +235,44 @@ export class DeploymentRepo {
     return rows.map(toDeployment);
   }
 
+  /**
+   * Deployments in any of the given statuses, oldest first, as briefly as deciding what to do with them needs: a
+   * full row costs four JSON columns to read, and a thousand in flight add up.
+   */
+  async briefs(statuses: Iterable<DeploymentStatus>): Promise<DeploymentBrief[]> {
+    const list = [...statuses];
+    if (list.length === 0) return [];
+    const rows = await this.db.all<
+      Pick<DeploymentRow, "id" | "service" | "environment" | "status" | "expires_at" | "progress">
+    >(
+      `SELECT id, service, environment, status, expires_at, progress FROM deployments
+       WHERE status IN (${placeholders(list.length)}) ORDER BY id`,
+      list,
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      service: r.service,
+      environment: r.environment,
+      status: r.status,
+      expiresAt: r.expires_at,
+      bakeEndsAt: json<Deployment["progress"]>(r.progress)?.bakeEndsAt ?? null,
+    }));
+  }
+
+  /** These deployments (those that exist), oldest first. */
+  async getMany(ids: readonly number[]): Promise<Deployment[]> {
+    const out: Deployment[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const rows = await this.db.all<DeploymentRow>(
+        `SELECT * FROM deployments WHERE id IN (${placeholders(chunk.length)}) ORDER BY id`,
+        chunk,
+      );
+      out.push(...rows.map(toDeployment));
+    }
+    return out;
+  }
+
   /** The newest deployment of the target in one of `statuses`, if any. */
   async latestOf(
     service: string,
@@ -234,9 +282,10 @@ export class DeploymentRepo {
   ): Promise<Deployment | undefined> {
     const list = [...statuses];
     if (list.length === 0) return undefined;
+    // MAX(id) over the (service, environment, status) index: ORDER BY id DESC would walk the target's whole history.
     const row = await this.db.get<DeploymentRow>(
-      `SELECT * FROM deployments WHERE service = ? AND environment = ? AND status IN (${placeholders(list.length)})
-       ${kind ? "AND kind = ?" : ""} ORDER BY id DESC LIMIT 1`,
+      `SELECT * FROM deployments WHERE id = (SELECT MAX(id) FROM deployments
+       WHERE service = ? AND environment = ? AND status IN (${placeholders(list.length)})${kind ? " AND kind = ?" : ""})`,
       [service, environment, ...list, ...(kind ? [kind] : [])],
     );
     return row ? toDeployment(row) : undefined;

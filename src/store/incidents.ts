@@ -194,12 +194,25 @@ export class IncidentRepo {
 
   /** Unresolved incidents of one service in one environment. */
   async activeOf(service: string, environment: string): Promise<Incident[]> {
+    // CROSS JOIN (join condition in WHERE, as PostgreSQL requires) keeps the incidents (few active ones, by the state
+    // index) as SQLite's outer loop: its planner would otherwise start from the target's deployments, its whole history.
     const rows = await this.db.all<IncidentRow>(
-      `SELECT i.* FROM incidents i JOIN deployments d ON d.id = i.deployment_id
-       WHERE i.state IN (${placeholders(ACTIVE_LIST.length)}) AND d.service = ? AND d.environment = ? ORDER BY i.id`,
+      `SELECT i.* FROM incidents i CROSS JOIN deployments d
+       WHERE d.id = i.deployment_id AND i.state IN (${placeholders(ACTIVE_LIST.length)}) AND d.service = ? AND d.environment = ? ORDER BY i.id`,
       [...ACTIVE_LIST, service, environment],
     );
     return rows.map(toIncident);
+  }
+
+  /** Every unresolved incident with the service and environment of its deployment (one query for an overview). */
+  async activeByTarget(): Promise<Array<{ service: string; environment: string; incident: Incident }>> {
+    const rows = await this.db.all<IncidentRow & { target_service: string; target_environment: string }>(
+      `SELECT i.*, d.service AS target_service, d.environment AS target_environment
+       FROM incidents i CROSS JOIN deployments d
+       WHERE d.id = i.deployment_id AND i.state IN (${placeholders(ACTIVE_LIST.length)}) ORDER BY i.id`,
+      ACTIVE_LIST,
+    );
+    return rows.map((r) => ({ service: r.target_service, environment: r.target_environment, incident: toIncident(r) }));
   }
 
   /** Applies an event of the incident machine in one transaction; an event not allowed now throws and writes nothing. */

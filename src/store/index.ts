@@ -3,14 +3,16 @@ import { DeploymentRepo } from "./deployments.js";
 import type { SqlDriver } from "./driver.js";
 import { IncidentRepo } from "./incidents.js";
 import { IntentRepo } from "./intents.js";
+import { LeaseRepo } from "./leases.js";
 import { PostgresDriver, type PostgresDriverOptions } from "./postgres.js";
 import { ApprovalRepo, AuditRepo, GuardrailCheckRepo, KvRepo, LockRepo, SeenRequestRepo } from "./records.js";
 import { SqliteDriver } from "./sqlite.js";
 
 export type { Deployment, DeploymentKind, DeploymentStatus } from "../domain/deployment.js";
 export type { Incident, IncidentState } from "../domain/incident.js";
-export type { DeploymentPatch, NewDeployment } from "./deployments.js";
+export type { DeploymentBrief, DeploymentPatch, NewDeployment } from "./deployments.js";
 export type { IncidentPatch, NewIncident } from "./incidents.js";
+export type { Lease, LeaseClaim } from "./leases.js";
 export type { PostgresDriverOptions } from "./postgres.js";
 export type { Approval, AuditEntry, Lock } from "./records.js";
 
@@ -43,6 +45,7 @@ export class Store {
   readonly kv: KvRepo;
   readonly checks: GuardrailCheckRepo;
   readonly requests: SeenRequestRepo;
+  readonly leases: LeaseRepo;
 
   constructor(readonly driver: SqlDriver) {
     this.deployments = new DeploymentRepo(driver);
@@ -54,6 +57,7 @@ export class Store {
     this.kv = new KvRepo(driver);
     this.checks = new GuardrailCheckRepo(driver);
     this.requests = new SeenRequestRepo(driver);
+    this.leases = new LeaseRepo(driver);
   }
 
   /** A store on a SQLite file (created and migrated as needed), or ":memory:". */

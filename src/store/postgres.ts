@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import pg from "pg";
 import { DeploybotError, ErrorCode } from "../errors.js";
 import type { SqlDriver, SqlValue } from "./driver.js";
-import { POSTGRES_MIGRATIONS } from "./schema.js";
+import { POSTGRES_MIGRATIONS } from "./schema-postgres.js";
 
 export interface PostgresDriverOptions {
   /** A `postgres://user:password@host:port/database` URL (anything node-postgres accepts as a connection string). */

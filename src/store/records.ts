@@ -1,7 +1,23 @@
 import type { Approval, AuditEntry, Lock } from "../domain/records.js";
-import type { SqlDriver } from "./driver.js";
+import type { SqlDriver, SqlValue } from "./driver.js";
 
 export type { Approval, AuditEntry, Lock };
+
+interface LockRow {
+  service: string;
+  environment: string;
+  deployment_id: number;
+  holder: string;
+  since: string;
+}
+
+const toLock = (row: LockRow): Lock => ({
+  service: row.service,
+  environment: row.environment,
+  deploymentId: row.deployment_id,
+  holder: row.holder,
+  since: row.since,
+});
 
 /** One deployment per service and environment at a time. */
 export class LockRepo {
@@ -29,25 +45,17 @@ export class LockRepo {
   }
 
   async get(service: string, environment: string): Promise<Lock | undefined> {
-    const row = await this.db.get<{
-      service: string;
-      environment: string;
-      deployment_id: number;
-      holder: string;
-      since: string;
-    }>("SELECT service, environment, deployment_id, holder, since FROM locks WHERE service = ? AND environment = ?", [
-      service,
-      environment,
-    ]);
-    return row
-      ? {
-          service: row.service,
-          environment: row.environment,
-          deploymentId: row.deployment_id,
-          holder: row.holder,
-          since: row.since,
-        }
-      : undefined;
+    const row = await this.db.get<LockRow>(
+      "SELECT service, environment, deployment_id, holder, since FROM locks WHERE service = ? AND environment = ?",
+      [service, environment],
+    );
+    return row ? toLock(row) : undefined;
+  }
+
+  /** Every lock held now (one per target at most). */
+  async all(): Promise<Lock[]> {
+    const rows = await this.db.all<LockRow>("SELECT service, environment, deployment_id, holder, since FROM locks");
+    return rows.map(toLock);
   }
 
   async release(deploymentId: number): Promise<void> {
@@ -154,20 +162,46 @@ export class KvRepo {
   }
 }
 
+const ROWS_PER_STATEMENT = 100;
+const upsertChecks = (rows: number) =>
+  `INSERT INTO guardrail_checks (deployment_id, guardrail, verdicts, last_status, last_at, last_conclusive_at)
+   VALUES ${Array(rows).fill("(?, ?, ?, ?, ?, ?)").join(", ")}
+   ON CONFLICT (deployment_id, guardrail) DO UPDATE SET verdicts = guardrail_checks.verdicts + excluded.verdicts,
+     last_status = excluded.last_status, last_at = excluded.last_at,
+     last_conclusive_at = COALESCE(excluded.last_conclusive_at, guardrail_checks.last_conclusive_at)`;
+const UPSERT_CHECKS_MANY = upsertChecks(ROWS_PER_STATEMENT);
+const UPSERT_CHECKS_ONE = upsertChecks(1);
+
+type Verdict = { deploymentId: number; guardrail: string; status: string };
+/** One row of guardrail_checks: only "ok" and "breaching" are conclusive (count, and move last_conclusive_at). */
+function checkRow(v: Verdict, when: string): SqlValue[] {
+  const conclusive = v.status === "ok" || v.status === "breaching";
+  return [v.deploymentId, v.guardrail, conclusive ? 1 : 0, v.status, when, conclusive ? when : null];
+}
+
 /** Per deployment and guardrail: how many conclusive verdicts the monitor reached, and the latest. */
 export class GuardrailCheckRepo {
   constructor(private readonly db: SqlDriver) {}
 
   async record(deploymentId: number, guardrail: string, status: string, at: Date): Promise<void> {
-    const conclusive = status === "ok" || status === "breaching";
-    await this.db.run(
-      `INSERT INTO guardrail_checks (deployment_id, guardrail, verdicts, last_status, last_at, last_conclusive_at)
-       VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (deployment_id, guardrail) DO UPDATE SET verdicts = guardrail_checks.verdicts + excluded.verdicts,
-         last_status = excluded.last_status, last_at = excluded.last_at,
-         last_conclusive_at = COALESCE(excluded.last_conclusive_at, guardrail_checks.last_conclusive_at)`,
-      [deploymentId, guardrail, conclusive ? 1 : 0, status, at.toISOString(), conclusive ? at.toISOString() : null],
-    );
+    await this.db.run(UPSERT_CHECKS_ONE, checkRow({ deploymentId, guardrail, status }, at.toISOString()));
+  }
+
+  /**
+   * Records many verdicts (of distinct deployment and guardrail pairs) in one transaction, ROWS_PER_STATEMENT to an
+   * INSERT: a commit or a statement each would cost more than the verdicts themselves.
+   */
+  async recordMany(verdicts: ReadonlyArray<Verdict>, at: Date): Promise<void> {
+    if (verdicts.length === 0) return;
+    const when = at.toISOString();
+    const row = (v: Verdict) => checkRow(v, when);
+    await this.db.tx(async () => {
+      let i = 0;
+      // Full statements of ROWS_PER_STATEMENT rows, then one row at a time: two statements to prepare, ever.
+      for (; i + ROWS_PER_STATEMENT <= verdicts.length; i += ROWS_PER_STATEMENT)
+        await this.db.run(UPSERT_CHECKS_MANY, verdicts.slice(i, i + ROWS_PER_STATEMENT).flatMap(row));
+      for (; i < verdicts.length; i++) await this.db.run(UPSERT_CHECKS_ONE, row(verdicts[i] as Verdict));
+    });
   }
 
   /** Guardrail name → conclusive verdicts so far, and when the last one was reached. */

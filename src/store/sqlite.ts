@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import Database from "better-sqlite3";
 import { DeploybotError, ErrorCode } from "../errors.js";
 import type { SqlDriver, SqlValue } from "./driver.js";
-import { SQLITE_MIGRATIONS } from "./schema.js";
+import { SQLITE_MIGRATIONS } from "./schema-sqlite.js";
 
 /**
  * SQLite through better-sqlite3: WAL, prepared statements cached by their SQL, and write transactions that

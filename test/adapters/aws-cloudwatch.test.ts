@@ -9,9 +9,10 @@ import {
 } from "@aws-sdk/client-cloudwatch";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { AwsCloudWatch, requestSeriesId } from "../../src/adapters/aws/cloudwatch.js";
+import { AwsCloudWatch } from "../../src/adapters/aws/cloudwatch.js";
 import { DeploybotError, ErrorCode } from "../../src/errors.js";
 import type { MetricQuery, MetricSpec } from "../../src/ports.js";
+import { requestSeriesId } from "../../src/ports.js";
 
 const cw = mockClient(CloudWatchClient);
 const START = new Date("2026-03-02T10:00:00Z");

@@ -135,6 +135,58 @@ describe("AwsEcs.describeService", () => {
     });
   });
 
+  it("asks for the services of one cluster asked at once in one DescribeServices per 10, each caller getting its own", async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `svc${i + 1}`);
+    ecs.on(DescribeServicesCommand).callsFake(({ services }: { services: string[] }) => ({
+      services: services
+        .filter((n) => n !== "svc12")
+        .map((n) => ({
+          serviceName: n,
+          serviceArn: `${ACCOUNT}:service/comply360-prod/${n}`,
+          status: "ACTIVE",
+          taskDefinition: `${ACCOUNT}:task-definition/${n}:3`,
+          desiredCount: 2,
+          runningCount: 2,
+          pendingCount: 0,
+        })),
+      failures: services.includes("svc12")
+        ? [{ arn: `${ACCOUNT}:service/comply360-prod/svc12`, reason: "MISSING" }]
+        : [],
+    }));
+    const { ecsAdapter } = adapter();
+
+    const results = await Promise.allSettled(
+      names.map((service) => ecsAdapter.describeService({ ...target, service })),
+    );
+
+    expect(ecs.commandCalls(DescribeServicesCommand).map((c) => c.args[0].input)).toEqual([
+      { cluster: "comply360-prod", services: names.slice(0, 10) },
+      { cluster: "comply360-prod", services: names.slice(10) },
+    ]);
+    expect(results.slice(0, 11).map((r) => (r.status === "fulfilled" ? r.value.taskDefinitionArn : r.reason))).toEqual(
+      names.slice(0, 11).map((n) => `${ACCOUNT}:task-definition/${n}:3`),
+    );
+    const missing = results[11];
+    expect(missing?.status === "rejected" && (missing.reason as DeploybotError).message).toMatch(
+      /^ECS service svc12 not found in cluster comply360-prod/,
+    );
+  });
+
+  it("fails each of several callers of one throttled DescribeServices with a message naming its own service", async () => {
+    ecs.on(DescribeServicesCommand).rejects(throttled());
+    const { ecsAdapter } = adapter();
+
+    const [web, api] = await Promise.all([
+      caught(ecsAdapter.describeService(target)),
+      caught(ecsAdapter.describeService({ ...target, service: "api" })),
+    ]);
+
+    expect(ecs).toHaveReceivedCommandTimes(DescribeServicesCommand, 4);
+    expect(web.message).toContain("for ECS service web in cluster comply360-prod");
+    expect(api.message).toContain("for ECS service api in cluster comply360-prod");
+    expect(api.transient).toBe(true);
+  });
+
   it("says which service is missing from which cluster and where to fix it in the config", async () => {
     ecs.on(DescribeServicesCommand).resolves({
       services: [],

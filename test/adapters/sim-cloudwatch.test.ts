@@ -1,11 +1,11 @@
 import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { requestSeriesId } from "../../src/adapters/aws/cloudwatch.js";
 import { loadConfig } from "../../src/config/load.js";
 import { DeploybotError, ErrorCode } from "../../src/errors.js";
 import { parseThreshold } from "../../src/policies/guardrail-rules.js";
 import type { MetricQuery, MetricSpec } from "../../src/ports.js";
+import { requestSeriesId } from "../../src/ports.js";
 import { EXAMPLE, type SimHarness, START, simHarness, TD, WEB_PROD } from "../helpers/sim-world.js";
 
 const MIN = 60_000;

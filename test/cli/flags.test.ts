@@ -62,7 +62,7 @@ describe("deploybot's own flags", () => {
     [["--nope"], "deploybot: Unknown option '--nope'"],
     [["console", "--db"], "deploybot: Option '--db <value>' argument missing"],
     [["console", "--json=yes"], "deploybot: Option '--json' does not take an argument"],
-    [["deploy"], "deploybot: unknown command deploy (commands: console, check-config)"],
+    [["deploy"], "deploybot: unknown command deploy (commands: console, check-config, export, import)"],
     [["check-config", "a.yml", "b.yml"], "deploybot: unexpected b.yml after check-config"],
     [["check-config", "--json"], "deploybot: --json does not apply to check-config"],
   ])("refuses %j with exit code 2 and a pointer to --help", async (args, message) => {

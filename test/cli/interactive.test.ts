@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { runConsole } from "../../src/local/console.js";
+import { runConsole } from "../../src/local/run.js";
 import { ROOT } from "../helpers/bot-process.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "deploybot-interactive-"));

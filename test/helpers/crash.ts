@@ -1,7 +1,8 @@
 import { join } from "node:path";
 import { pino } from "pino";
 import type { SimApi } from "../../src/adapters/sim/world.js";
-import { type ConsoleEvent, LocalConsole } from "../../src/local/console.js";
+import { LocalConsole } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import { EXAMPLE_CONFIG, tempDir } from "./monitor-console.js";
 
 /** `:time` to a moment of Tuesday 24 Nov 2026, SAST (the flows' day, inside the production window). */

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { parse, stringify } from "yaml";
-import { type ConsoleEvent, LocalConsole } from "../../src/local/console.js";
+import { LocalConsole } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import { ecsCanaryExample } from "./ecs-canary-example.js";
 
 /** The example with web production on ECS's own CANARY: the safety loop's suites drive ECS's rollout path on it. */

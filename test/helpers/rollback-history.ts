@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import type { ConsoleEvent } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import type { Scenario } from "./scenario.js";
 
 /** A Tuesday inside the production window (10:00-12:00 SAST). */

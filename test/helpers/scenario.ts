@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
-import { type ConsoleEvent, LocalConsole } from "../../src/local/console.js";
+import { LocalConsole } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import { ecsCanaryExample } from "./ecs-canary-example.js";
 
 /** A local console on the example config and an in-memory db, with every event it emits kept in order. */

@@ -9,7 +9,7 @@ import { SimPagerDuty } from "../../src/adapters/sim/pagerduty.js";
 import { SimWorld } from "../../src/adapters/sim/world.js";
 import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config/load.js";
-import type { ConsoleEvent } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import type { SqliteDriver } from "../../src/store/sqlite.js";
 import {
   APPROVED_PRODUCTION_DEPLOY,

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { type ConsoleEvent, LocalConsole } from "../../src/local/console.js";
+import { LocalConsole } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import { ecsCanaryExample } from "../helpers/ecs-canary-example.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));

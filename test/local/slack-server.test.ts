@@ -92,6 +92,28 @@ describe("the Slack-like server keeps its messages in the world file", () => {
     expect([one.ts, two.ts]).not.toContain(three.ts);
   });
 
+  it("lets two bots on one world file see and edit each other's messages, never giving two messages one ts", async () => {
+    const tmp = tempDir("deploybot-slack-");
+    cleanups.push(tmp.remove);
+    const file = join(tmp.dir, "deploybot.db.sim");
+    const a = await start(file);
+    const b = await start(file);
+    const posted = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? a : b).client.chat.postMessage({ channel: "#deploys", text: `Deploy #${i}`, metadata: card(i) }),
+      ),
+    );
+    expect(new Set(posted.map((p) => p.ts)).size).toBe(10);
+
+    // What a leader posted, the next one finds (the idempotent check of a Slack effect) and edits.
+    const history = await b.client.conversations.history({ channel: "CDEPLOYS", include_all_metadata: true });
+    expect(history.messages).toHaveLength(10);
+    const fromA = posted[1] as { ts?: string };
+    await b.chat.update("CDEPLOYS", fromA.ts as string, { text: "Deploy #1 (edited by b)" });
+    const seen = await a.client.conversations.history({ channel: "CDEPLOYS", latest: posted[2]?.ts as string });
+    expect(seen.messages?.find((m) => m.ts === fromA.ts)?.text).toBe("Deploy #1 (edited by b)");
+  });
+
   it("answers thread_not_found for replies of a message it never posted", async () => {
     const s = await start();
     await expect(s.client.conversations.replies({ channel: "CDEPLOYS", ts: "1.000001" })).rejects.toMatchObject({

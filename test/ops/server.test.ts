@@ -108,7 +108,7 @@ describe("Slack over HTTP, started as in production (startSlack)", () => {
     expect(answer?.text.replaceAll("/deploy status", "")).not.toContain("/status");
   });
 
-  it("answers GET and HEAD /healthz, and /readyz with each check", async () => {
+  it("answers GET and HEAD /healthz, /readyz with each check, and /leaderz", async () => {
     const running = await start();
     const port = running.port as number;
     expect(await get(port, "/healthz")).toEqual({ status: 200, body: '{"ok":true}' });
@@ -122,9 +122,12 @@ describe("Slack over HTTP, started as in production (startSlack)", () => {
         slack: { ok: true, detail: "auth.test ok: bot U0DEPLOYBOT" },
         monitor: { ok: true, detail: "first cycle not due yet" },
         shutdown: { ok: true, detail: "running" },
+        leadership: { ok: true, detail: expect.stringMatching(/^leader since \S+ \(epoch 1\)$/) },
       },
     });
     expect(await get(port, "/readyz", "HEAD")).toEqual({ status: 200, body: "" });
+    // Alone on its database, it leads.
+    expect(await get(port, "/leaderz")).toEqual({ status: 200, body: '{"leader":true}' });
   });
 
   it("turns /readyz to 503 once Slack refuses the token, and says so", async () => {
@@ -147,6 +150,7 @@ describe("Slack over HTTP, started as in production (startSlack)", () => {
       "deploybot_rollbacks",
       "deploybot_incidents",
       "deploybot_pages_total",
+      "deploybot_leader",
       "deploybot_monitor_cycle_duration_seconds",
       "deploybot_monitor_cycle_lag_seconds",
       "deploybot_cloudwatch_get_metric_data_calls_total",

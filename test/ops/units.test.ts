@@ -10,7 +10,7 @@ import { type ReadinessChecks, readiness } from "../../src/ops/health.js";
 import { isObjectBody } from "../../src/ops/http-guard.js";
 import { InFlight } from "../../src/ops/inflight.js";
 import { MemoryReplayGuard, REPLAY_WINDOW_MS, replayKey } from "../../src/ops/replay.js";
-import { slackSettingsFromEnv } from "../../src/ops/startup.js";
+import { leaseTtlFromEnv, slackSettingsFromEnv } from "../../src/ops/startup.js";
 import { Store } from "../../src/store/index.js";
 import { ROOT } from "../helpers/bot-process.js";
 
@@ -214,6 +214,49 @@ describe("readiness", () => {
   it("gives a process that just started until 3 intervals for its first cycle", async () => {
     const r = await readiness({ ...base, lastCycleAt: () => null, startedAt: new Date(now.getTime() - 5_000) });
     expect(r.checks.monitor).toEqual({ ok: true, detail: "first cycle not due yet" });
+  });
+
+  it("keeps a standby ready, and does not judge its monitor: the leader runs it", async () => {
+    const r = await readiness({
+      ...base,
+      lastCycleAt: () => null,
+      leadership: () => ({ leader: false, since: base.startedAt, detail: "standby: b leads" }),
+    });
+    expect(r.ready).toBe(true);
+    expect(r.checks.monitor).toEqual({ ok: true, detail: "standby: the leader runs the monitor" });
+    expect(r.checks.leadership).toEqual({ ok: true, detail: "standby: b leads" });
+  });
+
+  it("judges a new leader's monitor from when it took over, and an old leader's from its last cycle", async () => {
+    const justNow = { leader: true, since: new Date(now.getTime() - 10_000), detail: "leader (epoch 2)" };
+    const fresh = await readiness({ ...base, lastCycleAt: () => null, leadership: () => justNow });
+    expect(fresh.checks.monitor).toEqual({ ok: true, detail: "first cycle not due yet" });
+    const stalled = await readiness({
+      ...base,
+      lastCycleAt: () => new Date(now.getTime() - 500_000),
+      leadership: () => ({ ...justNow, since: new Date(now.getTime() - 400_000) }),
+    });
+    expect(stalled.checks.monitor).toEqual({ ok: false, detail: "last cycle 400 s ago (limit 180 s)" });
+  });
+});
+
+describe("the leader lease period from the environment", () => {
+  it.each([
+    [undefined, 15_000],
+    ["", 15_000],
+    ["15s", 15_000],
+    ["30", 30_000],
+    ["2.5", 2_500],
+    ["800ms", 800],
+    ["1m", 60_000],
+  ])("reads DEPLOYBOT_LEASE_TTL=%j as %i ms", (raw, ms) => {
+    expect(leaseTtlFromEnv(raw === undefined ? {} : { DEPLOYBOT_LEASE_TTL: raw }, 15_000)).toBe(ms);
+  });
+
+  it.each(["soon", "50ms", "1h", "-5"])("refuses DEPLOYBOT_LEASE_TTL=%s and says what to set", (raw) => {
+    expect(() => leaseTtlFromEnv({ DEPLOYBOT_LEASE_TTL: raw }, 15_000)).toThrow(
+      `DEPLOYBOT_LEASE_TTL=${raw} is not a lease period deploybot can keep; set it to a duration from 100ms to 10m, such as 15s (the default), or unset it`,
+    );
   });
 });
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SimWorld } from "../../src/adapters/sim/world.js";
 import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config/load.js";
-import type { ConsoleEvent } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import { Store } from "../../src/store/index.js";
 import { at, CrashableBot, type EffectCall, effectCall } from "../helpers/crash.js";
 import { EXAMPLE_CONFIG, TUESDAY, tempDir } from "../helpers/monitor-console.js";

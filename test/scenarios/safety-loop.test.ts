@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { SimWorld } from "../../src/adapters/sim/world.js";
 import { slackError } from "../../src/adapters/slack.js";
-import type { ConsoleEvent } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import { at, CrashableBot, iso } from "../helpers/crash.js";
 import {
   APPROVED_PRODUCTION_DEPLOY,

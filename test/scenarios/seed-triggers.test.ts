@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_METRICS } from "../../src/adapters/sim/world-metrics.js";
 import type { Config, Guardrail } from "../../src/config/schema.js";
 import { stepsStrategyOf } from "../../src/domain/traffic.js";
-import type { ConsoleEvent } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import { parseThreshold } from "../../src/policies/guardrail-rules.js";
 import { guardrailUnit, pagesOnBreach } from "../../src/policies/guardrails.js";
 import { type Scenario, scenario } from "../helpers/scenario.js";

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Deployment } from "../../src/domain/deployment.js";
-import type { ConsoleEvent } from "../../src/local/console.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import { STEPS_EXAMPLE } from "../helpers/ecs-canary-example.js";
 import { type Scenario, scenario } from "../helpers/scenario.js";
 

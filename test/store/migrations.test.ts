@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { DeploybotError, ErrorCode } from "../../src/errors.js";
 import { type Incident, TABLES } from "../../src/store/index.js";
-import { SQLITE_MIGRATIONS } from "../../src/store/schema.js";
+import { SQLITE_MIGRATIONS } from "../../src/store/schema-sqlite.js";
 import { SqliteDriver } from "../../src/store/sqlite.js";
 import { later, newDeploy, rawDb, T0, thrown, useStores } from "./fixtures.js";
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { DeploybotError, ErrorCode, IllegalTransitionError } from "../../src/errors.js";
 import { openStore, type Store, TABLES } from "../../src/store/index.js";
 import { numberPlaceholders, PostgresDriver } from "../../src/store/postgres.js";
-import { POSTGRES_MIGRATIONS } from "../../src/store/schema.js";
+import { POSTGRES_MIGRATIONS } from "../../src/store/schema-postgres.js";
 import { deploymentIn, later, newDeploy, PG_URL, rawDb, sleep, T0, thrown, useStores } from "./fixtures.js";
 
 describe("numbering placeholders for PostgreSQL", () => {

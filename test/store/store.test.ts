@@ -422,6 +422,27 @@ describe.each(BACKENDS)("%s", (backend) => {
         ]),
       );
     });
+
+    it("records a cycle's verdicts in bulk as one at a time would, beyond one statement's worth of rows", async () => {
+      const s = await store();
+      const d = await newDeploy(s);
+      // 230 guardrails: two full statements of 100 rows and 30 single rows; every third one inconclusive.
+      const verdicts = Array.from({ length: 230 }, (_, i) => ({
+        deploymentId: d.id,
+        guardrail: `g${i}`,
+        status: i % 3 === 0 ? "inconclusive" : i % 3 === 1 ? "ok" : "breaching",
+      }));
+      await s.checks.recordMany(verdicts, later(1));
+      await s.checks.recordMany(verdicts.slice(0, 150), later(2));
+
+      const counts = await s.checks.of(d.id);
+      expect(counts.size).toBe(230);
+      expect(counts.get("g0")).toEqual({ verdicts: 0, lastConclusiveAt: null });
+      expect(counts.get("g1")).toEqual({ verdicts: 2, lastConclusiveAt: later(2).toISOString() });
+      expect(counts.get("g149")).toEqual({ verdicts: 2, lastConclusiveAt: later(2).toISOString() });
+      expect(counts.get("g150")).toEqual({ verdicts: 0, lastConclusiveAt: null });
+      expect(counts.get("g229")).toEqual({ verdicts: 1, lastConclusiveAt: later(1).toISOString() });
+    });
   });
 
   describe("seen requests", () => {

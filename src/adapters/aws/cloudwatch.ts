@@ -1,18 +1,32 @@
-import {
+import { setImmediate as yieldToLoop } from "node:timers/promises";
+import type {
   CloudWatchClient,
-  GetMetricDataCommand,
-  type GetMetricDataCommandInput,
-  type MetricDataQuery,
-  type MetricDataResult,
+  GetMetricDataCommandInput,
+  MetricDataQuery,
+  MetricDataResult,
 } from "@aws-sdk/client-cloudwatch";
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import { countAwsErrors, recordGetMetricData } from "../../ops/metrics.js";
-import { type Datapoint, type MetricQuery, type MetricSeries, type MetricsPort, requestSeriesId } from "../../ports.js";
-
-export { requestSeriesId };
-
+import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../../ports.js";
+import { lazyModule } from "../lazy.js";
 import { type Bundle, batches, checkIds, toBundle } from "./cloudwatch-queries.js";
-import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
+import {
+  type AwsRetryOptions,
+  describeError,
+  type RetrySettings,
+  retrySettings,
+  shape,
+  withoutSdkLogging,
+  withRetry,
+} from "./retry.js";
+
+type CloudWatchSdk = typeof import("@aws-sdk/client-cloudwatch");
+/** The SDK, loaded on the first call. */
+export const loadCloudWatchSdk = lazyModule(
+  "@aws-sdk/client-cloudwatch",
+  () => import("@aws-sdk/client-cloudwatch"),
+  "CloudWatchClient",
+);
 
 /** A guard against a NextToken that never ends; 100,800 datapoints a page makes this generous. */
 const MAX_PAGES = 50;
@@ -40,12 +54,11 @@ const CLOUDWATCH_THROTTLING: ReadonlySet<string> = new Set(["LimitExceededExcept
  */
 export class AwsCloudWatch implements MetricsPort {
   private readonly clients = new Map<string, CloudWatchClient>();
-  private readonly createClient: (region: string) => CloudWatchClient;
+  private readonly createClient: ((region: string) => CloudWatchClient) | undefined;
   private readonly retry: RetrySettings;
 
   constructor(createClient?: (region: string) => CloudWatchClient, retry: AwsCloudWatchRetry = {}) {
-    // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
-    this.createClient = createClient ?? ((region) => new CloudWatchClient({ region, maxAttempts: 1 }));
+    this.createClient = createClient;
     this.retry = retrySettings(retry);
   }
 
@@ -64,9 +77,12 @@ export class AwsCloudWatch implements MetricsPort {
       list.push(bundle);
       byRegion.set(bundle.query.region, list);
     }
+    // Between calls the event loop gets a turn: serialising, signing and parsing 500 queries is a chunk of work
+    // each, and a monitor cycle at 1,000 deploys makes a dozen calls.
     for (const [region, regionBundles] of byRegion) {
       for (const batch of batches(regionBundles)) {
         await this.fetchBatch(region, batch, start, end, results);
+        await yieldToLoop();
       }
     }
 
@@ -108,20 +124,22 @@ export class AwsCloudWatch implements MetricsPort {
     }
   }
 
-  private client(region: string): CloudWatchClient {
+  private async client(region: string): Promise<{ client: CloudWatchClient; sdk: CloudWatchSdk }> {
+    const sdk = await loadCloudWatchSdk();
     let client = this.clients.get(region);
     if (!client) {
-      client = this.createClient(region);
+      // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
+      client = withoutSdkLogging(this.createClient?.(region) ?? new sdk.CloudWatchClient({ region, maxAttempts: 1 }));
       this.clients.set(region, client);
     }
-    return client;
+    return { client, sdk };
   }
 
   private async call(region: string, input: GetMetricDataCommandInput) {
-    const client = this.client(region);
+    const { client, sdk } = await this.client(region);
     const send = () => {
       recordGetMetricData(input.MetricDataQueries?.length ?? 0);
-      return countAwsErrors("cloudwatch:GetMetricData", client.send(new GetMetricDataCommand(input)));
+      return countAwsErrors("cloudwatch:GetMetricData", client.send(new sdk.GetMetricDataCommand(input)));
     };
     return withRetry(this.retry, send, {
       throttling: CLOUDWATCH_THROTTLING,

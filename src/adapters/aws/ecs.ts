@@ -1,16 +1,8 @@
-import {
-  DescribeServiceDeploymentsCommand,
-  DescribeServiceRevisionsCommand,
-  DescribeServicesCommand,
-  DescribeTaskDefinitionCommand,
+import type {
   ECSClient,
-  ListServiceDeploymentsCommand,
-  type ListServiceDeploymentsCommandInput,
-  RegisterTaskDefinitionCommand,
-  type DeploymentConfiguration as SdkDeploymentConfiguration,
-  type ServiceDeploymentBrief,
-  StopServiceDeploymentCommand,
-  UpdateServiceCommand,
+  ListServiceDeploymentsCommandInput,
+  DeploymentConfiguration as SdkDeploymentConfiguration,
+  ServiceDeploymentBrief,
 } from "@aws-sdk/client-ecs";
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import { countAwsErrors } from "../../ops/metrics.js";
@@ -23,6 +15,8 @@ import type {
   ServiceState,
   TaskDefinition,
 } from "../../ports.js";
+import { lazyModule } from "../lazy.js";
+import { DescribeBatcher } from "./ecs-describe.js";
 import {
   type CallContext,
   detail,
@@ -32,7 +26,19 @@ import {
   toDeploybotError,
 } from "./ecs-errors.js";
 import { newRevisionInput, toTaskDefinition } from "./ecs-task-definitions.js";
-import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, withRetry } from "./retry.js";
+import {
+  type AwsRetryOptions,
+  describeError,
+  type RetryFailure,
+  type RetrySettings,
+  retrySettings,
+  withoutSdkLogging,
+  withRetry,
+} from "./retry.js";
+
+type EcsSdk = typeof import("@aws-sdk/client-ecs");
+/** The SDK, loaded on the first call. */
+export const loadEcsSdk = lazyModule("@aws-sdk/client-ecs", () => import("@aws-sdk/client-ecs"), "ECSClient");
 
 /** How AwsEcs retries throttling and server errors (see AwsRetryOptions). */
 export type AwsEcsRetry = AwsRetryOptions;
@@ -52,31 +58,37 @@ const STATUSES: ReadonlySet<string> = new Set<EcsDeploymentStatus>([
 /** The ECS adapter: one SDK call per port method (plus DescribeServiceRevisions), SDK errors turned into DeploybotErrors. */
 export class AwsEcs implements EcsPort {
   private readonly clients = new Map<string, ECSClient>();
-  private readonly createClient: (region: string) => ECSClient;
+  private readonly createClient: ((region: string) => ECSClient) | undefined;
   private readonly retry: RetrySettings;
   /** Service revisions never change, so their task definitions are looked up once. */
   private readonly revisionTaskDefinitions = new Map<string, string>();
+  private readonly describes: DescribeBatcher;
 
   constructor(createClient?: (region: string) => ECSClient, retry: AwsEcsRetry = {}) {
-    // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
-    this.createClient = createClient ?? ((region) => new ECSClient({ region, maxAttempts: 1 }));
+    this.createClient = createClient;
     this.retry = retrySettings(retry);
+    this.describes = new DescribeBatcher(
+      (region) => this.client(region),
+      this.retry,
+      (c) => this.failures(c),
+    );
   }
 
   async describeService(target: EcsTarget): Promise<ServiceState> {
     const context = this.context(target, "ecs:DescribeServices", serviceSubject(target));
-    const out = await this.call(context, (client) =>
-      client.send(new DescribeServicesCommand({ cluster: target.cluster, services: [target.service] })),
-    );
+    const { out, alone } = await this.describes.describe(context);
     const service =
       out.services?.find((s) => s.serviceName === target.service || s.serviceArn === target.service) ??
-      out.services?.[0];
+      (alone ? out.services?.[0] : undefined);
+    const failure =
+      out.failures?.find((f) => f.arn === target.service || f.arn?.endsWith(`/${target.service}`)) ??
+      (alone ? out.failures?.[0] : undefined);
     if (!service || service.status === "INACTIVE") {
-      const reason = out.failures?.[0]?.reason ?? service?.status ?? "MISSING";
+      const reason = failure?.reason ?? service?.status ?? "MISSING";
       if (reason === "MISSING" || reason === "INACTIVE") throw serviceNotFound(target, reason);
       throw new DeploybotError(
         ErrorCode.AwsFailed,
-        `ECS could not describe ${serviceSubject(target)}: ${reason}${detail(out.failures?.[0]?.detail)}`,
+        `ECS could not describe ${serviceSubject(target)}: ${reason}${detail(failure?.detail)}`,
       );
     }
     if (!service.serviceArn || !service.taskDefinition) {
@@ -93,8 +105,8 @@ export class AwsEcs implements EcsPort {
 
   async describeTaskDefinition(target: EcsTarget, taskDefinition: string): Promise<TaskDefinition> {
     const context = this.context(target, "ecs:DescribeTaskDefinition", `task definition ${taskDefinition}`);
-    const out = await this.call(context, (client) =>
-      client.send(new DescribeTaskDefinitionCommand({ taskDefinition, include: ["TAGS"] })),
+    const out = await this.call(context, (client, sdk) =>
+      client.send(new sdk.DescribeTaskDefinitionCommand({ taskDefinition, include: ["TAGS"] })),
     );
     if (!out.taskDefinition) throw incomplete(context, "the answer held no task definition");
     return toTaskDefinition(out.taskDefinition, out.tags ?? [], context);
@@ -111,7 +123,7 @@ export class AwsEcs implements EcsPort {
     if (input.taskRoleArn || input.executionRoleArn) {
       context.permissionHint = `${context.permissionHint ?? "ecs:RegisterTaskDefinition"} and iam:PassRole on its roles`;
     }
-    const out = await this.call(context, (client) => client.send(new RegisterTaskDefinitionCommand(input)));
+    const out = await this.call(context, (client, sdk) => client.send(new sdk.RegisterTaskDefinitionCommand(input)));
     if (!out.taskDefinition) throw incomplete(context, "the answer held no task definition");
     return toTaskDefinition(out.taskDefinition, out.tags ?? [], context);
   }
@@ -125,8 +137,8 @@ export class AwsEcs implements EcsPort {
     // The service's own deployment settings that deploybot does not manage (CloudWatch alarms, blue/green
     // lifecycle hooks, task percentages) are read first and sent back, so a deploy never drops them.
     const read = this.context(target, "ecs:DescribeServices", serviceSubject(target));
-    const described = await this.call(read, (client) =>
-      client.send(new DescribeServicesCommand({ cluster: target.cluster, services: [target.service] })),
+    const described = await this.call(read, (client, sdk) =>
+      client.send(new sdk.DescribeServicesCommand({ cluster: target.cluster, services: [target.service] })),
     );
     const current = described?.services?.find(
       (s) => s.serviceName === target.service || s.serviceArn?.endsWith(`/${target.service}`),
@@ -138,9 +150,9 @@ export class AwsEcs implements EcsPort {
       ...(current?.minimumHealthyPercent !== undefined ? { minimumHealthyPercent: current.minimumHealthyPercent } : {}),
     };
     const context = this.context(target, "ecs:UpdateService", serviceSubject(target));
-    await this.call(context, (client) =>
+    await this.call(context, (client, sdk) =>
       client.send(
-        new UpdateServiceCommand({
+        new sdk.UpdateServiceCommand({
           cluster: target.cluster,
           service: target.service,
           taskDefinition: taskDefinitionArn,
@@ -153,8 +165,8 @@ export class AwsEcs implements EcsPort {
 
   async scaleService(target: EcsTarget, desiredCount: number): Promise<void> {
     const context = this.context(target, "ecs:UpdateService", serviceSubject(target));
-    await this.call(context, (client) =>
-      client.send(new UpdateServiceCommand({ cluster: target.cluster, service: target.service, desiredCount })),
+    await this.call(context, (client, sdk) =>
+      client.send(new sdk.UpdateServiceCommand({ cluster: target.cluster, service: target.service, desiredCount })),
     );
   }
 
@@ -169,7 +181,7 @@ export class AwsEcs implements EcsPort {
       const input: ListServiceDeploymentsCommandInput = { service: target.service, cluster: target.cluster };
       if (since) input.createdAt = { after: since };
       if (nextToken) input.nextToken = nextToken;
-      const out = await this.call(context, (client) => client.send(new ListServiceDeploymentsCommand(input)));
+      const out = await this.call(context, (client, sdk) => client.send(new sdk.ListServiceDeploymentsCommand(input)));
       briefs.push(...(out.serviceDeployments ?? []));
       nextToken = out.nextToken;
     } while (nextToken);
@@ -188,8 +200,8 @@ export class AwsEcs implements EcsPort {
       "ecs:DescribeServiceDeployments",
       `deployment ${arn} of ${serviceSubject(target)}`,
     );
-    const out = await this.call(context, (client) =>
-      client.send(new DescribeServiceDeploymentsCommand({ serviceDeploymentArns: [arn] })),
+    const out = await this.call(context, (client, sdk) =>
+      client.send(new sdk.DescribeServiceDeploymentsCommand({ serviceDeploymentArns: [arn] })),
     );
     const deployment = out.serviceDeployments?.find((d) => d.serviceDeploymentArn === arn);
     if (!deployment) {
@@ -235,8 +247,8 @@ export class AwsEcs implements EcsPort {
 
   async stopServiceDeployment(target: EcsTarget, arn: string): Promise<void> {
     const context = this.context(target, "ecs:StopServiceDeployment", `deployment ${arn} of ${serviceSubject(target)}`);
-    await this.call(context, (client) =>
-      client.send(new StopServiceDeploymentCommand({ serviceDeploymentArn: arn, stopType: "ROLLBACK" })),
+    await this.call(context, (client, sdk) =>
+      client.send(new sdk.StopServiceDeploymentCommand({ serviceDeploymentArn: arn, stopType: "ROLLBACK" })),
     );
   }
 
@@ -248,8 +260,8 @@ export class AwsEcs implements EcsPort {
         "ecs:DescribeServiceRevisions",
         `service revisions of ${serviceSubject(target)}`,
       );
-      const out = await this.call(context, (client) =>
-        client.send(new DescribeServiceRevisionsCommand({ serviceRevisionArns: missing })),
+      const out = await this.call(context, (client, sdk) =>
+        client.send(new sdk.DescribeServiceRevisionsCommand({ serviceRevisionArns: missing })),
       );
       for (const revision of out.serviceRevisions ?? []) {
         if (revision.serviceRevisionArn && revision.taskDefinition) {
@@ -269,19 +281,20 @@ export class AwsEcs implements EcsPort {
     return { target, action, subject };
   }
 
-  private client(region: string): ECSClient {
+  private async client(region: string): Promise<{ client: ECSClient; sdk: EcsSdk }> {
+    const sdk = await loadEcsSdk();
     let client = this.clients.get(region);
     if (!client) {
-      client = this.createClient(region);
+      // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
+      client = withoutSdkLogging(this.createClient?.(region) ?? new sdk.ECSClient({ region, maxAttempts: 1 }));
       this.clients.set(region, client);
     }
-    return client;
+    return { client, sdk };
   }
 
-  /** Sends with exponential backoff on throttling and server errors; everything else is mapped at once. */
-  private async call<T>(context: CallContext, send: (client: ECSClient) => Promise<T>): Promise<T> {
-    const client = this.client(context.target.region);
-    return withRetry(this.retry, () => countAwsErrors(context.action, send(client)), {
+  /** How a call for `context` fails: at once when retrying cannot help, else after the retries. */
+  private failures(context: CallContext): Pick<RetryFailure, "notRetryable" | "exhausted"> {
+    return {
       notRetryable: (err) => toDeploybotError(err, context),
       exhausted: (err, attempts, what) =>
         new DeploybotError(
@@ -289,7 +302,13 @@ export class AwsEcs implements EcsPort {
           `ECS ${what} ${context.action} for ${context.subject} ${attempts} times in a row (last: ${describeError(err)}): try again in a minute`,
           { cause: err, transient: true },
         ),
-    });
+    };
+  }
+
+  /** Sends with exponential backoff on throttling and server errors; everything else is mapped at once. */
+  private async call<T>(context: CallContext, send: (client: ECSClient, sdk: EcsSdk) => Promise<T>): Promise<T> {
+    const { client, sdk } = await this.client(context.target.region);
+    return withRetry(this.retry, () => countAwsErrors(context.action, send(client, sdk)), this.failures(context));
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../../ports.js";
-import { requestSeriesId } from "../aws/cloudwatch.js";
+import { requestSeriesId } from "../../ports.js";
 import type { SimWorld } from "./world.js";
 
 /**

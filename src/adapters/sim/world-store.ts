@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
-import type { Clock } from "../../clock.js";
+import type { Clock, Timeline } from "../../clock.js";
 import type { Config } from "../../config/schema.js";
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import { freshState, type SimSlackMessage, type WorldState } from "./world-state.js";
@@ -27,7 +27,8 @@ function openWorldDb(file: string): Database.Database {
       ts TEXT NOT NULL,
       message TEXT NOT NULL,
       UNIQUE (channel_id, ts)
-    );`);
+    );
+    CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);`);
   return db;
 }
 
@@ -77,6 +78,55 @@ export class WorldStore {
     } finally {
       db.close();
     }
+  }
+
+  /**
+   * The scaled clock's origin kept in a world file (see ScaledClock), so that every process on the world agrees on
+   * the simulated time; undefined when there is no such file or none was written.
+   */
+  static timeline(file: string): Timeline | undefined {
+    if (file === ":memory:" || !existsSync(file)) return undefined;
+    const db = new Database(file, { fileMustExist: true });
+    try {
+      db.pragma("busy_timeout = 5000");
+      const row = db.prepare("SELECT value FROM world WHERE key = 'timeline'").get() as { value: string } | undefined;
+      return row ? (JSON.parse(row.value) as Timeline) : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      db.close();
+    }
+  }
+
+  /** Keeps the scaled clock's origin in the world file, for the other processes that open it. */
+  setTimeline(timeline: Timeline): void {
+    this.assertAlive("the simulated world");
+    this.db
+      .prepare(
+        "INSERT INTO world (key, value) VALUES ('timeline', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      )
+      .run(JSON.stringify(timeline));
+  }
+
+  /**
+   * Moves whenever another connection (another process on the same file) committed a change since this one last
+   * asked; the Slack-like server reads its messages again then.
+   */
+  changesByOthers(): number {
+    this.assertAlive("the simulated world");
+    return this.db.pragma("data_version", { simple: true }) as number;
+  }
+
+  /** The next value of a counter kept in the file, at least `atLeast`: unique across the processes sharing it. */
+  nextCount(name: string, atLeast = 1): number {
+    this.assertAlive("the simulated world");
+    const row = this.db
+      .prepare(
+        `INSERT INTO counters (name, value) VALUES (?, ?)
+         ON CONFLICT(name) DO UPDATE SET value = MAX(counters.value + 1, excluded.value) RETURNING value`,
+      )
+      .get(name, atLeast) as { value: number };
+    return row.value;
   }
 
   /** The simulated time the world was last saved at, when it was resumed from a file. */
@@ -161,10 +211,14 @@ export class WorldStore {
   /** Writes the simulated time (with the rest of the state); a dead world writes nothing. */
   save(): void {
     if (this.killed) return;
-    this.db.transaction(() => {
-      this.refresh();
-      this.write();
-    })();
+    // IMMEDIATE, as update(): a deferred transaction that reads and then writes fails at once with "database is
+    // locked" (no busy wait) when another process on the world file wrote in between.
+    this.db
+      .transaction(() => {
+        this.refresh();
+        this.write();
+      })
+      .immediate();
   }
 
   protected write(): void {

@@ -1,0 +1,65 @@
+import type { App, BlockButtonAction, RespondFn, SlashCommand } from "@slack/bolt";
+import type { Services } from "../services/index.js";
+import type { Person } from "../services/people.js";
+import { parseButtonId } from "./buttons.js";
+import { afterAck, replyError } from "./reply.js";
+
+/** What a slash command's handler gets: the text typed, who typed it, and how to answer them. */
+export interface CommandContext {
+  text: string;
+  person: Person;
+  command: SlashCommand;
+  respond: RespondFn;
+}
+
+/**
+ * The one shape of every slash command listener: ack Slack at once (its 3-second limit), then run the handler
+ * with the person who typed it, after the ack and a few at a time (so a burst is acked first); anything thrown
+ * becomes an ephemeral reply, never a stack.
+ */
+export function onCommand(
+  app: App,
+  services: Services,
+  name: string,
+  handle: (c: CommandContext) => Promise<void>,
+): void {
+  app.command(name, async ({ command, ack, respond }) => {
+    await ack();
+    await afterAck(async () => {
+      try {
+        await handle({ text: command.text, person: services.people.bySlackId(command.user_id), command, respond });
+      } catch (err) {
+        await replyError(respond, err, services.logger);
+      }
+    });
+  });
+}
+
+/**
+ * The one shape of every button that names a deployment or an incident by id: ack, parse the value strictly,
+ * run with the clicker (whose roles the handler checks now, at the click); a refusal or an error is an ephemeral
+ * reply to the clicker only.
+ */
+export function onButton(
+  app: App,
+  services: Services,
+  actionId: string,
+  names: string,
+  run: (id: number, person: Person) => Promise<string | null>,
+): void {
+  app.action<BlockButtonAction>(actionId, async ({ ack, action, body, respond }) => {
+    await ack();
+    await afterAck(async () => {
+      try {
+        const id = parseButtonId(action.value);
+        const refusal =
+          id !== undefined
+            ? await run(id, services.people.bySlackId(body.user.id))
+            : `That button does not name ${names}.`;
+        if (refusal) await respond({ response_type: "ephemeral", replace_original: false, text: refusal });
+      } catch (err) {
+        await replyError(respond, err, services.logger);
+      }
+    });
+  });
+}

@@ -1,0 +1,20 @@
+import { setImmediate as yieldToLoop } from "node:timers/promises";
+
+/** The longest a background job (the monitor, tick) runs without giving the event loop a turn, so acks never wait. */
+export const SLICE_MS = 8;
+
+/** Gives the event loop a turn once SLICE_MS have passed since the last one. */
+export class TimeSlicer {
+  private since = performance.now();
+
+  /** True once a turn is due: checked without a promise, since hot loops ask thousands of times a run. */
+  get due(): boolean {
+    return performance.now() - this.since >= SLICE_MS;
+  }
+
+  async turn(): Promise<void> {
+    if (!this.due) return;
+    await yieldToLoop();
+    this.since = performance.now();
+  }
+}
