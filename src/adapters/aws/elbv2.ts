@@ -1,18 +1,31 @@
-import {
-  type Action,
-  DescribeListenersCommand,
-  DescribeRulesCommand,
-  DescribeTargetHealthCommand,
+import type {
+  Action,
   ElasticLoadBalancingV2Client,
-  ModifyListenerCommand,
-  type ModifyListenerCommandInput,
-  ModifyRuleCommand,
-  type ModifyRuleCommandInput,
+  ModifyListenerCommandInput,
+  ModifyRuleCommandInput,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import { countAwsErrors } from "../../ops/metrics.js";
 import type { ElbPort, Router, Stickiness, TargetGroupWeight } from "../../ports.js";
-import { type AwsRetryOptions, describeError, type RetrySettings, retrySettings, shape, withRetry } from "./retry.js";
+import { lazyModule } from "../lazy.js";
+import {
+  type AwsRetryOptions,
+  describeError,
+  type RetrySettings,
+  retrySettings,
+  shape,
+  withoutSdkLogging,
+  withRetry,
+} from "./retry.js";
+
+type ElbSdk = typeof import("@aws-sdk/client-elastic-load-balancing-v2");
+
+/** The ELBv2 SDK, loaded on the first load balancer call (only environments with traffic steps make one). */
+export const loadElbSdk = lazyModule(
+  "@aws-sdk/client-elastic-load-balancing-v2",
+  () => import("@aws-sdk/client-elastic-load-balancing-v2"),
+  "ElasticLoadBalancingV2Client",
+);
 
 /** How AwsElb retries throttling and server errors (see AwsRetryOptions). */
 export type AwsElbRetry = AwsRetryOptions;
@@ -112,12 +125,11 @@ export function modifyInput(
  */
 export class AwsElb implements ElbPort {
   private readonly clients = new Map<string, ElasticLoadBalancingV2Client>();
-  private readonly createClient: (region: string) => ElasticLoadBalancingV2Client;
+  private readonly createClient: ((region: string) => ElasticLoadBalancingV2Client) | undefined;
   private readonly retry: RetrySettings;
 
   constructor(createClient?: (region: string) => ElasticLoadBalancingV2Client, retry: AwsElbRetry = {}) {
-    // The SDK's own retries are turned off so that maxAttempts means what it says.
-    this.createClient = createClient ?? ((region) => new ElasticLoadBalancingV2Client({ region, maxAttempts: 1 }));
+    this.createClient = createClient;
     this.retry = retrySettings(retry);
   }
 
@@ -128,10 +140,10 @@ export class AwsElb implements ElbPort {
   async setWeights(router: Router, weights: TargetGroupWeight[], stickiness?: Stickiness): Promise<void> {
     const modify = modifyInput(router, await this.actionsOf(router), weights, stickiness);
     const context = this.context(router, `elasticloadbalancing:${modify.op}`);
-    await this.call(context, (client) =>
+    await this.call(context, (client, sdk) =>
       modify.op === "ModifyRule"
-        ? client.send(new ModifyRuleCommand(modify.input))
-        : client.send(new ModifyListenerCommand(modify.input)),
+        ? client.send(new sdk.ModifyRuleCommand(modify.input))
+        : client.send(new sdk.ModifyListenerCommand(modify.input)),
     );
   }
 
@@ -142,8 +154,8 @@ export class AwsElb implements ElbPort {
       region,
       configKey: "strategy.green.target_group (or load_balancer.target_group)",
     };
-    const out = await this.call(context, (client) =>
-      client.send(new DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn })),
+    const out = await this.call(context, (client, sdk) =>
+      client.send(new sdk.DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn })),
     );
     const targets = out.TargetHealthDescriptions ?? [];
     return { healthy: targets.filter((t) => t.TargetHealth?.State === "healthy").length, total: targets.length };
@@ -153,16 +165,16 @@ export class AwsElb implements ElbPort {
   private async actionsOf(router: Router): Promise<Action[]> {
     if (router.kind === "rule") {
       const context = this.context(router, "elasticloadbalancing:DescribeRules");
-      const out = await this.call(context, (client) =>
-        client.send(new DescribeRulesCommand({ RuleArns: [router.arn] })),
+      const out = await this.call(context, (client, sdk) =>
+        client.send(new sdk.DescribeRulesCommand({ RuleArns: [router.arn] })),
       );
       const rule = out.Rules?.find((r) => r.RuleArn === router.arn) ?? out.Rules?.[0];
       if (!rule) throw notFound(context);
       return rule.Actions ?? [];
     }
     const context = this.context(router, "elasticloadbalancing:DescribeListeners");
-    const out = await this.call(context, (client) =>
-      client.send(new DescribeListenersCommand({ ListenerArns: [router.arn] })),
+    const out = await this.call(context, (client, sdk) =>
+      client.send(new sdk.DescribeListenersCommand({ ListenerArns: [router.arn] })),
     );
     const listener = out.Listeners?.find((l) => l.ListenerArn === router.arn) ?? out.Listeners?.[0];
     if (!listener) throw notFound(context);
@@ -173,19 +185,26 @@ export class AwsElb implements ElbPort {
     return { action, subject: routerSubject(router), region: router.region, configKey: routerKey(router) };
   }
 
-  private client(region: string): ElasticLoadBalancingV2Client {
+  private async client(region: string): Promise<{ client: ElasticLoadBalancingV2Client; sdk: ElbSdk }> {
+    const sdk = await loadElbSdk();
     let client = this.clients.get(region);
     if (!client) {
-      client = this.createClient(region);
+      // The SDK's own retries are turned off so that maxAttempts means what it says.
+      client = withoutSdkLogging(
+        this.createClient?.(region) ?? new sdk.ElasticLoadBalancingV2Client({ region, maxAttempts: 1 }),
+      );
       this.clients.set(region, client);
     }
-    return client;
+    return { client, sdk };
   }
 
   /** Sends with exponential backoff on throttling and server errors; everything else is mapped at once. */
-  private async call<T>(context: CallContext, send: (client: ElasticLoadBalancingV2Client) => Promise<T>): Promise<T> {
-    const client = this.client(context.region);
-    return withRetry(this.retry, () => countAwsErrors(context.action, send(client)), {
+  private async call<T>(
+    context: CallContext,
+    send: (client: ElasticLoadBalancingV2Client, sdk: ElbSdk) => Promise<T>,
+  ): Promise<T> {
+    const { client, sdk } = await this.client(context.region);
+    return withRetry(this.retry, () => countAwsErrors(context.action, send(client, sdk)), {
       notRetryable: (err) => toDeploybotError(err, context),
       exhausted: (err, attempts, what) =>
         new DeploybotError(
