@@ -1,24 +1,25 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { formatLocal, formatRelative } from "../clock.js";
+import { formatLocal } from "../clock.js";
 import type { Config } from "../config/schema.js";
 import type { Deployment } from "../domain/deployment.js";
 import type { Intent } from "../domain/effects.js";
 import type { DeployRequest } from "../domain/requests.js";
 import { findTarget, type Target } from "../domain/targets.js";
-import { anyStepsOf, stepsStrategyOf } from "../domain/traffic.js";
+import { stepsStrategyOf } from "../domain/traffic.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
-import { type Approver, approvalProgress, canApprove, describeRule } from "../policies/approvals.js";
-import { type Decision, decideDeploy } from "../policies/gate.js";
+import { type Approver, approvalProgress, canApprove } from "../policies/approvals.js";
+import { decideDeploy } from "../policies/gate.js";
 import { escapeMrkdwn as esc, mention } from "../slack/blocks.js";
 import { quoted } from "../slack/cards.js";
 import type { DeploymentBrief, Store } from "../store/index.js";
+import { dryRunPlan } from "./dry-run.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Outbox } from "./outbox.js";
 import type { People, Person } from "./people.js";
 import type { Reconciler } from "./reconciler.js";
 import type { RollbackService } from "./rollbacks.js";
-import { type EcsRollout, REVISION_RE, strategyOf } from "./rollout.js";
+import { type EcsRollout, strategyOf } from "./rollout.js";
 import type { TrafficSteps } from "./steps.js";
 import { TimeSlicer } from "./time-slicer.js";
 
@@ -84,7 +85,7 @@ export class DeploymentService {
       );
     }
     const decision = decideDeploy(await this.facts(cmd, requester, t));
-    if (cmd.dryRun) return this.dryRun(cmd, t, decision);
+    if (cmd.dryRun) return dryRunPlan(cmd, t, decision);
     const now = this.d.clock.now();
     const { store, outbox, lifecycle } = this.d;
     const { d, card } = await outbox.commit(async () => {
@@ -141,49 +142,6 @@ export class DeploymentService {
     if (after.status === "abandoned")
       return `:red_circle: Deploy #${d.id} was not started: Slack refused its card (${esc(after.lastError ?? "unknown")}). Nothing changed on ECS and the lock is free; fix the channel setup and ask again.`;
     return `:warning: Deploy #${d.id} is recorded, but Slack has not taken its card yet (${esc(after.lastError ?? "not tried yet")}). deploybot keeps trying; the deploy ${d.status === "awaiting_approval" ? "can be approved" : "starts"} once the card is up, and fails cleanly (freeing the lock) if it cannot be posted within 10 min.`;
-  }
-
-  private dryRun(cmd: DeployRequest, t: Target, decision: Decision): string {
-    const steps = stepsStrategyOf(t.settings, Boolean(cmd.canary));
-    const sides = anyStepsOf(t.settings);
-    const plan = REVISION_RE.test(cmd.version)
-      ? [`DescribeServices ${t.ecs.cluster}/${t.ecs.service}`, `DescribeTaskDefinition ${cmd.version}`]
-      : [
-          `DescribeServices ${t.ecs.cluster}/${t.ecs.service}`,
-          "DescribeTaskDefinition (the running revision)",
-          `RegisterTaskDefinition with container ${t.ecs.container} on image tag ${cmd.version}`,
-        ];
-    if (steps) {
-      const rule = steps.listener_rule ? `ModifyRule ${steps.listener_rule}` : `ModifyListener ${steps.listener}`;
-      plan.unshift(`${steps.listener_rule ? "DescribeRules" : "DescribeListeners"}: the live side takes the traffic`);
-      plan.push(
-        `UpdateService of the idle side (${t.ecs.service} or ${steps.green.service}) to the live side's size (ROLLING, circuit breaker with rollback)`,
-        "follow ListServiceDeployments / DescribeServiceDeployments",
-        "DescribeTargetHealth of its target group: healthy targets ≥ desired",
-        `${rule}, step by step: ${steps.steps.map((x) => `${x.weight}%${x.pause ? ` for ${formatRelative(x.pause)}` : ""}`).join(" → ")}, each step judged by the guardrails on the new target group`,
-        `keep the previous version ${formatRelative(steps.keep_previous)}, then scale it down`,
-      );
-    } else {
-      if (sides) plan.unshift("DescribeRules: the live side, where this deploy goes in place");
-      plan.push(
-        `UpdateService ${t.ecs.cluster}/${sides ? "(live side)" : t.ecs.service} (${strategyOf(t.settings).type}, circuit breaker with rollback)`,
-        "follow ListServiceDeployments / DescribeServiceDeployments",
-      );
-    }
-    if (t.policy.bake > 0)
-      plan.push(`bake ${formatRelative(t.policy.bake)} with ${t.settings.guardrails.length} guardrails on`);
-    const verdict = {
-      allow: "would go ahead now",
-      needs_approval: `would need approval (${decision.outcome === "needs_approval" ? describeRule(decision.rule) : ""})`,
-      deny: "would be denied",
-    }[decision.outcome];
-    return [
-      `*Dry run* (nothing was changed): ${cmd.service} ${esc(cmd.version)} → ${cmd.environment} ${verdict}.`,
-      ...decision.reasons.map((r) => `• ${esc(r)}`),
-      ...(decision.bypassed.length ? [`Would bypass: ${esc(decision.bypassed.join("; "))}`] : []),
-      `*Plan* (ECS, ${t.ecs.region}):`,
-      ...plan.map((p, i) => `${i + 1}. ${p}`),
-    ].join("\n");
   }
 
   /**

@@ -13,7 +13,7 @@ import type { Store } from "../store/index.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Outbox } from "./outbox.js";
 import type { People, Person } from "./people.js";
-import { REVISION_RE, versionOf } from "./rollout.js";
+import { RollbackTargets } from "./rollback-targets.js";
 import type { TrafficSteps } from "./steps.js";
 
 /** What a confirmed rollback will do; the confirmation button names it, and it is derived again at the click. */
@@ -50,7 +50,11 @@ export interface RollbackDeps {
 
 /** `/rollback` and the monitor's rollbacks: authority (roles + on call now), the target version, and the start. */
 export class RollbackService {
-  constructor(private readonly d: RollbackDeps) {}
+  private readonly targets: RollbackTargets;
+
+  constructor(private readonly d: RollbackDeps) {
+    this.targets = new RollbackTargets(d);
+  }
 
   private target(service: string, environment: string): Target {
     const t = findTarget(this.d.config, service, environment);
@@ -99,7 +103,7 @@ export class RollbackService {
     // While a rollback is running (its ECS call retried, say), the deploy it ends is no longer in flight and
     // nothing earlier may have succeeded: say what is going on rather than "nothing to roll back to".
     await this.refuseWhilePending(t.service, t.environment);
-    const current = await this.currentVersion(t);
+    const current = await this.targets.current(t);
     // A deploy of deploybot's still in flight is what gets rolled back: back to what ran before it.
     const inFlight = await this.d.store.deployments.latestOf(t.service, t.environment, UNFINISHED, "deploy");
     if (inFlight) current.version = inFlight.version;
@@ -115,10 +119,10 @@ export class RollbackService {
       );
     }
     const to = cmd.version
-      ? await this.named(t, cmd.version)
+      ? await this.targets.named(t, cmd.version)
       : inFlight?.previousVersion
         ? { version: inFlight.previousVersion, taskDefinition: inFlight.previousTaskDefinition }
-        : await this.previousGood(t, current.version, current.taskDefinition);
+        : await this.targets.previousGood(t, current.version, current.taskDefinition);
     if (!to) {
       throw new DeploybotError(
         ErrorCode.NotFound,
@@ -160,78 +164,6 @@ export class RollbackService {
         `Rollback #${pending.id} of ${service} ${environment} is already ${pending.status === "awaiting_approval" ? "waiting for approval" : "running"}.`,
       );
     }
-  }
-
-  private async currentVersion(t: Target): Promise<{ version: string; taskDefinition: string }> {
-    // On a target with two sides, what runs is what the live side (the one taking the traffic) runs.
-    const live = await this.d.steps.liveEcs(t);
-    const svc = await this.d.ecs.describeService(live);
-    const def = await this.d.ecs.describeTaskDefinition(live, svc.taskDefinitionArn);
-    return { version: versionOf(t, def), taskDefinition: svc.taskDefinitionArn };
-  }
-
-  /**
-   * A named target must have run here before (deploybot's history, or the revision family of this service):
-   * a rollback bypasses freezes and deploy approvals, so it must never become a way to ship a new version.
-   */
-  private async named(t: Target, version: string): Promise<{ version: string; taskDefinition: string | null }> {
-    if (REVISION_RE.test(version)) {
-      const live = await this.d.steps.liveEcs(t);
-      const def = await this.d.ecs.describeTaskDefinition(live, version);
-      const running = await this.d.ecs.describeService(live);
-      const current = await this.d.ecs.describeTaskDefinition(live, running.taskDefinitionArn);
-      if (def.family !== current.family) {
-        throw new DeploybotError(
-          ErrorCode.CommandInvalid,
-          `${version} is not a revision of ${t.service} ${t.environment}'s task definition family (${current.family}).`,
-        );
-      }
-      return { version, taskDefinition: def.arn };
-    }
-    const history = await this.d.store.deployments.history(t.service, t.environment, 500);
-    const ran = history.find(
-      (x) => x.version === version && x.taskDefinition && (x.status === "succeeded" || x.status === "rolled_back"),
-    );
-    if (ran) return { version, taskDefinition: ran.taskDefinition };
-    const before = history.find((x) => x.previousVersion === version && x.previousTaskDefinition);
-    if (before) return { version, taskDefinition: before.previousTaskDefinition };
-    throw new DeploybotError(
-      ErrorCode.CommandInvalid,
-      `${version} has not run in ${t.service} ${t.environment} as far as deploybot knows, so it cannot be a rollback target. To ship a version, use /deploy: its freezes, windows and approvals apply.`,
-    );
-  }
-
-  /** The last version that succeeded here before the current one (deploybot's history, else ECS's previous revision). */
-  private async previousGood(
-    t: Target,
-    current: string,
-    currentArn: string,
-  ): Promise<{ version: string; taskDefinition: string | null } | null> {
-    const history = await this.d.store.deployments.history(t.service, t.environment, 200);
-    const good = history.find(
-      (x) => x.status === "succeeded" && x.version !== current && x.taskDefinition && x.taskDefinition !== currentArn,
-    );
-    if (good) return { version: good.version, taskDefinition: good.taskDefinition };
-    // What ran before deploybot deployed the current version was good enough to be running in this environment.
-    const currentDeploy = history.find((x) => x.kind === "deploy" && x.status === "succeeded" && x.version === current);
-    if (currentDeploy?.previousVersion && currentDeploy.previousVersion !== current) {
-      return { version: currentDeploy.previousVersion, taskDefinition: currentDeploy.previousTaskDefinition };
-    }
-    // ECS's previous revision is only a fallback for a service deploybot has never deployed: with history,
-    // the revision before the current one may be exactly the version that was rolled back.
-    if (history.some((x) => x.taskDefinition)) return null;
-    for (const summary of (await this.d.ecs.listServiceDeployments(t.ecs)).slice(0, 5)) {
-      const dep = await this.d.ecs.describeServiceDeployment(t.ecs, summary.arn);
-      if (
-        dep.targetTaskDefinitionArn === currentArn &&
-        dep.sourceTaskDefinitionArn &&
-        dep.sourceTaskDefinitionArn !== currentArn
-      ) {
-        const def = await this.d.ecs.describeTaskDefinition(t.ecs, dep.sourceTaskDefinitionArn);
-        return { version: versionOf(t, def), taskDefinition: def.arn };
-      }
-    }
-    return null;
   }
 
   /** Step two: the Roll back click (authority checked again by the caller) or the monitor; records and starts it. */
