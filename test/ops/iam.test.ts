@@ -25,7 +25,8 @@ const SERVICE: Record<string, string> = {
 };
 
 /**
- * Every AWS action the code can cause: `new XCommand(` in src/adapters/aws/*.ts (as service:X, the service from
+ * Every AWS action the code can cause: `new XCommand(` (or `new sdk.XCommand(`, from an SDK loaded on first use) in
+ * src/adapters/aws/*.ts (as service:X, the service from
  * the file's SDK import), and the actions the adapters name in their permission hints (ecs:TagResource and
  * iam:PassRole ride along with RegisterTaskDefinition).
  */
@@ -35,7 +36,7 @@ function actionsInCode(): Map<string, string> {
   for (const file of readdirSync(dir).filter((f) => f.endsWith(".ts"))) {
     const text = readFileSync(join(dir, file), "utf8");
     const client = Object.keys(SERVICE).find((pkg) => text.includes(`from "${pkg}"`));
-    for (const m of text.matchAll(/\bnew ([A-Z][A-Za-z]+)Command\(/g)) {
+    for (const m of text.matchAll(/\bnew (?:sdk\.)?([A-Z][A-Za-z]+)Command\(/g)) {
       if (!client) throw new Error(`${file} sends ${m[1]}Command but imports no known SDK client: add it to SERVICE`);
       found.set(`${SERVICE[client]}:${m[1]}`, file);
     }
