@@ -103,7 +103,8 @@ export function targetGroupMetricAt(
   const svc = tg ? state.services[tg.service] : undefined;
   if (!svc) return undefined;
   const share = targetGroupShareAt(state, targetGroupArn, at);
-  if (metric === "healthy_hosts") return svc.desiredCount;
+  // Its tasks, unless `:metric … healthy_hosts` said otherwise for the version they run.
+  if (metric === "healthy_hosts") return serviceMetricAt(state, config, svc, metric, at) ?? svc.desiredCount;
   if (metric === "request_count") {
     const all = serviceMetricAt(state, config, svc, "request_count", at);
     return all === undefined ? undefined : round(all * share);
