@@ -137,16 +137,19 @@ function stepsBlocks(d: Deployment, t: TrafficState, c: CardContext): Block[] {
       );
     else if (!t.stepAt)
       lines.push(next ? "Setting the weights…" : "Setting the last weights: all traffic to the new version…");
-    else if (t.holdingSince)
+    else if (t.holdingSince) {
+      const pauseAt = Date.parse(t.holdingSince) + t.plan.maxInconclusiveMs;
       lines.push(
-        `Holding: ${esc(t.hold ?? "inconclusive")} (pauses for a person in ${formatRelative(Math.max(0, Date.parse(t.holdingSince) + t.plan.maxInconclusiveMs - c.now.getTime()))})`,
+        `Holding: ${esc(t.hold ?? "inconclusive")} (pauses for a person at ${formatLocal(new Date(pauseAt), c.timeZone)}, in ${formatRelative(Math.max(0, pauseAt - c.now.getTime()))})`,
       );
-    else if (t.hold) lines.push(`Holding: ${esc(t.hold)}`);
+    } else if (t.hold) lines.push(`Holding: ${esc(t.hold)}`);
     else if (next) {
-      const left = Date.parse(t.stepAt) + pause - c.now.getTime();
+      // The card is edited when something happens, not every minute: the time of day stays true as it ages.
+      const due = Date.parse(t.stepAt) + pause;
+      const left = due - c.now.getTime();
       lines.push(
         left > 0
-          ? `Next step (${next.weight}%) in ${formatRelative(left)} if the guardrails pass`
+          ? `Next step (${next.weight}%) at ${formatLocal(new Date(due), c.timeZone)} (in ${formatRelative(left)}) if the guardrails pass`
           : `Next step (${next.weight}%) once the guardrails pass`,
       );
     }

@@ -105,7 +105,7 @@ describe("traffic steps through the console (seed 000's 10 → 50 → 90 → 100
     expect(live(t)).toEqual([90, 10]);
     expect(await deploy(t)).toMatchObject({ status: "shifting", progress: { traffic: { step: 0 } } });
     expect(t.card(1)).toContain("Step 1 of 4: `v1.4.2` 10% (web-green) · `v1.4.0` 90% (web)");
-    expect(t.card(1)).toContain("Next step (50%) in 10 min if the guardrails pass");
+    expect(t.card(1)).toContain("Next step (50%) at Tue 24 Nov 10:29 SAST (in 10 min) if the guardrails pass");
 
     // Each step holds for its pause, then advances on a pass; never sooner.
     for (const { step, at } of STEPS.slice(1)) {
