@@ -353,6 +353,24 @@ describe("AwsElb errors", () => {
     expect(sleep).not.toHaveBeenCalled();
   });
 
+  it("says when AWS refuses deploybot's credentials, without retrying", async () => {
+    elb.on(DescribeRulesCommand).rejects(
+      Object.assign(new Error("The security token included in the request is expired"), {
+        name: "ExpiredToken",
+        $fault: "client",
+        $metadata: { httpStatusCode: 403 },
+      }),
+    );
+    const { elbAdapter, sleep } = adapter();
+
+    const err = await caught(elbAdapter.describeWeights(RULE));
+
+    expect(err.message).toBe(
+      "AWS did not accept deploybot's credentials for elasticloadbalancing:DescribeRules (ExpiredToken): refresh them or check the IAM role. AWS said: The security token included in the request is expired",
+    );
+    expect(sleep).not.toHaveBeenCalled();
+  });
+
   it("says which config key to check when the rule or a target group does not exist", async () => {
     elb
       .on(DescribeRulesCommand)

@@ -10,6 +10,7 @@ import type { ElbPort, Router, Stickiness, TargetGroupWeight } from "../../ports
 import { lazyModule } from "../lazy.js";
 import {
   type AwsRetryOptions,
+  credentialsProblem,
   describeError,
   type RetrySettings,
   retrySettings,
@@ -230,6 +231,8 @@ function toDeploybotError(err: unknown, context: CallContext): DeploybotError {
   const aws = e.message ? ` AWS said: ${e.message}` : "";
   const { action, subject } = context;
   const fail = (code: ErrorCode, message: string) => new DeploybotError(code, message, { cause: err });
+  const credentials = credentialsProblem(e.name, action);
+  if (credentials) return fail(ErrorCode.AwsFailed, `${credentials}${aws}`);
   switch (e.name) {
     case "AccessDenied":
     case "AccessDeniedException":
@@ -253,20 +256,6 @@ function toDeploybotError(err: unknown, context: CallContext): DeploybotError {
     case "TargetGroupAssociationLimitException":
     case "TooManyActionsException":
       return fail(ErrorCode.AwsFailed, `Elastic Load Balancing refused ${action} for ${subject} (${e.name}).${aws}`);
-    case "CredentialsProviderError":
-      return fail(
-        ErrorCode.AwsFailed,
-        `deploybot found no AWS credentials to call ${action}: run it with an IAM role or set AWS_PROFILE / AWS_ACCESS_KEY_ID.${aws}`,
-      );
-    case "ExpiredTokenException":
-    case "ExpiredToken":
-    case "UnrecognizedClientException":
-    case "InvalidClientTokenId":
-    case "SignatureDoesNotMatch":
-      return fail(
-        ErrorCode.AwsFailed,
-        `AWS did not accept deploybot's credentials for ${action} (${e.name}): refresh them or check the IAM role.${aws}`,
-      );
     default:
       return fail(ErrorCode.AwsFailed, `Elastic Load Balancing ${action} failed for ${subject}: ${describeError(err)}`);
   }
