@@ -210,8 +210,26 @@ describe("seed 004 (examples/ecommerce.yml): two clusters behind one ALB, the li
       [0, 100],
     ]);
     expect(Math.floor(minutes((steps[1]?.at ?? 0) - (steps[0]?.at ?? 0)))).toBe(10);
+    // The console prints each call as an `aws` line of the elbv2 API with the exact input sent.
     const set = t.since(0).find((e) => e.kind === "aws" && e.op === "ModifyListener");
-    expect(set?.input?.ListenerArn).toBe(LISTENER);
+    expect({ api: set?.api, op: set?.op, input: set?.input }).toEqual({
+      api: "elbv2",
+      op: "ModifyListener",
+      input: {
+        ListenerArn: LISTENER,
+        DefaultActions: [
+          {
+            Type: "forward",
+            ForwardConfig: {
+              TargetGroups: [
+                { TargetGroupArn: BLUE, Weight: 90 },
+                { TargetGroupArn: GREEN, Weight: 10 },
+              ],
+            },
+          },
+        ],
+      },
+    });
     expect(t.con.world.weightsNow(LISTENER)).toEqual({ [BLUE]: 0, [GREEN]: 100 });
   });
 

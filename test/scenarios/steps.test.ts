@@ -185,6 +185,8 @@ describe("traffic steps through the console (seed 000's 10 → 50 → 90 → 100
       expect(await deploy(t, 2)).toMatchObject({ kind: "rollback", status: "baking", flags: { automatic: true } });
       const pages = t.since(breach).filter((e) => e.kind === "page" && e.action === "trigger");
       expect(pages.map((p) => p.dedupKey)).toContain("deploybot/web/production/deploy-1/error-rate-(rollback)");
+      const reported = t.since(breach).filter((e) => e.kind === "message" && e.channel === "#incidents");
+      expect(reported.map((e) => e.text)).toContainEqual(expect.stringContaining("guardrail “error rate (rollback)”"));
       // web-green no longer takes traffic: scaled down.
       expect(t.con.world.read().services["comply360-prod/web-green"]?.desiredCount).toBe(0);
       const incident = (await t.con.store.incidents.of(1)).find((i) => i.guardrail === "error rate (rollback)");
