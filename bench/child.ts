@@ -1,4 +1,7 @@
-/** A TypeScript child process (run through tsx) that answers IPC requests by kind: the bench's helpers use it. */
+/**
+ * A child process that answers IPC requests by kind: the bench's helpers use it. A `.ts` script runs through tsx;
+ * a built `.mjs` (the bundled measurement) runs as it is.
+ */
 import { type ChildProcess, fork } from "node:child_process";
 
 export class Child<Req extends { kind: string }, Reply extends { kind: string }> {
@@ -6,7 +9,7 @@ export class Child<Req extends { kind: string }, Reply extends { kind: string }>
 
   constructor(script: URL, env: NodeJS.ProcessEnv = process.env, args: string[] = []) {
     this.process = fork(script, args, {
-      execArgv: ["--import", "tsx"],
+      execArgv: script.pathname.endsWith(".ts") ? ["--import", "tsx"] : [],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       env,
     });

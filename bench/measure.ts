@@ -5,7 +5,10 @@
  * bench/aws-server.ts in its own process; Slack's side (requests and response_url) is bench/loadgen.ts.
  * Sends its figures to the parent over IPC (or prints them as JSON when run alone).
  *
- * To profile one part: `node --cpu-prof --import tsx bench/measure.ts --only acks` (monitor, acks or history).
+ * `npm run bench` runs it bundled as the bot is (.bench-build/measure.mjs, built by scripts/build.mjs from these
+ * sources; paths to the helpers are written from the repository root so they hold in both places). To profile one
+ * part: `node --cpu-prof .bench-build/measure.mjs --only acks` (monitor, acks or history), or from the sources with
+ * `node --cpu-prof --import tsx bench/measure.ts --only acks`.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import type { Server } from "node:http";
@@ -223,7 +226,9 @@ const ackStats = (lat: number[], statuses: number[]): AckStats => ({
 const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/slack/events`;
 
 async function ackFigures(bot: Bot, awsUrl: string, inFlightIds: number[]) {
-  const gen = new Child<WaveRequest | SinkRequest, WaveResult | SinkResult>(new URL("./loadgen.ts", import.meta.url));
+  const gen = new Child<WaveRequest | SinkRequest, WaveResult | SinkResult>(
+    new URL("../bench/loadgen.ts", import.meta.url),
+  );
   const deploybot = createApp(bot.services, {
     botToken: "xoxb-bench",
     transport: { kind: "http", signingSecret: SIGNING_SECRET },
@@ -440,7 +445,7 @@ async function historyFigures(awsUrl: string, dir: string, aws: Aws) {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "deploybot-bench-run-"));
-  const aws: Aws = new Child(new URL("./aws-server.ts", import.meta.url));
+  const aws: Aws = new Child(new URL("../bench/aws-server.ts", import.meta.url));
   try {
     const awsUrl = (await aws.ask({ kind: "url" })).url;
     log(`${WATCHED} watched deploys on a file database, real SDK against ${awsUrl}`);
@@ -474,7 +479,8 @@ export type MeasureResult = {
   processCpuMs: number;
 } & Awaited<ReturnType<typeof historyFigures>>;
 
-if (process.argv[1]?.endsWith("measure.ts")) {
+// Run as a script (from the sources, or bundled as measure.mjs), not when run.ts imports its types.
+if (/measure\.(ts|mjs)$/.test(process.argv[1] ?? "")) {
   main()
     .catch((err: unknown) => {
       process.stderr.write(`measure failed: ${(err as Error).stack ?? String(err)}\n`);

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { Store } from "../src/store/index.js";
 import type { AwsServerReply, AwsServerRequest } from "./aws-server.js";
 import { Child } from "./child.js";
@@ -32,9 +33,12 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 const startedAt = Date.now();
 const elapsed = () => `${Math.round((Date.now() - startedAt) / 1000)} s`;
 
+/** Where the measurement is bundled, at the repository's root so its paths (../examples, ../bench) resolve. */
+const MEASURE_BUILD = new URL("../.bench-build/", import.meta.url);
+
 function measureOnce(): Promise<MeasureResult> {
   const child = new Child<{ kind: "none" }, { kind: "result"; result: MeasureResult }>(
-    new URL("./measure.ts", import.meta.url),
+    new URL("measure.mjs", MEASURE_BUILD),
     { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
     QUICK ? ["--quick"] : [],
   );
@@ -43,7 +47,7 @@ function measureOnce(): Promise<MeasureResult> {
       if (m.kind === "result") resolve(m.result);
     });
     child.process.on("exit", (code) => {
-      if (code !== 0) reject(new Error(`bench/measure.ts exited with ${code}`));
+      if (code !== 0) reject(new Error(`the bench's measurement (bench/measure.ts) exited with ${code}`));
     });
   });
 }
@@ -158,8 +162,13 @@ async function main(): Promise<void> {
     loadAverageAtStart: loadavg().map((x) => round(x, 2)),
   };
   log(`deploybot bench: ${RUNS} runs on ${machine.cores} × ${machine.cpuModel}, Node ${machine.node}`);
-  // bin/deploybot.js is measured as `npm install` leaves it: running the bundle, built now from these sources.
+  // bin/deploybot.js is measured as `npm install` leaves it: running the bundle, built now from these sources. The
+  // in-process figures run bundled the same way (esbuild, no tsx), as the bot runs in production.
   execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: ["ignore", "ignore", "inherit"] });
+  const measure = `measure=${fileURLToPath(new URL("./measure.ts", import.meta.url))}`;
+  execFileSync(process.execPath, ["scripts/build.mjs", "--outdir", fileURLToPath(MEASURE_BUILD), "--entry", measure], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   const dir = mkdtempSync(join(tmpdir(), "deploybot-bench-"));
   const aws: Aws = new Child(new URL("./aws-server.ts", import.meta.url));
   try {

@@ -28,9 +28,9 @@ export type GuardrailStatus = "ok" | "breaching" | "inconclusive";
 export interface GuardrailInput {
   guardrail: Guardrail;
   /** Oldest first, as the metrics port returns them. */
-  datapoints: Datapoint[];
+  datapoints: readonly Datapoint[];
   /** Request counts per period (the `${id}_requests` series of error_rate); needed when `min_requests` is set. */
-  requestCounts?: Datapoint[];
+  requestCounts?: readonly Datapoint[];
   /** The metric over the pre-deploy window; needed by relative ("x baseline") thresholds. */
   baseline?: number | null;
   now: Date;

@@ -136,8 +136,7 @@ export class DeploymentService {
 
   /** After the first attempt at posting a new card: nothing to say when it is up, else what happens now. */
   private async cardReport(d: Deployment, card: Intent): Promise<string | null> {
-    await this.d.reconciler.idle();
-    const after = await this.d.store.intents.byId(card.id);
+    const after = await this.d.reconciler.firstAttempt(card.id);
     if (!after || after.status === "done") return null;
     if (after.status === "abandoned")
       return `:red_circle: Deploy #${d.id} was not started: Slack refused its card (${esc(after.lastError ?? "unknown")}). Nothing changed on ECS and the lock is free; fix the channel setup and ask again.`;
@@ -172,21 +171,23 @@ export class DeploymentService {
     const d = open;
     const held = await this.d.people.rolesOf(clicker);
     const approver: Approver = { user: clicker.name, roles: held.roles };
-    const check = canApprove(d.approvalRule ?? [], approver, d.requestedBy, await this.approvers(id));
     const { store, outbox, lifecycle, clock } = this.d;
-    if (!check.ok) {
-      await lifecycle.audit(d, clicker.name, "approval.refused", {
-        reason: check.reason,
-        roles: [...held.roles],
-        oncall: held.oncall,
-      });
-      return check.reason;
-    }
     const now = clock.now();
-    await outbox.commit(async () => {
-      // Read again inside the transaction: another approver may have clicked while roles were looked up.
+    // Checked inside the transaction, against the status and approvals as they are now: another click, on this
+    // process or on another replica, may have been counted while the roles were looked up. Whoever it was, the
+    // clicker whose click changed nothing is told why.
+    return outbox.commit(async (): Promise<string | null> => {
       const current = await store.deployments.must(id);
-      if (current.status !== "awaiting_approval") return;
+      if (current.status !== "awaiting_approval") return this.closed(current);
+      const check = canApprove(current.approvalRule ?? [], approver, current.requestedBy, await this.approvers(id));
+      if (!check.ok) {
+        await lifecycle.audit(current, clicker.name, "approval.refused", {
+          reason: check.reason,
+          roles: [...held.roles],
+          oncall: held.oncall,
+        });
+        return check.reason;
+      }
       const recorded = await store.approvals.record({
         deploymentId: id,
         user: clicker.name,
@@ -196,12 +197,12 @@ export class DeploymentService {
         note: null,
         at: now.toISOString(),
       });
-      if (!recorded) return;
+      if (!recorded) return "You have already approved this; an approval counts once.";
       await lifecycle.audit(d, clicker.name, "approval.approve", { roles: [...held.roles], oncall: held.oncall });
       await outbox.card(current);
       await outbox.noteOnCard(current, `Approved by ${mention(clicker.slackId)}.`);
       const progress = approvalProgress(d.approvalRule ?? [], await this.approvers(id));
-      if (!progress.satisfied) return;
+      if (!progress.satisfied) return null;
       const ok = await store.deployments.apply(id, "approve", now);
       await lifecycle.audit(ok, "deploybot", "deploy.approved", {
         approvers: progress.groups.flatMap((g) => g.approvedBy),
@@ -214,8 +215,8 @@ export class DeploymentService {
           ok,
           current.cardTs ? null : ((await store.intents.openOf("slack.card", { deploymentId: id })) ?? null),
         );
+      return null;
     });
-    return null;
   }
 
   /** Reject clicked: an eligible approver (or the requester, withdrawing) ends the request. */
@@ -231,7 +232,11 @@ export class DeploymentService {
     }
     const { store, outbox, lifecycle, clock } = this.d;
     const now = clock.now();
-    await outbox.commit(async () => {
+    return outbox.commit(async (): Promise<string | null> => {
+      // An Approve that completed the request (or another Reject) may have been handled since the check above,
+      // here or on another replica: then this click changes nothing, and says so.
+      const current = await store.deployments.must(id);
+      if (current.status !== "awaiting_approval") return this.closed(current);
       await store.approvals.record({
         deploymentId: id,
         user: clicker.name,
@@ -243,27 +248,31 @@ export class DeploymentService {
       });
       const event = isRequester ? "withdraw" : "reject";
       const ended = await lifecycle.move(
-        d,
+        current,
         event,
         {},
         `${isRequester ? "Withdrawn" : "Rejected"} by ${mention(clicker.slackId)}${note ? `: ${quoted(note)}` : ""}.`,
       );
       await lifecycle.audit(ended, clicker.name, `deploy.${ended.status}`, { note });
+      return null;
     });
-    return null;
   }
 
   /** The request a click is about, if it still awaits approval; else why not (expiring it when its time is up). */
   private async stillOpen(id: number): Promise<Deployment | string> {
     const d = await this.d.store.deployments.get(id);
     if (!d) return `There is no deploy #${id}.`;
-    if (d.status === "expired")
-      return `This request expired${d.expiresAt ? ` at ${formatLocal(new Date(d.expiresAt), this.timeZone(d))}` : ""}; ask again with /deploy.`;
-    if (d.status !== "awaiting_approval")
-      return `This request is already ${d.status.replace(/_/g, " ")}; nothing changed.`;
+    if (d.status !== "awaiting_approval") return this.closed(d);
     if (await this.expireIfDue(d, "Approval request expired."))
       return `This request expired at ${formatLocal(new Date(d.expiresAt as string), this.timeZone(d))}; ask again with /deploy.`;
     return d;
+  }
+
+  /** What a click on a request that no longer awaits approval is told: where it is now, and that nothing changed. */
+  private closed(d: Deployment): string {
+    if (d.status === "expired")
+      return `This request expired${d.expiresAt ? ` at ${formatLocal(new Date(d.expiresAt), this.timeZone(d))}` : ""}; ask again with /deploy.`;
+    return `This request is already ${d.status.replace(/_/g, " ")}; nothing changed.`;
   }
 
   /** Moves an awaiting request past its expiry to expired; true when it did. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Effect, EffectKind, Intent } from "../domain/effects.js";
@@ -131,6 +132,23 @@ export class Reconciler {
   /** Resolves once no pass is running or asked for. */
   async idle(): Promise<void> {
     while (this.running) await this.running;
+  }
+
+  /**
+   * An intent once its first attempt is over, for a reply that says how it went: on the leader, after the pass its
+   * recording kicked; on a standby, once the leader's next pass (every second) has performed it or failed at it,
+   * looked for every 100 ms for at most `withinMs`. Otherwise whatever it is by then (the leader is slow).
+   */
+  async firstAttempt(id: number, withinMs = 3_000): Promise<Intent | undefined> {
+    await this.idle();
+    let intent = await this.d.store.intents.byId(id);
+    if (this.fence.leading()) return intent;
+    const until = Date.now() + withinMs;
+    while (intent?.status === "open" && intent.lastError === null && Date.now() < until) {
+      await sleep(100);
+      intent = await this.d.store.intents.byId(id);
+    }
+    return intent;
   }
 
   /** The scheduled job: one pass (joined with any running one). */

@@ -108,10 +108,13 @@ export function seriesOf(t: Target, g: Guardrail, on: SidePlacement | null = nul
 }
 
 interface Held {
-  points: Map<number, number>;
-  requests: Map<number, number>;
+  /** By period start: the datapoint as CloudWatch returned it, kept (with its Date) while its value stays. */
+  points: Map<number, Datapoint>;
+  requests: Map<number, Datapoint>;
   /** When it was last fetched: periods older than that minus the lag are final and never asked for again. */
   fetchedAt: number | null;
+  /** The points and requests as sorted datapoints, built on the first read after a merge and shared until the next. */
+  sorted: { points?: Datapoint[]; requests?: Datapoint[] };
 }
 
 /**
@@ -138,30 +141,59 @@ export class SeriesCache {
 
   /** Keeps what one call returned for a series; drops what no guardrail looks at any more. */
   merge(spec: SeriesSpec, values: MetricSeries | undefined, requests: MetricSeries | undefined, now: number): void {
-    const h = this.held.get(spec.key) ?? { points: new Map(), requests: new Map(), fetchedAt: null };
+    const h = this.held.get(spec.key) ?? { points: new Map(), requests: new Map(), fetchedAt: null, sorted: {} };
     this.held.set(spec.key, h);
     if (!values || values.status === "error") return;
-    for (const p of values.datapoints) h.points.set(p.at.getTime(), p.value);
-    for (const p of requests?.datapoints ?? []) h.requests.set(p.at.getTime(), p.value);
+    // The sorted lists are built again only when a period was added, changed or dropped (most calls bring the
+    // latest period or two, and the late-data window again, mostly unchanged).
+    let changed = keep(h.points, values.datapoints);
+    if (requests) changed = keep(h.requests, requests.datapoints) || changed;
     if (requests?.status !== "error") h.fetchedAt = now;
     const oldest = now - spec.lookbackMs;
-    for (const map of [h.points, h.requests]) for (const t of map.keys()) if (t < oldest) map.delete(t);
+    for (const map of [h.points, h.requests])
+      for (const t of map.keys())
+        if (t < oldest) {
+          map.delete(t);
+          changed = true;
+        }
+    if (changed) h.sorted = {};
   }
 
-  /** The held datapoints of a series at or after `from`, oldest first. */
-  points(key: string, from: number, which: "points" | "requests" = "points"): Datapoint[] {
+  /**
+   * The held datapoints of a series at or after `from`, oldest first. The datapoints are built once per merge and
+   * shared by every guardrail that reads the series (a thousand deploys' guardrails read thousands of them a
+   * cycle): callers must not change them.
+   */
+  points(key: string, from: number, which: "points" | "requests" = "points"): readonly Datapoint[] {
     const h = this.held.get(key);
     if (!h) return [];
-    return [...h[which].entries()]
-      .filter(([t]) => t >= from)
-      .sort((a, b) => a[0] - b[0])
-      .map(([t, value]) => ({ at: new Date(t), value }));
+    let all = h.sorted[which];
+    if (!all) {
+      all = [...h[which].values()].sort((a, b) => a.at.getTime() - b.at.getTime());
+      h.sorted[which] = all;
+    }
+    let first = 0;
+    while (first < all.length && (all[first] as Datapoint).at.getTime() < from) first++;
+    return first === 0 ? all : all.slice(first);
   }
 
   /** Forgets series nobody asked for this cycle. */
   keepOnly(keys: ReadonlySet<string>): void {
     for (const k of this.held.keys()) if (!keys.has(k)) this.held.delete(k);
   }
+}
+
+/** Puts each datapoint in `held` by its period; true when one was new or its value changed. */
+function keep(held: Map<number, Datapoint>, datapoints: readonly Datapoint[]): boolean {
+  let changed = false;
+  for (const p of datapoints) {
+    const t = p.at.getTime();
+    const known = held.get(t);
+    if (known && (known.value === p.value || (Number.isNaN(known.value) && Number.isNaN(p.value)))) continue;
+    held.set(t, p);
+    changed = true;
+  }
+  return changed;
 }
 
 /** Builds one query per distinct series, with ids valid for CloudWatch, and a way back from the results. */

@@ -124,9 +124,18 @@ export function writeFailoverConfig(dir: string, services: number): string {
   return file;
 }
 
-/** A small HTTP server that takes the bots' response_url answers (and keeps them, for a failing trial's report). */
-async function responseSink(): Promise<{ url: string; bodies: string[]; close(): Promise<void> }> {
+/**
+ * A small HTTP server that takes the bots' response_url answers (and keeps them, for a failing trial's report), each
+ * also with the path it was sent to (the click tests give every request a response_url of its own).
+ */
+export async function responseSink(): Promise<{
+  url: string;
+  bodies: string[];
+  received: Array<{ path: string; body: string }>;
+  close(): Promise<void>;
+}> {
   const bodies: string[] = [];
+  const received: Array<{ path: string; body: string }> = [];
   const server: Server = createServer((req, res) => {
     let body = "";
     req.on("data", (d: Buffer) => {
@@ -134,6 +143,7 @@ async function responseSink(): Promise<{ url: string; bodies: string[]; close():
     });
     req.on("end", () => {
       bodies.push(body);
+      received.push({ path: req.url ?? "", body });
       res.writeHead(200, { "content-type": "application/json" });
       res.end('{"ok":true}');
     });
@@ -142,6 +152,7 @@ async function responseSink(): Promise<{ url: string; bodies: string[]; close():
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/response`,
     bodies,
+    received,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
@@ -349,7 +360,7 @@ export async function runFailoverTrials(o: FailoverOptions): Promise<TrialResult
 }
 
 /** Polls `check` until it returns a value; throws with `what` after `ms`. */
-async function until<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
+export async function until<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await check();

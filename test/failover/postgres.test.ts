@@ -6,6 +6,7 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { Store } from "../../src/store/index.js";
 import { PG_URL } from "../store/fixtures.js";
+import { clicksReport, runClickRounds } from "./clicks.js";
 import { report, runFailoverTrials } from "./harness.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "deploybot-failover-pg-"));
@@ -51,4 +52,31 @@ describe.skipIf(!PG_URL)("failover on PostgreSQL", () => {
       await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
   }, 180_000);
+
+  it("counts each approver once and calls UpdateService once when the same card is clicked on different processes of three at once, and ends a Reject racing the deciding Approve one way", async () => {
+    const name = `deploybot_clicks_${randomBytes(3).toString("hex")}`;
+    await admin(`CREATE DATABASE ${name}`);
+    const url = new URL(PG_URL as string);
+    url.pathname = `/${name}`;
+    const store = await Store.postgres(url.href, { maxConnections: 2 });
+    try {
+      const rounds = Number(process.env.CLICK_ROUNDS ?? 10);
+      const results = await runClickRounds({
+        name: "three processes on PostgreSQL",
+        dir: tmp,
+        store,
+        database: { url: url.href },
+        processes: 3,
+        approveRounds: rounds,
+        rejectRounds: rounds,
+        speed: 20,
+        leaseTtlMs: 1_000,
+      });
+      console.log(clicksReport("clicks on three processes on PostgreSQL", results));
+      expect(results.filter((r) => r.problems.length > 0)).toEqual([]);
+    } finally {
+      await store.close();
+      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
+  }, 120_000);
 });

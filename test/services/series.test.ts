@@ -2,7 +2,8 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
 import { findTarget, type Target } from "../../src/domain/targets.js";
-import { seriesOf } from "../../src/services/series.js";
+import type { Datapoint, MetricSeries } from "../../src/ports.js";
+import { SeriesCache, seriesOf } from "../../src/services/series.js";
 
 const config = loadConfig(fileURLToPath(new URL("../../examples/deploybot.yml", import.meta.url)));
 const web = findTarget(config, "web", "production") as Target;
@@ -28,5 +29,75 @@ describe("the series a guardrail reads", () => {
     expect(seriesOf(web, guardrail(web, "error rate (rollback)")).key).toBe(
       seriesOf(web, guardrail(web, "error rate (warning)")).key,
     );
+  });
+});
+
+describe("the datapoints the monitor holds", () => {
+  const spec = seriesOf(web, guardrail(web, "error rate (rollback)"));
+  const MIN = 60_000;
+  const T0 = Date.parse("2026-11-24T10:00:00Z");
+  const series = (points: Array<[number, number]>): MetricSeries => ({
+    id: "s0",
+    status: "ok",
+    datapoints: points.map(([m, value]) => ({ at: new Date(T0 + m * MIN), value })),
+  });
+  const values = (ds: readonly Datapoint[]) => ds.map((d) => [(d.at.getTime() - T0) / MIN, d.value]);
+
+  it("returns them oldest first from a given time, a late value replacing the one first returned", () => {
+    const cache = new SeriesCache();
+    cache.merge(
+      spec,
+      series([
+        [2, 0.5],
+        [0, 0.1],
+        [1, 0.2],
+      ]),
+      undefined,
+      T0 + 3 * MIN,
+    );
+    expect(values(cache.points(spec.key, T0))).toEqual([
+      [0, 0.1],
+      [1, 0.2],
+      [2, 0.5],
+    ]);
+    expect(values(cache.points(spec.key, T0 + MIN))).toEqual([
+      [1, 0.2],
+      [2, 0.5],
+    ]);
+    // The next call brings period 2 again with a late correction, and period 3.
+    cache.merge(
+      spec,
+      series([
+        [2, 3.2],
+        [3, 4],
+      ]),
+      undefined,
+      T0 + 4 * MIN,
+    );
+    expect(values(cache.points(spec.key, T0))).toEqual([
+      [0, 0.1],
+      [1, 0.2],
+      [2, 3.2],
+      [3, 4],
+    ]);
+  });
+
+  it("shares one list between readers until a call changes it, and drops periods older than the lookback", () => {
+    const cache = new SeriesCache();
+    cache.merge(
+      spec,
+      series([
+        [0, 1],
+        [1, 2],
+      ]),
+      undefined,
+      T0 + 2 * MIN,
+    );
+    const first = cache.points(spec.key, T0);
+    cache.merge(spec, series([[1, 2]]), undefined, T0 + 2 * MIN);
+    expect(cache.points(spec.key, T0)).toBe(first);
+    const later = T0 + spec.lookbackMs + MIN;
+    cache.merge(spec, series([[1, 2]]), undefined, later);
+    expect(values(cache.points(spec.key, T0))).toEqual([[1, 2]]);
   });
 });
