@@ -151,11 +151,13 @@ export class TrafficSteps extends StepsPart {
     if (refusal) return refusal;
     if (d.status === "paused")
       return `Deploy #${id} is already paused by ${d.progress?.traffic?.pausedBy ?? "someone"}.`;
-    await this.d.outbox.commit(async () => {
+    // Checked again inside the transaction: a click on another replica, or the schedule, may have moved it since.
+    return this.d.outbox.commit(async (): Promise<string | null> => {
       const fresh = await this.d.store.deployments.must(id);
+      if (fresh.status !== "shifting") return this.unchanged(fresh);
       await this.pauseNow(fresh, person.name, "paused by hand");
+      return null;
     });
-    return null;
   }
 
   /** Resume: the held step is judged again at its next check and the schedule goes on. */
@@ -166,10 +168,10 @@ export class TrafficSteps extends StepsPart {
     if (refusal) return refusal;
     if (d.status !== "paused") return `Deploy #${id} is not paused.`;
     const { store, outbox, lifecycle } = this.d;
-    await outbox.commit(async () => {
+    return outbox.commit(async (): Promise<string | null> => {
       const fresh = await store.deployments.must(id);
       const t = fresh.progress?.traffic;
-      if (fresh.status !== "paused" || !t) return;
+      if (fresh.status !== "paused" || !t) return this.unchanged(fresh);
       const traffic: TrafficState = { ...t, pausedBy: null, pauseReason: null, holdingSince: null, hold: null };
       const moved = await lifecycle.move(
         fresh,
@@ -178,8 +180,15 @@ export class TrafficSteps extends StepsPart {
         `:arrow_forward: Resumed by ${mention(person.slackId)} at step ${t.step + 1} (${weightNow(t)}%).`,
       );
       await lifecycle.audit(moved, person.name, "steps.resume", { step: t.step + 1 });
+      return null;
     });
-    return null;
+  }
+
+  /** What a Pause or Resume that changed nothing (someone else's click came first) tells the clicker. */
+  private unchanged(d: Deployment): string {
+    const where =
+      d.status === "paused" ? `paused by ${d.progress?.traffic?.pausedBy ?? "someone"}` : d.status.replace(/_/g, " ");
+    return `Deploy #${d.id} is ${where} now; nothing changed.`;
   }
 
   /** Pause and Resume take someone who may approve deploys in the environment (anyone, where none is asked for). */

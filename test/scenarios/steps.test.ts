@@ -326,6 +326,20 @@ describe("the card's buttons, each checked at the click", () => {
     expect(shifts(t, resumed)).toEqual([[50, 50]]);
     expect((await deploy(t)).status).toBe("shifting");
   });
+
+  it("tells the second of two Pause clicks that raced (two replicas, say) that it changed nothing", async () => {
+    const t = await open();
+    await approved(t);
+    await atStep(t, 1);
+    const { services } = t.con;
+    const bob = services.people.bySlackId(t.con.config.users.bob?.slack_id ?? "");
+    const carol = services.people.bySlackId(t.con.config.users.carol?.slack_id ?? "");
+    const answers = await Promise.all([services.steps.pause(1, bob), services.steps.pause(1, carol)]);
+    expect(answers.filter((a) => a === null)).toHaveLength(1);
+    expect(answers.find((a) => a !== null)).toMatch(/^Deploy #1 is paused by (bob|carol) now; nothing changed\.$/);
+    const pauses = (await t.con.store.audit.list({ deploymentId: 1 })).filter((a) => a.action === "steps.pause");
+    expect(pauses).toHaveLength(1);
+  });
 });
 
 describe("inconclusive steps", () => {
