@@ -5,8 +5,10 @@
  *
  * Seed 000 (examples/deploybot.yml): web v1.4.2 to production on Tuesday 10:15 SAST, approved by bob; its canary
  * gives it all the traffic at 10:21, and from then plus 0, 20 or 40 s (three runs) it reads a 3.2% error rate,
- * with CloudWatch publishing at once and with `:lag 2m`. Prints a Markdown table; exits 0 whatever the figures.
+ * with CloudWatch publishing at once and with `:lag 2m`. Prints a Markdown table, and keeps it in
+ * bench/detection.json for BENCHMARKS.md (bench/report.ts); exits 0 whatever the figures.
  */
+import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { LocalConsole } from "../src/local/console.js";
@@ -121,6 +123,11 @@ async function main(): Promise<void> {
     "Breach start: the `:metric` that sets 3.2% while v1.4.2 takes all traffic. The simulated CloudWatch reads each period at its start, so a breach that starts mid-minute shows from the next period on: the poll interval in the target covers that.",
   ];
   process.stdout.write(`${out.join("\n")}\n`);
+  // bench/report.ts puts these tables in BENCHMARKS.md.
+  writeFileSync(
+    new URL("./detection.json", import.meta.url),
+    `${JSON.stringify({ date: new Date().toISOString(), markdown: out }, null, 2)}\n`,
+  );
 }
 
 await main();

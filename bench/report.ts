@@ -5,7 +5,7 @@
  *   npx tsx bench/report.ts            print the Markdown
  *   npx tsx bench/report.ts --write    write it to BENCHMARKS.md
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 
 interface Figure {
   label: string;
@@ -289,6 +289,16 @@ export function markdown(r: BenchResults, baseline?: Baseline): string {
       "",
     );
   }
+  const detection = readDetection();
+  if (detection)
+    push(
+      "## Detection: from a breach to the page and the rollback (issue 9)",
+      "",
+      `\`npm run bench:detection\` (${detection.date.slice(0, 16).replace("T", " ")} UTC). Simulated time, so the machine's load does not move these figures.`,
+      "",
+      ...detection.markdown,
+      "",
+    );
   push(
     "## What each figure means",
     "",
@@ -357,6 +367,14 @@ const LEFT_OUT = [
   "- One region and two ECS clusters; the monitor would send one batch of calls per region.",
   "- A machine to itself: on 2 shared cores other processes move wall times and tails; the ratio and CPU figures are the ones to read.",
 ];
+
+/** The last `npm run bench:detection`, if there was one here. */
+function readDetection(): { date: string; markdown: string[] } | undefined {
+  const file = new URL("./detection.json", import.meta.url);
+  return existsSync(file)
+    ? (JSON.parse(readFileSync(file, "utf8")) as { date: string; markdown: string[] })
+    : undefined;
+}
 
 if (process.argv[1]?.endsWith("report.ts")) {
   const results = JSON.parse(readFileSync(new URL("./results.json", import.meta.url), "utf8")) as BenchResults;

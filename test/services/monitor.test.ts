@@ -209,3 +209,59 @@ describe("the monitor's queries to the real CloudWatch adapter (issue 9 §5)", (
     expect(await t.store.incidents.of(1)).toEqual([]);
   });
 });
+
+describe("the values before each deploy (issue 9: the baseline window is each deploy's own)", () => {
+  /** The error rate CloudWatch reports: 5% until 10:15 SAST, 0.1% from then on; every other metric healthy. */
+  const STEP = Date.parse("2026-11-24T08:15:00.000Z");
+  const answerStepped = (input: GetMetricDataCommandInput): GetMetricDataCommandOutput => {
+    const out = answer(input);
+    const expressions = new Set((input.MetricDataQueries ?? []).filter((q) => q.Expression).map((q) => q.Id));
+    for (const r of out.MetricDataResults ?? [])
+      if (expressions.has(r.Id)) r.Values = (r.Timestamps ?? []).map((at) => (at.getTime() < STEP ? 5 : 0.1));
+    return out;
+  };
+
+  it("reads each deploy's window before its own rollout, in one call for the deploys that started apart", async () => {
+    cw.on(GetMetricDataCommand).callsFake(answerStepped);
+    const t = await watchedDeploy();
+    // A second deploy, of api, rolled out ten minutes before web's (10:14): its 30 minutes before are all at 5%.
+    const apiStarted = new Date(STARTED.getTime() - 10 * MINUTE);
+    const api = await t.store.tx(async () => {
+      const d = await t.store.deployments.create(
+        {
+          kind: "deploy",
+          service: "api",
+          environment: "production",
+          version: "v2.0.1",
+          requestedBy: "alice",
+          reason: null,
+          previousVersion: "v2.0.0",
+          previousTaskDefinition: "arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-api:1",
+          taskDefinition: "arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-api:2",
+        },
+        apiStarted,
+      );
+      await t.store.deployments.apply(d.id, "allow", apiStarted);
+      await t.store.locks.acquire("api", "production", d.id, "alice", apiStarted);
+      await t.store.deployments.apply(d.id, "start", apiStarted, { startedAt: apiStarted.toISOString() });
+      return t.store.deployments.apply(d.id, "rolled_out", t.clock.now(), {
+        progress: { running: 2, desired: 2, bakeEndsAt: new Date(Date.parse(NOW) + 24 * MINUTE).toISOString() },
+      });
+    });
+
+    const calls = await cycleAt(t, 0);
+    // One read before the deploys, from the earlier one's window start to the later one's rollout.
+    const pre = calls.filter((c) => (c.EndTime as Date).getTime() !== t.clock.now().getTime());
+    expect(pre.map((c) => [c.StartTime, c.EndTime])).toEqual([[new Date(apiStarted.getTime() - 30 * MINUTE), STARTED]]);
+    const valueBefore = async (deploymentId: number, service: "web" | "api") => {
+      const target = findTarget(t.config, service, "production");
+      const g = target?.settings.guardrails.find((x) => x.name === "error rate (rollback)");
+      if (!target || !g) throw new Error(`examples/deploybot.yml: no error rate (rollback) on ${service}`);
+      return (await t.store.kv.get<{ value: number | null }>(`predeploy/${deploymentId}/${seriesOf(target, g).key}`))
+        ?.value;
+    };
+    // api (10:14): 09:44–10:14, all at 5%. web (10:24): 09:54–10:24, 21 minutes at 5% and 9 at 0.1%.
+    expect(await valueBefore(api.id, "api")).toBe(5);
+    expect(await valueBefore(1, "web")).toBeCloseTo((21 * 5 + 9 * 0.1) / 30, 6);
+  });
+});
