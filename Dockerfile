@@ -14,13 +14,14 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
+# npm ci runs the `prepare` script (scripts/build.mjs), which has no src/ to bundle yet and says so; it bundles below.
+COPY scripts ./scripts
 # Build better-sqlite3 from source against this image's Node, rather than trust a downloaded binary.
 RUN npm_config_build_from_source=better-sqlite3 npm ci --omit=dev \
  && npm cache clean --force
 COPY bin ./bin
 COPY src ./src
 COPY examples ./examples
-COPY scripts ./scripts
 COPY manifest.yml tsconfig.json ./
 RUN npm run build
 

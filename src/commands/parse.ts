@@ -1,5 +1,13 @@
 import type { DeployRequest, RollbackRequest, Severity } from "../domain/requests.js";
 import { CommandError } from "../errors.js";
+import { escapeMrkdwn } from "../slack/blocks.js";
+
+/**
+ * A refusal of what was typed, which it quotes: escaped as Slack text, so a typed `<!channel>` or `<https://…|…>`
+ * is shown as typed, never turned into a mention or a link (the messages here carry no markup of their own but
+ * backticks).
+ */
+const parseError = (message: string): CommandError => new CommandError(escapeMrkdwn(message));
 
 /** The names a command may refer to, from the config. */
 export interface Names {
@@ -42,7 +50,7 @@ export function tokenize(text: string): string[] {
   checkText(text);
   const tokens: string[] = [];
   const quotes = (text.match(/"/g) ?? []).length;
-  if (quotes % 2 === 1) throw new CommandError('A quote is not closed: put the reason in "double quotes".');
+  if (quotes % 2 === 1) throw parseError('A quote is not closed: put the reason in "double quotes".');
   // Slack clients may send curly quotes; both kinds group words.
   for (const m of text.matchAll(/"([^"]*)"|“([^”]*)”|(\S+)/g)) tokens.push(m[1] ?? m[2] ?? (m[3] as string));
   return tokens;
@@ -50,11 +58,11 @@ export function tokenize(text: string): string[] {
 
 function checkText(text: string): void {
   if (text.length > MAX_COMMAND_LENGTH) {
-    throw new CommandError(`That command is ${text.length} characters long; the limit is ${MAX_COMMAND_LENGTH}.`);
+    throw parseError(`That command is ${text.length} characters long; the limit is ${MAX_COMMAND_LENGTH}.`);
   }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\ufffd]/.test(text)) {
-    throw new CommandError("That command contains control or binary characters; type it as plain text.");
+    throw parseError("That command contains control or binary characters; type it as plain text.");
   }
 }
 
@@ -89,7 +97,7 @@ export function didYouMean(word: string, known: readonly string[]): string | und
 function unknown(what: string, word: string, known: readonly string[], usage: string): CommandError {
   const guess = didYouMean(word, known);
   const hint = guess ? ` Did you mean \`${guess}\`?` : "";
-  return new CommandError(
+  return parseError(
     `Unknown ${what} \`${word}\`.${hint} Known ${what}s: ${known.map((k) => `\`${k}\``).join(", ")}.\nUsage: ${usage}`,
   );
 }
@@ -106,7 +114,7 @@ function resolveEnvironment(word: string, service: string | null, names: Names, 
   const env = names.environments.includes(lower) ? lower : aliases[lower];
   if (!env || !names.environments.includes(env)) throw unknown("environment", word, names.environments, usage);
   if (service && !names.environmentsOf(service).includes(env)) {
-    throw new CommandError(
+    throw parseError(
       `\`${service}\` is not configured in \`${env}\`; it runs in ${names
         .environmentsOf(service)
         .map((e) => `\`${e}\``)
@@ -143,21 +151,21 @@ function splitFlags(
         name.slice(2),
         Object.keys(spec).map((f) => f.slice(2)),
       );
-      throw new CommandError(
+      throw parseError(
         `Unknown flag \`${rawName}\`.${guess ? ` Did you mean \`--${guess}\`?` : ""} Flags: ${Object.keys(spec)
           .map((f) => `\`${f}\``)
           .join(", ")}.\nUsage: ${usage}`,
       );
     }
-    if (flags.has(name)) throw new CommandError(`\`${name}\` is given twice.`);
+    if (flags.has(name)) throw parseError(`\`${name}\` is given twice.`);
     if (kind === "bool") {
-      if (inline !== undefined) throw new CommandError(`\`${name}\` takes no value.`);
+      if (inline !== undefined) throw parseError(`\`${name}\` takes no value.`);
       flags.set(name, true);
       continue;
     }
     const value = inline ?? tokens[i + 1];
     if (value === undefined || value.startsWith("--") || value.trim() === "") {
-      throw new CommandError(`\`${name}\` needs a value, e.g. ${name} "what and why".\nUsage: ${usage}`);
+      throw parseError(`\`${name}\` needs a value, e.g. ${name} "what and why".\nUsage: ${usage}`);
     }
     if (inline === undefined) i++;
     flags.set(name, value.trim());
@@ -169,7 +177,7 @@ const VERSION_RE = /^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}|[A-Za-z0-9_-]+:\d+)$/;
 
 function checkVersion(version: string, usage: string): string {
   if (!VERSION_RE.test(version)) {
-    throw new CommandError(
+    throw parseError(
       `\`${version}\` is not a version: give an image tag (\`v1.4.2\`, a git sha) or a task definition revision (\`web:25\`).\nUsage: ${usage}`,
     );
   }
@@ -185,18 +193,18 @@ export function parseStatus(text: string, names: Names): StatusCommand {
   const head = first.toLowerCase();
   if (head === "help") return { kind: "help" };
   if (head === "freezes" || head === "freeze") {
-    if (second !== undefined) throw new CommandError(`\`/status freezes\` takes nothing after it.\nUsage: ${usage}`);
+    if (second !== undefined) throw parseError(`\`/status freezes\` takes nothing after it.\nUsage: ${usage}`);
     return { kind: "freezes" };
   }
   if (head === "history") {
     if (second === undefined || third === undefined) {
-      throw new CommandError(`\`/status history\` needs a service and an environment.\nUsage: ${usage}`);
+      throw parseError(`\`/status history\` needs a service and an environment.\nUsage: ${usage}`);
     }
-    if (rest.length > 0) throw new CommandError(`Unexpected \`${rest.join(" ")}\`.\nUsage: ${usage}`);
+    if (rest.length > 0) throw parseError(`Unexpected \`${rest.join(" ")}\`.\nUsage: ${usage}`);
     const service = resolveService(second, names, usage);
     return { kind: "history", service, environment: resolveEnvironment(third, service, names, usage) };
   }
-  if (third !== undefined) throw new CommandError(`Unexpected \`${[third, ...rest].join(" ")}\`.\nUsage: ${usage}`);
+  if (third !== undefined) throw parseError(`Unexpected \`${[third, ...rest].join(" ")}\`.\nUsage: ${usage}`);
   const service = resolveService(first, names, usage);
   if (second === undefined) return { kind: "service", service };
   return { kind: "target", service, environment: resolveEnvironment(second, service, names, usage) };
@@ -206,7 +214,7 @@ export function parseStatus(text: string, names: Names): StatusCommand {
 export function parseDeploy(text: string, names: Names): DeployCommand {
   const usage = USAGE.deploy;
   const tokens = tokenize(text);
-  if (tokens.length === 0) throw new CommandError(`Tell me what to deploy.\nUsage: ${usage}`);
+  if (tokens.length === 0) throw parseError(`Tell me what to deploy.\nUsage: ${usage}`);
   if (tokens.length === 1 && tokens[0]?.toLowerCase() === "help") return { kind: "help" };
   const { positional, flags } = splitFlags(
     tokens,
@@ -219,21 +227,21 @@ export function parseDeploy(text: string, names: Names): DeployCommand {
   if (words.length >= 3 && words[2]?.toLowerCase() === "to")
     words = [words[0], words[1], ...words.slice(3)] as string[];
   const [serviceWord, versionWord, envWord, ...extra] = words;
-  if (!serviceWord) throw new CommandError(`Tell me which service to deploy.\nUsage: ${usage}`);
+  if (!serviceWord) throw parseError(`Tell me which service to deploy.\nUsage: ${usage}`);
   const service = resolveService(serviceWord, names, usage);
   if (!versionWord)
-    throw new CommandError(`Which version of \`${service}\`? Give an image tag or a revision.\nUsage: ${usage}`);
+    throw parseError(`Which version of \`${service}\`? Give an image tag or a revision.\nUsage: ${usage}`);
   if (versionWord.toLowerCase() === "to" || names.environments.includes(versionWord.toLowerCase())) {
-    throw new CommandError(
+    throw parseError(
       `The version is missing: \`/deploy ${service} VERSION ${envWord ?? versionWord}\`.\nUsage: ${usage}`,
     );
   }
   const version = checkVersion(versionWord, usage);
   if (!envWord)
-    throw new CommandError(`To which environment? e.g. \`/deploy ${service} ${version} to staging\`.\nUsage: ${usage}`);
+    throw parseError(`To which environment? e.g. \`/deploy ${service} ${version} to staging\`.\nUsage: ${usage}`);
   const environment = resolveEnvironment(envWord, service, names, usage);
   if (extra.length > 0) {
-    throw new CommandError(`Unexpected \`${extra.join(" ")}\`; put a reason in --reason "...".\nUsage: ${usage}`);
+    throw parseError(`Unexpected \`${extra.join(" ")}\`; put a reason in --reason "...".\nUsage: ${usage}`);
   }
   const emergency = flags.get("--emergency");
   const reason = flags.get("--reason");
@@ -254,31 +262,30 @@ export function parseDeploy(text: string, names: Names): DeployCommand {
 export function parseRollback(text: string, names: Names): RollbackCommand {
   const usage = USAGE.rollback;
   const tokens = tokenize(text);
-  if (tokens.length === 0) throw new CommandError(`Tell me what to roll back.\nUsage: ${usage}`);
+  if (tokens.length === 0) throw parseError(`Tell me what to roll back.\nUsage: ${usage}`);
   if (tokens.length === 1 && tokens[0]?.toLowerCase() === "help") return { kind: "help" };
   const { positional, flags } = splitFlags(tokens, { "--reason": "value", "--severity": "value" }, usage);
   const [serviceWord, envWord, toWord, versionWord, ...extra] = positional;
-  if (!serviceWord) throw new CommandError(`Tell me which service to roll back.\nUsage: ${usage}`);
+  if (!serviceWord) throw parseError(`Tell me which service to roll back.\nUsage: ${usage}`);
   const service = resolveService(serviceWord, names, usage);
-  if (!envWord)
-    throw new CommandError(`In which environment? e.g. \`/rollback ${service} production\`.\nUsage: ${usage}`);
+  if (!envWord) throw parseError(`In which environment? e.g. \`/rollback ${service} production\`.\nUsage: ${usage}`);
   const environment = resolveEnvironment(envWord, service, names, usage);
   let version: string | null = null;
   if (toWord !== undefined) {
     if (toWord.toLowerCase() !== "to" || versionWord === undefined) {
-      throw new CommandError(
+      throw parseError(
         `To name a version, write \`to VERSION\`, e.g. \`/rollback ${service} ${environment} to v1.4.0\`.\nUsage: ${usage}`,
       );
     }
     version = checkVersion(versionWord, usage);
   }
-  if (extra.length > 0) throw new CommandError(`Unexpected \`${extra.join(" ")}\`.\nUsage: ${usage}`);
+  if (extra.length > 0) throw parseError(`Unexpected \`${extra.join(" ")}\`.\nUsage: ${usage}`);
   const sev = flags.get("--severity");
   let severity: Severity | null = null;
   if (typeof sev === "string") {
     const upper = sev.toUpperCase();
     if (upper !== "P0" && upper !== "P1" && upper !== "P2" && upper !== "P3") {
-      throw new CommandError(`Severity \`${sev}\` is not one of P0, P1, P2, P3.\nUsage: ${usage}`);
+      throw parseError(`Severity \`${sev}\` is not one of P0, P1, P2, P3.\nUsage: ${usage}`);
     }
     severity = upper;
   }

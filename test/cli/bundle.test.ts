@@ -1,5 +1,15 @@
 import { execFile } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -99,4 +109,24 @@ describe("the bundle npm install builds", () => {
       rmSync(home, { recursive: true, force: true });
     }
   }, 90_000);
+});
+
+describe("the Dockerfile's install step", () => {
+  it("has scripts/ in place before `npm ci`, whose prepare script then finds no src/ to bundle and exits 0", async () => {
+    const lines = readFileSync(join(ROOT, "Dockerfile"), "utf8").split("\n");
+    const at = (pattern: RegExp) => lines.findIndex((l) => pattern.test(l));
+    expect(at(/^COPY scripts /)).toBeGreaterThan(-1);
+    expect(at(/^COPY scripts /)).toBeLessThan(at(/^RUN .*npm ci/));
+    expect(at(/^RUN .*npm ci/)).toBeLessThan(at(/^COPY src /));
+    // What that layer holds when npm ci runs `prepare`: package files and scripts/, no src/.
+    const layer = mkdtempSync(join(tmpdir(), "deploybot-layer-"));
+    try {
+      cpSync(join(ROOT, "scripts"), join(layer, "scripts"), { recursive: true });
+      copyFileSync(join(ROOT, "package.json"), join(layer, "package.json"));
+      const { stdout } = await promisify(execFile)(process.execPath, ["scripts/build.mjs"], { cwd: layer });
+      expect(stdout).toContain("no src/ yet, nothing to bundle");
+    } finally {
+      rmSync(layer, { recursive: true, force: true });
+    }
+  });
 });

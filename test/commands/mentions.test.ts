@@ -63,3 +63,18 @@ describe("mentions in /status and App Home", () => {
     expect(raw).not.toMatch(/<@[a-z]/);
   });
 });
+
+describe("a refusal that quotes what was typed", () => {
+  it.each([
+    ["an unknown service", "/deploy <!channel> v1.4.2 to production"],
+    ["a word that is not a version", "/deploy web <!here> to production"],
+    ["an unexpected word", "/status web production <https://evil.example/x|approve> <@U0DAVE001>"],
+    ["an unknown flag", "/deploy web v1.4.2 to production --<!everyone>"],
+  ])("shows %s as text, never as a mention or a link", async (_what, line) => {
+    s = await scenario("2026-11-24T10:15:00+02:00");
+    await s.run(line);
+    const raw = lastRaw(s, "ephemeral");
+    expect(raw).toMatch(/&lt;(!channel|!here|https:\/\/evil|!everyone)/);
+    expect(raw).not.toMatch(/<(!channel|!here|!everyone|https:\/\/evil|@U0DAVE001)/);
+  });
+});
