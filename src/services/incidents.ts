@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config, Guardrail } from "../config/schema.js";
-import { type Deployment, WATCHED } from "../domain/deployment.js";
+import { type Deployment, PENDING, WATCHED } from "../domain/deployment.js";
 import { ACTIONABLE, ACTIVE, type GuardrailAction, type Incident, type IncidentDetail } from "../domain/incident.js";
 import type { Target } from "../domain/targets.js";
 import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
@@ -259,9 +259,13 @@ export class IncidentService {
     const i = await this.d.store.incidents.byId(incidentId);
     if (!i) return "That incident no longer exists.";
     if (!ACTIONABLE.has(i.state)) {
-      return i.rollbackId
-        ? `A rollback is already running or done (rollback #${i.rollbackId}).`
-        : `This incident is ${i.state.replace(/_/g, " ")}; nothing to roll back.`;
+      // Say which rollback and where it stands (a stale copy of the button is pressed while one is retried).
+      const state = i.state.replace(/_/g, " ");
+      const r = i.rollbackId ? await this.d.store.deployments.get(i.rollbackId) : undefined;
+      if (!r) return `This incident is ${state}; nothing to roll back.`;
+      const where = `Rollback #${r.id} of ${r.service} ${r.environment}`;
+      if (i.state !== "rolling_back") return `${where} already ran; this incident is ${state}.`;
+      return `${where} is already ${PENDING.has(r.status) ? "waiting for approval" : "running"}.`;
     }
     const d = await this.d.store.deployments.must(i.deploymentId);
     if (d.kind !== "deploy") return "This is a rollback already; use /rollback to choose another version.";

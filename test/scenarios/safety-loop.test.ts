@@ -244,6 +244,132 @@ describe("the safety loop finishes what it starts (issue 8 §3)", () => {
   });
 });
 
+/** A copy of a button as a Slack client showed it before an edit removed it: `:click LABEL` presses that copy. */
+function keepStaleButton(t: MonitorConsole, label: string, userId: string): void {
+  const slack = t.con.slack;
+  const stale = structuredClone(slack.findButton(label, userId));
+  if (!stale) throw new Error(`no message has a button "${label}" yet`);
+  const find = slack.findButton.bind(slack);
+  slack.findButton = (l, id) => (l === label ? stale : find(l, id));
+}
+
+const deploysOf = async (t: MonitorConsole) => t.con.store.deployments.history("web", "production", 20);
+const taskDefinitions = (t: MonitorConsole) =>
+  accepted(t.events, "UpdateService").map((e) => String(e.input?.taskDefinition).replace(/^.*\//, ""));
+
+describe("Roll back now after an automatic rollback failed or while it is retried (issue 8 §3)", () => {
+  /** BREACHING, with the next ECS deployment of web production failing: rollback #2 (10:28) fails at 10:31. */
+  const ROLLBACK_FAILS = [...BREACHING, at("10:27:00"), ":fail web production", at("10:32:00")];
+
+  it("offers Roll back now again once an automatic rollback failed on ECS, and carol's click rolls back for good and resolves the page", async () => {
+    const t = await open();
+    await t.run(...ROLLBACK_FAILS);
+    expect((await t.con.store.deployments.get(2))?.status).toBe("failed");
+    expect((await t.con.store.deployments.get(1))?.status).toBe("baking");
+    expect((await t.con.store.incidents.of(1))[0]).toMatchObject({ state: "open", rollbackId: null });
+    const [post] = t.incidentPosts();
+    expect(t.latest(post?.ts as string).buttons).toEqual(["Roll back now", "Continue anyway", "Acknowledge"]);
+    expect(t.incidentReplies(post?.ts as string).map((e) => e.text)).toContainEqual(
+      expect.stringMatching(/^:red_circle: Rollback #2 failed: .*Roll back now to try again\.$/),
+    );
+    expect(t.con.world.alert(BREACH_KEY)?.status).toBe("triggered");
+
+    // carol (devops_lead, allowed to roll back in production) presses the button the message offers again.
+    const clicked = t.mark();
+    await t.run(":as carol", ":click Roll back now");
+    expect(t.ephemeralsFor("carol", clicked)).toEqual([]);
+    expect(await t.con.store.deployments.get(3)).toMatchObject({
+      kind: "rollback",
+      rollsBack: 1,
+      requestedBy: "carol",
+      version: "v1.4.0",
+    });
+    expect((await t.con.store.incidents.of(1))[0]).toMatchObject({ state: "rolling_back", rollbackId: 3 });
+
+    await t.run(at("10:50:00"));
+    expect((await t.con.store.deployments.get(1))?.status).toBe("rolled_back");
+    expect((await t.con.store.deployments.get(3))?.status).toMatch(/^(baking|succeeded)$/);
+    expect((await deploysOf(t)).map((d) => `${d.id}:${d.kind}:${d.status}`).sort()).toEqual([
+      "1:deploy:rolled_back",
+      "2:rollback:failed",
+      expect.stringMatching(/^3:rollback:/),
+    ]);
+    expect((await t.con.store.incidents.of(1))[0]?.state).toBe("recovered");
+    expect(pagesOf(t, BREACH_KEY)).toEqual([
+      ["trigger", false],
+      ["resolve", false],
+    ]);
+    expect(t.con.world.alert(BREACH_KEY)?.status).toBe("resolved");
+    // v1.4.2, the failed rollback #2 to v1.4.0, carol's rollback #3 to v1.4.0: nothing else reached ECS.
+    expect(taskDefinitions(t)).toEqual(["comply360-prod-web:2", "comply360-prod-web:1", "comply360-prod-web:1"]);
+    expect(aws(t.events, "UpdateService").filter((e) => e.error)).toEqual([]);
+    expect(t.con.world.read().services["comply360-prod/web"]?.taskDefinitionArn).toMatch(PREVIOUS_TASK_DEFINITION);
+    const reports = slackIn(t, INCIDENTS).filter((m) => !m.threadTs && /Rollback #\d|Rolled back \*web/.test(m.text));
+    expect(reports.map((m) => m.text.split("\n")[0])).toEqual([
+      expect.stringContaining("Rollback #2 of *web production* to `v1.4.0` by deploybot (automatic) FAILED"),
+      expect.stringContaining("Rolled back *web production*"),
+    ]);
+    expect(t.errors()).toEqual([]);
+  });
+
+  it("answers a click on an older copy of Roll back now while the automatic rollback is retried: rollback #2 is running, and no second one starts", async () => {
+    const t = await open();
+    await t.run(...BREACHING, at("10:27:00"));
+    // 10:27: the grace period runs and the message offers Roll back now; a client keeps showing that copy.
+    keepStaleButton(t, "Roll back now", "U0CAROL01");
+    await t.run(":throttle ecs UpdateService 6", at("10:28:30"));
+    expect((await t.con.store.incidents.of(1))[0]).toMatchObject({ state: "rolling_back", rollbackId: 2 });
+    const [post] = t.incidentPosts();
+    expect(t.latest(post?.ts as string).buttons ?? []).not.toContain("Roll back now");
+
+    const clicked = t.mark();
+    await t.run(":as carol", ":click Roll back now");
+    expect(t.ephemeralsFor("carol", clicked)).toEqual(["Rollback #2 of web production is already running."]);
+    expect((await deploysOf(t)).filter((d) => d.kind === "rollback").map((d) => d.id)).toEqual([2]);
+    expect((await t.con.store.incidents.of(1))[0]).toMatchObject({ state: "rolling_back", rollbackId: 2 });
+    expect(t.since(clicked).filter((e) => e.kind === "message")).toEqual([]);
+    expect((await t.con.store.audit.list()).filter((a) => a.action === "rollback.now")).toEqual([]);
+
+    await t.run(at("10:37:00"));
+    expect((await t.con.store.deployments.get(1))?.status).toBe("rolled_back");
+    expect((await deploysOf(t)).filter((d) => d.kind === "rollback").map((d) => d.id)).toEqual([2]);
+    expect(t.rollbackUpdates().filter((e) => !e.error)).toHaveLength(1);
+    expect(t.errors()).toEqual([]);
+  });
+
+  it.each([
+    ["alice", "engineer"],
+    ["frank", "no role"],
+  ])(
+    "refuses Roll back now from %s (%s, not on call) once it is offered again after a failed rollback, and changes nothing",
+    async (user, held) => {
+      const t = await open();
+      await t.run(...ROLLBACK_FAILS);
+      const [post] = t.incidentPosts();
+      const before = t.latest(post?.ts as string);
+      expect(before.buttons).toContain("Roll back now");
+      const incident = (await t.con.store.incidents.of(1))[0];
+
+      const clicked = t.mark();
+      await t.run(`:as ${user}`, ":click Roll back now");
+      const [answer, ...more] = t.ephemeralsFor(user, clicked);
+      expect(more).toEqual([]);
+      expect(answer).toBe(
+        `Rolling back production needs devops_lead or being on call. ${user} holds ${held} and is not on call (schedule PC360OPS, level 1).`,
+      );
+      expect(t.since(clicked).filter((e) => e.kind !== "ephemeral")).toEqual([]);
+      expect(await t.con.store.deployments.get(3)).toBeUndefined();
+      expect((await t.con.store.deployments.get(1))?.status).toBe("baking");
+      expect((await t.con.store.incidents.of(1))[0]).toEqual(incident);
+      expect(t.latest(post?.ts as string)).toBe(before);
+      expect(await t.con.store.intents.open()).toEqual([]);
+      const denied = (await t.con.store.audit.list()).filter((a) => a.action === "rollback.denied");
+      expect(denied.map((a) => a.actor)).toEqual([user]);
+      expect((await t.con.store.audit.list()).filter((a) => a.action === "rollback.now")).toEqual([]);
+    },
+  );
+});
+
 describe("pages reach PagerDuty (issue 8 §3)", () => {
   it("re-sends a page PagerDuty could not take at the breach (:down pagerduty 1m) with the same dedup key until it is accepted", async () => {
     const t = await open();
