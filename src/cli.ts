@@ -4,7 +4,7 @@ import { EXIT, installCrashHandlers, untilSignal } from "./cli/process.js";
 import { formatRelative } from "./clock.js";
 import { commandNamesFromEnv, DEFAULT_COMMANDS } from "./commands/names.js";
 import { loadConfig } from "./config/load.js";
-import { type Config, ONCALL } from "./config/schema.js";
+import { type Config, ONCALL, type StepsStrategy } from "./config/schema.js";
 import { ConfigError, DeploybotError } from "./errors.js";
 import { createLogger } from "./logger.js";
 import { StartupError, slackSettingsFromEnv } from "./ops/startup.js";
@@ -269,8 +269,12 @@ export function summarize(config: Config, file: string, warnings: string[] = [])
       const acts = g.length
         ? ` · ${g.length} guardrails (${g.filter((x) => x.action === "rollback").length} roll back)`
         : "";
+      const steps = (s: StepsStrategy) =>
+        `${s.steps.map((x) => x.weight).join("/")}% with ${s.green.cluster ? `${s.green.cluster}/` : ""}${s.green.service}, keep ${formatRelative(s.keep_previous)}`;
+      const strategy = se.strategy.type === "STEPS" ? `STEPS ${steps(se.strategy)}` : se.strategy.type;
+      const canary = se.canary ? `; --canary STEPS ${steps(se.canary)}` : "";
       lines.push(
-        `  ${name.padEnd(10)} ${env.padEnd(12)} ${se.ecs.region} ${se.ecs.cluster}/${se.ecs.service} [${se.ecs.container}] ${se.strategy.type}${acts}`,
+        `  ${name.padEnd(10)} ${env.padEnd(12)} ${se.ecs.region} ${se.ecs.cluster}/${se.ecs.service} [${se.ecs.container}] ${strategy}${canary}${acts}`,
       );
     }
   }

@@ -73,13 +73,52 @@ export interface EcsPort {
   describeTaskDefinition(target: EcsTarget, taskDefinition: string): Promise<TaskDefinition>;
   /** Registers a copy of `base` with `container`'s image replaced by `image`. */
   registerTaskDefinition(target: EcsTarget, base: TaskDefinition, image: string): Promise<TaskDefinition>;
-  /** Starts a deployment of `taskDefinitionArn` with the circuit breaker on (rollback true). */
-  updateService(target: EcsTarget, taskDefinitionArn: string, strategy: DeploymentStrategy): Promise<void>;
+  /**
+   * Starts a deployment of `taskDefinitionArn` with the circuit breaker on (rollback true); with `desiredCount`, the
+   * service is also set to run that many tasks (the idle side of traffic steps, scaled to match the live one).
+   */
+  updateService(
+    target: EcsTarget,
+    taskDefinitionArn: string,
+    strategy: DeploymentStrategy,
+    desiredCount?: number,
+  ): Promise<void>;
+  /** UpdateService with only a desired count: scales a side that takes no traffic (down to 0 when its keep is over). */
+  scaleService(target: EcsTarget, desiredCount: number): Promise<void>;
   /** Service deployments of the target, newest first; `since` limits to those created at or after it. */
   listServiceDeployments(target: EcsTarget, since?: Date): Promise<Array<{ arn: string; status: EcsDeploymentStatus }>>;
   describeServiceDeployment(target: EcsTarget, arn: string): Promise<EcsDeployment>;
   /** StopServiceDeployment with stopType ROLLBACK. */
   stopServiceDeployment(target: EcsTarget, arn: string): Promise<void>;
+}
+
+/** Where forward weights are set: a listener rule's forward action (ModifyRule) or a listener's default action (ModifyListener). */
+export interface Router {
+  kind: "rule" | "listener";
+  arn: string;
+  region: string;
+}
+
+/** One target group's share of a forward action (ALB weights are 0-999 and relative; deploybot writes percentages). */
+export interface TargetGroupWeight {
+  targetGroupArn: string;
+  weight: number;
+}
+
+/** Target group stickiness to send with new weights: on for a duration, or off. */
+export type Stickiness = { enabled: true; seconds: number } | { enabled: false };
+
+/** The Elastic Load Balancing calls traffic steps make: read and set forward weights, and a target group's health. */
+export interface ElbPort {
+  /** The weights of the router's forward action now (DescribeRules or DescribeListeners). */
+  describeWeights(router: Router): Promise<TargetGroupWeight[]>;
+  /**
+   * Sets the forward action's weights in one call (ModifyRule or ModifyListener), keeping the router's other actions
+   * (authentication, say) as they are; without `stickiness` the action's own stickiness setting is kept.
+   */
+  setWeights(router: Router, weights: TargetGroupWeight[], stickiness?: Stickiness): Promise<void>;
+  /** DescribeTargetHealth: how many of the target group's registered targets are healthy. */
+  targetHealth(region: string, targetGroupArn: string): Promise<{ healthy: number; total: number }>;
 }
 
 /** A metric as deploybot names it: a preset, a custom CloudWatch metric or a metric-math expression. */

@@ -3,6 +3,7 @@ import type { App } from "@slack/bolt";
 import type { Logger } from "pino";
 import { AwsCloudWatch } from "./adapters/aws/cloudwatch.js";
 import { AwsEcs } from "./adapters/aws/ecs.js";
+import { AwsElb } from "./adapters/aws/elbv2.js";
 import { PagerDutyAdapter } from "./adapters/pagerduty.js";
 import { SlackChat } from "./adapters/slack.js";
 import { createApp, DEPLOYMENTS_TICK_MS } from "./app.js";
@@ -15,7 +16,7 @@ import { onSlackError, registerStoreMetrics, TOKEN_ERRORS } from "./ops/metrics.
 import { type ReplayGuard, StoreReplayGuard } from "./ops/replay.js";
 import { type SlackIdentity, verifyBotToken } from "./ops/slack-auth.js";
 import { leaseTtlFromEnv, type SlackSettings, StartupError } from "./ops/startup.js";
-import type { EcsPort, MetricsPort, PagerPort } from "./ports.js";
+import type { EcsPort, ElbPort, MetricsPort, PagerPort } from "./ports.js";
 import { listenError, noPagerDuty, openBotStore, socketError } from "./server/parts.js";
 import { buildServices } from "./services/index.js";
 import { DEFAULT_LEASE_TTL_MS, holderName, LeaderLease } from "./services/leader.js";
@@ -51,7 +52,7 @@ export interface StartOptions {
   /** A replay guard (default: the database's seen_requests table, shared by every replica). */
   replayGuard?: ReplayGuard;
   /** Adapters to use instead of the real AWS and PagerDuty ones (tests). */
-  adapters?: { ecs?: EcsPort; metrics?: MetricsPort; pager?: PagerPort };
+  adapters?: { ecs?: EcsPort; elb?: ElbPort; metrics?: MetricsPort; pager?: PagerPort };
   /** The services' clock (default: the system's); the leader lease always runs on real time. */
   clock?: Clock;
   /** Where the scheduled jobs run (default: node-cron); the failover tests run them on a scaled clock. */
@@ -137,6 +138,7 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
         store,
         clock: opts.clock ?? systemClock,
         ecs: opts.adapters?.ecs ?? new AwsEcs(),
+        elb: opts.adapters?.elb ?? new AwsElb(),
         metrics: opts.adapters?.metrics ?? new AwsCloudWatch(),
         pager,
         chat: new SlackChat(),

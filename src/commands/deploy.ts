@@ -7,7 +7,10 @@ import { DEFAULT_COMMANDS } from "./names.js";
 import { parseDeploy, USAGE } from "./parse.js";
 import { answerStatus, namesOf } from "./status.js";
 
-/** `/deploy` (with `/deploy status ...` as the status command) and its card's Approve / Reject buttons. */
+/**
+ * `/deploy` (with `/deploy status ...` as the status command) and its card's buttons: Approve / Reject, and while it
+ * shifts traffic Promote, Pause / Resume and Abort. Every button is checked with the clicker's roles at the click.
+ */
 export function register(app: App, services: Services, name: string = DEFAULT_COMMANDS.deploy): void {
   onCommand(app, services, name, async ({ text, person, respond }) => {
     const status = /^\s*status(?:\s+|$)(.*)$/is.exec(text);
@@ -26,4 +29,8 @@ export function register(app: App, services: Services, name: string = DEFAULT_CO
   });
   onButton(app, services, ACTION.approve, "a deploy", (id, person) => services.deployments.approve(id, person));
   onButton(app, services, ACTION.reject, "a deploy", (id, person) => services.deployments.reject(id, person));
+  onButton(app, services, ACTION.stepsPromote, "a deploy", (id, person) => services.steps.promote(id, person));
+  onButton(app, services, ACTION.stepsPause, "a deploy", (id, person) => services.steps.pause(id, person));
+  onButton(app, services, ACTION.stepsResume, "a deploy", (id, person) => services.steps.resume(id, person));
+  onButton(app, services, ACTION.stepsAbort, "a deploy", (id, person) => services.rollbacks.abort(id, person));
 }

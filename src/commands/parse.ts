@@ -21,7 +21,7 @@ export const MAX_COMMAND_LENGTH = 500;
 
 export const USAGE = {
   deploy: [
-    '`/deploy SERVICE VERSION [to] ENV [--hotfix] [--reason "..."] [--emergency "reason"] [--dry-run]`',
+    '`/deploy SERVICE VERSION [to] ENV [--hotfix] [--canary] [--reason "..."] [--emergency "reason"] [--dry-run]`',
     'e.g. `/deploy web v1.4.2 to production`, `/deploy web@v1.4.2 production --hotfix --reason "fix login"`, `/deploy web web:25 staging --dry-run`',
   ].join("\n"),
   rollback: [
@@ -218,7 +218,7 @@ export function parseDeploy(text: string, names: Names): DeployCommand {
   if (tokens.length === 1 && tokens[0]?.toLowerCase() === "help") return { kind: "help" };
   const { positional, flags } = splitFlags(
     tokens,
-    { "--hotfix": "bool", "--dry-run": "bool", "--reason": "value", "--emergency": "value" },
+    { "--hotfix": "bool", "--canary": "bool", "--dry-run": "bool", "--reason": "value", "--emergency": "value" },
     usage,
   );
   let words = positional;
@@ -254,6 +254,7 @@ export function parseDeploy(text: string, names: Names): DeployCommand {
     dryRun: flags.has("--dry-run"),
     reason: typeof reason === "string" ? reason : null,
     emergency: typeof emergency === "string" ? emergency : null,
+    ...(flags.has("--canary") ? { canary: true as const } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { formatRelative } from "../clock.js";
 import { ConfigError, DeploybotError, ErrorCode } from "../errors.js";
 import { freezeProblems } from "../policies/freeze-spans.js";
 import { pagesOnBreach } from "../policies/guardrails.js";
+import { stepsProblems } from "../policies/steps-config.js";
 import { cronEvery, SCHEDULABLE_INTERVALS } from "./schedule.js";
 import { type Config, configSchema, type Guardrail, ONCALL } from "./schema.js";
 
@@ -217,6 +218,12 @@ function crossCheck(config: Config): Problem[] {
             slackOnly: true,
           });
         }
+        if (g.compare_with === "stable" && se.strategy.type !== "STEPS" && !se.canary) {
+          problems.push({
+            path: [...path, "compare_with"],
+            message: `compare_with: stable compares the two sides of traffic steps, and services.${svcName}.environments.${envName} has no STEPS strategy or canary: leave it out (pre_deploy)`,
+          });
+        }
         if (typeof g.metric === "string" && g.metric !== "cpu" && g.metric !== "memory" && !se.load_balancer) {
           problems.push({
             path: [...path, "metric"],
@@ -224,6 +231,7 @@ function crossCheck(config: Config): Problem[] {
           });
         }
       });
+      problems.push(...stepsProblems(se, ["services", svcName, "environments", envName]));
       if (!config.environments[envName]) {
         problems.push({
           path: ["services", svcName, "environments", envName],

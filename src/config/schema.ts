@@ -190,6 +190,59 @@ export const guardrail = z.strictObject({
   severity: z.enum(["warning", "critical"]).default("warning"),
   action: z.enum(["alert", "page", "rollback"]).default("alert"),
   shadow: z.boolean().default(false),
+  /**
+   * During traffic steps, `stable` judges the new target group against the stable one over the same minutes (the
+   * baseline of "x baseline" thresholds, and the "before" of already_breaching) instead of the pre-deploy window.
+   */
+  compare_with: z.enum(["pre_deploy", "stable"]).default("pre_deploy"),
+});
+
+/** An Elastic Load Balancing ARN of one kind (targetgroup, listener, listener-rule), as ModifyRule needs it. */
+const elbArn = (kind: "targetgroup" | "listener" | "listener-rule", example: string) =>
+  z
+    .string()
+    .regex(
+      new RegExp(`^arn:aws[a-z-]*:elasticloadbalancing:[a-z]{2}(-[a-z]+)+-\\d:\\d{12}:${kind}/.+$`),
+      `a ${kind} ARN such as ${example}`,
+    );
+const TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:af-south-1:123456789012:targetgroup/web-green/6d0ecf831eec9f09";
+export const targetGroupArn = elbArn("targetgroup", TARGET_GROUP_ARN);
+
+/** One step of a STEPS strategy: the share of traffic on the new version, and how long it is judged there. */
+const trafficStep = z.strictObject({
+  weight: z.number().int().min(1).max(100),
+  pause: duration.optional(),
+});
+
+/**
+ * deploybot's own progressive delivery: the new version is deployed to the idle one of two ECS services (blue and
+ * green, each behind its own target group), then the ALB listener rule's (or listener's default) forward weights
+ * move to it step by step, each step judged by the guardrails on the new target group's own metrics.
+ */
+export const stepsStrategy = z.strictObject({
+  type: z.literal("STEPS"),
+  steps: z.array(trafficStep).min(1),
+  /** How long the previous version keeps running after 100%: a /rollback within it is one weight switch. */
+  keep_previous: duration.default(24 * 3_600_000),
+  /** How long a step may stay inconclusive (too few requests, late data) before it pauses for a person. */
+  max_inconclusive: duration.default(15 * 60_000),
+  /** The second side: its ECS service (in `ecs.cluster` unless another cluster is named) and its target group. */
+  green: z.strictObject({
+    cluster: z.string().min(1).optional(),
+    service: z.string().min(1),
+    target_group: targetGroupArn,
+  }),
+  /** Where the weights are set: a listener rule's forward action (ModifyRule) or a listener's default action (ModifyListener). */
+  listener_rule: elbArn(
+    "listener-rule",
+    "arn:aws:elasticloadbalancing:af-south-1:123456789012:listener-rule/app/comply360-prod/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee",
+  ).optional(),
+  listener: elbArn(
+    "listener",
+    "arn:aws:elasticloadbalancing:us-east-2:123456789012:listener/app/shop-prod/4d5e6f7a8b9c0d1e/f2f7dc8efc522ab2",
+  ).optional(),
+  /** Target group stickiness while traffic is split (TargetGroupStickinessConfig); off unless set. */
+  stickiness: duration.optional(),
 });
 
 const serviceEnvironment = z.strictObject({
@@ -209,8 +262,11 @@ const serviceEnvironment = z.strictObject({
         canary_percent: z.number().min(0.1).max(100),
         canary_bake: duration,
       }),
+      stepsStrategy,
     ])
     .default({ type: "ROLLING" }),
+  /** The STEPS strategy `/deploy … --canary` chooses for one deploy (seed 002: "for high-risk changes"). */
+  canary: stepsStrategy.extend({ type: z.literal("STEPS").default("STEPS") }).optional(),
   load_balancer: z.strictObject({ name: z.string().min(1), target_group: z.string().min(1) }).optional(),
   guardrails: z.array(guardrail).default([]),
 });
@@ -258,4 +314,5 @@ export type ApprovalRule = z.output<typeof approvalRule>;
 export type Freeze = z.output<typeof freeze>;
 export type DeployWindow = z.output<typeof window>;
 export type Strategy = ServiceEnvironment["strategy"];
+export type StepsStrategy = z.output<typeof stepsStrategy>;
 export type RollbackStrategy = EnvironmentPolicy["rollback_strategy"];

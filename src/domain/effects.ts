@@ -1,4 +1,4 @@
-import type { PageEvent } from "../ports.js";
+import type { PageEvent, Stickiness, TargetGroupWeight } from "../ports.js";
 
 /**
  * An outside effect deploybot has decided on. It is written as an intent in the same transaction as the state
@@ -9,6 +9,13 @@ export type Effect =
   | { kind: "ecs.rollout"; deploymentId: number }
   /** StopServiceDeployment (ROLLBACK) of the ECS deployment a rollback stops. */
   | { kind: "ecs.stop"; deploymentId: number; arn: string }
+  /**
+   * Traffic steps: set the forward weights of the deployment's listener rule (or listener) for step `step` of a
+   * deploy, or back to the stable side for a rollback (step 0). Read first: weights already as wanted are not sent.
+   */
+  | { kind: "elb.weights"; deploymentId: number; step: number; weights: TargetGroupWeight[]; stickiness?: Stickiness }
+  /** Scale one side's ECS service (the kept previous version once its keep is over, or a side switched away from). */
+  | { kind: "ecs.scale"; deploymentId: number; cluster: string; service: string; desiredCount: number }
   /** A PagerDuty event; PagerDuty's dedup key makes a resend safe. */
   | { kind: "page"; event: PageEvent }
   /** Post the deployment's card, or update it in place, rendered from the state when sent. */

@@ -2,7 +2,7 @@
 
 export type Severity = "P0" | "P1" | "P2" | "P3";
 
-/** `/deploy SERVICE VERSION ENV [--hotfix] [--reason ...] [--emergency ...] [--dry-run]` */
+/** `/deploy SERVICE VERSION ENV [--hotfix] [--canary] [--reason ...] [--emergency ...] [--dry-run]` */
 export interface DeployRequest {
   kind: "deploy";
   service: string;
@@ -12,6 +12,8 @@ export interface DeployRequest {
   dryRun: boolean;
   reason: string | null;
   emergency: string | null;
+  /** `--canary`: the environment's stepped canary strategy for this one deploy (set only when given). */
+  canary?: true;
 }
 
 /** `/rollback SERVICE ENV [to VERSION] [--reason ...] [--severity P0-P3]` */

@@ -5,6 +5,7 @@ import type { App } from "@slack/bolt";
 import type { Logger } from "pino";
 import { SimCloudWatch } from "../adapters/sim/cloudwatch.js";
 import { SimEcs } from "../adapters/sim/ecs.js";
+import { SimElb } from "../adapters/sim/elbv2.js";
 import { SimPagerDuty } from "../adapters/sim/pagerduty.js";
 import { SimWorld, simFileFor } from "../adapters/sim/world.js";
 import { SlackChat } from "../adapters/slack.js";
@@ -92,6 +93,7 @@ export class LocalConsole {
         store: this.store,
         clock: this.clock,
         ecs: new SimEcs(this.world),
+        elb: new SimElb(this.world),
         metrics: new SimCloudWatch(this.world),
         pager: new SimPagerDuty(this.world),
         chat: new SlackChat(),

@@ -4,7 +4,7 @@ import { parseDuration } from "../clock.js";
 /** The console's fault directives: the simulated world as hostile as the real one (DESIGN §6). */
 export const FAULT_DIRECTIVES = [":throttle", ":down", ":crash-after", ":lag"] as const;
 
-/** The operations of each simulated API that a fault can name; elbv2 and slack take any well-formed name. */
+/** The operations of each simulated API that a fault can name; slack takes any well-formed method name. */
 const KNOWN_OPS: Partial<Record<SimApi, readonly string[]>> = {
   ecs: [
     "DescribeServices",
@@ -17,10 +17,10 @@ const KNOWN_OPS: Partial<Record<SimApi, readonly string[]>> = {
     "StopServiceDeployment",
   ],
   cloudwatch: ["GetMetricData"],
+  elbv2: ["DescribeRules", "ModifyRule", "DescribeListeners", "ModifyListener", "DescribeTargetHealth"],
   pagerduty: ["trigger", "acknowledge", "resolve", "onCalls"],
 };
 const OP_SHAPE: Partial<Record<SimApi, { re: RegExp; example: string }>> = {
-  elbv2: { re: /^[A-Z][A-Za-z]+$/, example: "ModifyRule" },
   slack: { re: /^[a-z]+(\.[a-zA-Z]+)+$/, example: "chat.update" },
 };
 

@@ -1,12 +1,13 @@
 import type { Logger } from "pino";
 import { SimCloudWatch } from "../adapters/sim/cloudwatch.js";
 import { SimEcs } from "../adapters/sim/ecs.js";
+import { SimElb } from "../adapters/sim/elbv2.js";
 import { SimPagerDuty } from "../adapters/sim/pagerduty.js";
 import { SimWorld } from "../adapters/sim/world.js";
 import { ScaledClock } from "../clock.js";
 import { loadConfig } from "../config/load.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
-import type { EcsPort, MetricsPort, PagerPort } from "../ports.js";
+import type { EcsPort, ElbPort, MetricsPort, PagerPort } from "../ports.js";
 import { ScaledScheduler } from "../services/scheduler.js";
 import { SlackLikeServer } from "./slack-server.js";
 
@@ -16,7 +17,7 @@ export interface SimReplica {
   world: SimWorld;
   /** The Slack-like Web API this process's bot talks to (its messages live in the world file). */
   slack: SlackLikeServer;
-  adapters: { ecs: EcsPort; metrics: MetricsPort; pager: PagerPort };
+  adapters: { ecs: EcsPort; elb: ElbPort; metrics: MetricsPort; pager: PagerPort };
   /** Runs the bot's jobs at their simulated intervals on the scaled clock. */
   scheduler: ScaledScheduler;
   close(): Promise<void>;
@@ -49,7 +50,12 @@ export async function openSimReplica(opts: {
     clock,
     world,
     slack,
-    adapters: { ecs: new SimEcs(world), metrics: new SimCloudWatch(world), pager: new SimPagerDuty(world) },
+    adapters: {
+      ecs: new SimEcs(world),
+      elb: new SimElb(world),
+      metrics: new SimCloudWatch(world),
+      pager: new SimPagerDuty(world),
+    },
     scheduler: new ScaledScheduler(timeline.speed, opts.logger),
     async close() {
       await slack.stop();

@@ -101,3 +101,16 @@ export function canApprove(
 export function describeRule(rule: ApprovalRule): string {
   return rule.map((g) => `${g.count} from ${g.from.join("/")}`).join(" AND ");
 }
+
+/**
+ * The roles that may approve deploys in an environment (any of its approval rules); empty when it asks for none.
+ * Traffic steps let these people pause and resume a deploy's steps.
+ */
+export function approverRoles(policy: {
+  approvals: ApprovalRule;
+  hotfix_approvals?: ApprovalRule | undefined;
+  emergency?: { approvals: ApprovalRule } | undefined;
+}): string[] {
+  const rules = [policy.approvals, policy.hotfix_approvals ?? [], policy.emergency?.approvals ?? []];
+  return [...new Set(rules.flatMap((rule) => rule.flatMap((g) => g.from)))];
+}

@@ -1,23 +1,26 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { formatLocal, formatRelative } from "../clock.js";
+import { formatLocal } from "../clock.js";
 import type { Config } from "../config/schema.js";
 import type { Deployment } from "../domain/deployment.js";
 import type { Intent } from "../domain/effects.js";
 import type { DeployRequest } from "../domain/requests.js";
 import { findTarget, type Target } from "../domain/targets.js";
+import { stepsStrategyOf } from "../domain/traffic.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
-import { type Approver, approvalProgress, canApprove, describeRule } from "../policies/approvals.js";
-import { type Decision, decideDeploy } from "../policies/gate.js";
+import { type Approver, approvalProgress, canApprove } from "../policies/approvals.js";
+import { decideDeploy } from "../policies/gate.js";
 import { escapeMrkdwn as esc, mention } from "../slack/blocks.js";
 import { quoted } from "../slack/cards.js";
 import type { DeploymentBrief, Store } from "../store/index.js";
+import { dryRunPlan } from "./dry-run.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Outbox } from "./outbox.js";
 import type { People, Person } from "./people.js";
 import type { Reconciler } from "./reconciler.js";
 import type { RollbackService } from "./rollbacks.js";
-import { type EcsRollout, REVISION_RE, strategyOf } from "./rollout.js";
+import { type EcsRollout, strategyOf } from "./rollout.js";
+import type { TrafficSteps } from "./steps.js";
 import { TimeSlicer } from "./time-slicer.js";
 
 export interface DeploymentDeps {
@@ -30,6 +33,7 @@ export interface DeploymentDeps {
   rollout: EcsRollout;
   rollbacks: RollbackService;
   reconciler: Reconciler;
+  steps: TrafficSteps;
   logger: Logger;
 }
 
@@ -74,8 +78,14 @@ export class DeploymentService {
   /** `/deploy`: decides, records, posts the card (and starts when allowed); returns an ephemeral reply, if any. */
   async request(cmd: DeployRequest, requester: Person): Promise<string | null> {
     const t = this.target(cmd.service, cmd.environment);
+    if (cmd.canary && !stepsStrategyOf(t.settings, true)) {
+      throw new DeploybotError(
+        ErrorCode.CommandInvalid,
+        `${cmd.service} ${cmd.environment} has no canary: \`--canary\` chooses the traffic steps of its \`canary\` strategy, and services.${cmd.service}.environments.${cmd.environment} sets none. Deploy without --canary (${strategyOf(t.settings).type}), or add a canary (type STEPS) to the config.`,
+      );
+    }
     const decision = decideDeploy(await this.facts(cmd, requester, t));
-    if (cmd.dryRun) return this.dryRun(cmd, t, decision);
+    if (cmd.dryRun) return dryRunPlan(cmd, t, decision);
     const now = this.d.clock.now();
     const { store, outbox, lifecycle } = this.d;
     const { d, card } = await outbox.commit(async () => {
@@ -87,7 +97,11 @@ export class DeploymentService {
           version: cmd.version,
           requestedBy: requester.name,
           reason: cmd.reason ?? cmd.emergency,
-          flags: { ...(cmd.hotfix ? { hotfix: true } : {}), ...(cmd.emergency ? { emergency: cmd.emergency } : {}) },
+          flags: {
+            ...(cmd.hotfix ? { hotfix: true } : {}),
+            ...(cmd.emergency ? { emergency: cmd.emergency } : {}),
+            ...(cmd.canary ? { canary: true } : {}),
+          },
         },
         now,
       );
@@ -107,6 +121,7 @@ export class DeploymentService {
         hotfix: cmd.hotfix,
         emergency: cmd.emergency,
         reason: cmd.reason,
+        ...(cmd.canary ? { canary: true } : {}),
       });
       if (decision.outcome === "deny") return { d: decided, card: null };
       const card = await outbox.card(decided);
@@ -126,34 +141,6 @@ export class DeploymentService {
     if (after.status === "abandoned")
       return `:red_circle: Deploy #${d.id} was not started: Slack refused its card (${esc(after.lastError ?? "unknown")}). Nothing changed on ECS and the lock is free; fix the channel setup and ask again.`;
     return `:warning: Deploy #${d.id} is recorded, but Slack has not taken its card yet (${esc(after.lastError ?? "not tried yet")}). deploybot keeps trying; the deploy ${d.status === "awaiting_approval" ? "can be approved" : "starts"} once the card is up, and fails cleanly (freeing the lock) if it cannot be posted within 10 min.`;
-  }
-
-  private dryRun(cmd: DeployRequest, t: Target, decision: Decision): string {
-    const plan = REVISION_RE.test(cmd.version)
-      ? [`DescribeServices ${t.ecs.cluster}/${t.ecs.service}`, `DescribeTaskDefinition ${cmd.version}`]
-      : [
-          `DescribeServices ${t.ecs.cluster}/${t.ecs.service}`,
-          "DescribeTaskDefinition (the running revision)",
-          `RegisterTaskDefinition with container ${t.ecs.container} on image tag ${cmd.version}`,
-        ];
-    plan.push(
-      `UpdateService ${t.ecs.cluster}/${t.ecs.service} (${strategyOf(t.settings).type}, circuit breaker with rollback)`,
-      "follow ListServiceDeployments / DescribeServiceDeployments",
-    );
-    if (t.policy.bake > 0)
-      plan.push(`bake ${formatRelative(t.policy.bake)} with ${t.settings.guardrails.length} guardrails on`);
-    const verdict = {
-      allow: "would go ahead now",
-      needs_approval: `would need approval (${decision.outcome === "needs_approval" ? describeRule(decision.rule) : ""})`,
-      deny: "would be denied",
-    }[decision.outcome];
-    return [
-      `*Dry run* (nothing was changed): ${cmd.service} ${esc(cmd.version)} → ${cmd.environment} ${verdict}.`,
-      ...decision.reasons.map((r) => `• ${esc(r)}`),
-      ...(decision.bypassed.length ? [`Would bypass: ${esc(decision.bypassed.join("; "))}`] : []),
-      `*Plan* (ECS, ${t.ecs.region}):`,
-      ...plan.map((p, i) => `${i + 1}. ${p}`),
-    ].join("\n");
   }
 
   /**
@@ -313,19 +300,21 @@ export class DeploymentService {
   }
 
   /**
-   * The scheduled step: expire approvals, follow ECS deployments, end bake windows. Every deployment in those states
-   * is looked at briefly; only those with something to do now are read in full (and ECS asked about the ones rolling
-   * out), giving the event loop a turn every few milliseconds.
+   * The scheduled step: expire approvals, follow ECS deployments, check new sides' health and judge traffic steps,
+   * end bake windows, scale down previous versions whose keep is over. Every deployment in those states is looked at
+   * briefly; only those with something to do now are read in full (and ECS or the load balancer asked about them),
+   * giving the event loop a turn every few milliseconds.
    */
   async tick(): Promise<void> {
     const now = this.d.clock.now();
-    const { store, rollout, lifecycle, outbox, logger } = this.d;
+    const { store, rollout, lifecycle, outbox, logger, steps } = this.d;
     const slicer = new TimeSlicer();
     const due = (b: DeploymentBrief) =>
       b.status === "deploying" ||
+      b.status === "shifting" ||
       (b.status === "awaiting_approval" && b.expiresAt !== null && now.getTime() >= Date.parse(b.expiresAt)) ||
       (b.status === "baking" && b.bakeEndsAt !== null && now.getTime() >= Date.parse(b.bakeEndsAt));
-    for (const brief of await store.deployments.briefs(["awaiting_approval", "deploying", "baking"])) {
+    for (const brief of await store.deployments.briefs(["awaiting_approval", "deploying", "shifting", "baking"])) {
       if (!due(brief)) continue;
       if (slicer.due) await slicer.turn();
       const d = await store.deployments.get(brief.id);
@@ -334,12 +323,19 @@ export class DeploymentService {
       try {
         if (d.status === "awaiting_approval")
           await this.expireIfDue(d, "Nobody approved in time: the request expired.");
+        else if (d.status === "shifting" || (d.status === "deploying" && d.progress?.traffic?.upAt))
+          await steps.tick(d);
         else if (d.status === "deploying") await rollout.observe(d);
         else if (d.progress?.bakeEndsAt && now.getTime() >= Date.parse(d.progress.bakeEndsAt))
           await outbox.commit(() => lifecycle.bakeEnd(d));
       } catch (err) {
         logger.error({ err, deployment: d.id }, "could not follow a deployment; will try again next tick");
       }
+    }
+    try {
+      await steps.expireKeeps();
+    } catch (err) {
+      logger.error({ err }, "could not scale down the kept previous versions; will try again next tick");
     }
   }
 

@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
-import type { EcsPort, MetricsPort, PagerPort, SlackPort } from "../ports.js";
+import { DeploybotError, ErrorCode } from "../errors.js";
+import type { EcsPort, ElbPort, MetricsPort, PagerPort, SlackPort } from "../ports.js";
 import type { Store } from "../store/index.js";
 import { DeploymentService } from "./deployments.js";
 import { IncidentService } from "./incidents.js";
@@ -16,6 +17,7 @@ import { RollbackService } from "./rollbacks.js";
 import { EcsRollout } from "./rollout.js";
 import { SlackEffects } from "./slack-effects.js";
 import { StatusService } from "./status.js";
+import { TrafficSteps } from "./steps.js";
 
 /** What deploybot is built from: the config, the store, the clock and the adapters behind the ports. */
 export interface Deps {
@@ -27,8 +29,20 @@ export interface Deps {
   pager: PagerPort;
   /** Slack's Web API, bound to the Bolt app's client when the app is built. */
   chat: SlackPort;
+  /** Elastic Load Balancing, for traffic steps; only a config with a STEPS strategy needs it. */
+  elb?: ElbPort;
   logger: Logger;
 }
+
+/** The ELB port of a process built without one: any use says so (the config has no STEPS strategy to need it). */
+const NO_ELB: ElbPort = new Proxy({} as ElbPort, {
+  get: () => async () => {
+    throw new DeploybotError(
+      ErrorCode.Unknown,
+      "traffic steps need an Elastic Load Balancing adapter, and this process was built without one",
+    );
+  },
+});
 
 /** The services the Slack listeners and the scheduled jobs call; one instance per process. */
 export interface Services extends Deps {
@@ -36,6 +50,7 @@ export interface Services extends Deps {
   outbox: Outbox;
   reconciler: Reconciler;
   status: StatusService;
+  steps: TrafficSteps;
   deployments: DeploymentService;
   rollbacks: RollbackService;
   incidents: IncidentService;
@@ -74,23 +89,34 @@ export function buildServices(
   const people = new People(config, oncall, chat, deps.clock);
   const outbox = new Outbox(deps);
   const lifecycle = new Lifecycle({ ...deps, outbox, people });
-  const rollout = new EcsRollout({ ...deps, outbox, lifecycle });
+  const steps = new TrafficSteps({ ...deps, elb: deps.elb ?? NO_ELB, outbox, lifecycle, people });
+  const rollout = new EcsRollout({ ...deps, outbox, lifecycle, placement: (d, t) => steps.placement(d, t) });
   const slack = new SlackEffects({ ...deps, chat, people, lifecycle, outbox });
   const reconciler = new Reconciler(
     deps,
-    { ...rollout.handlers(), ...slack.handlers(), page: pageHandler({ ...deps, outbox }) },
+    { ...rollout.handlers(), ...steps.handlers(), ...slack.handlers(), page: pageHandler({ ...deps, outbox }) },
     { ...options.reconciler, fence: options.fence ?? ALONE },
   );
   outbox.onCommit = () => reconciler.kick();
-  const rollbacks = new RollbackService({ ...deps, people, outbox, lifecycle });
-  const deployments = new DeploymentService({ ...deps, people, outbox, lifecycle, rollout, rollbacks, reconciler });
+  const rollbacks = new RollbackService({ ...deps, people, outbox, lifecycle, steps });
+  const deployments = new DeploymentService({
+    ...deps,
+    people,
+    outbox,
+    lifecycle,
+    rollout,
+    rollbacks,
+    reconciler,
+    steps,
+  });
   const incidents = new IncidentService({ ...deps, outbox, lifecycle, people, rollbacks });
   return {
     ...deps,
     people,
     outbox,
     reconciler,
-    status: new StatusService(deps),
+    status: new StatusService({ ...deps, steps }),
+    steps,
     deployments,
     rollbacks,
     incidents,

@@ -54,21 +54,58 @@ export class Lifecycle {
 
   /** It never reached ECS (or ECS refused the start): nothing changed there; the lock is free again. */
   async notStarted(d: Deployment, reason: string): Promise<void> {
+    const traffic = d.progress?.traffic;
     const failed = await this.move(
       d,
       "not_started",
-      { progress: { detail: reason } },
+      { progress: { detail: reason, ...(traffic ? { traffic } : {}) } },
       `:red_circle: Could not start: ${esc(reason)}`,
     );
     await this.audit(failed, "deploybot", `${d.kind}.failed`, { reason });
     if (d.kind === "rollback") await this.rollbackEnded(failed, false, reason);
   }
 
-  /** ECS finished rolling out `d`: a deploy bakes (or succeeds), a rollback ends well. */
-  async rolledOut(d: Deployment, ecs: Pick<EcsDeployment, "runningCount" | "desiredCount">): Promise<void> {
+  /**
+   * ECS finished rolling out `d` (or, with traffic steps, the last step took all traffic): a deploy bakes (or
+   * succeeds), a rollback ends well. A stepped deploy whose new side ECS has just brought up takes no traffic yet:
+   * it waits for its target group's health check (TrafficSteps), and nothing else happens here.
+   */
+  async rolledOut(
+    d: Deployment,
+    ecs: Pick<EcsDeployment, "runningCount" | "desiredCount">,
+    stepsNote?: string,
+  ): Promise<void> {
     const bake = findTarget(this.d.config, d.service, d.environment)?.policy.bake ?? 0;
     const now = this.now();
-    const progress = { running: ecs.runningCount, desired: ecs.desiredCount, rolledOutAt: now.toISOString() };
+    const traffic = d.progress?.traffic;
+    if (traffic?.mode === "steps" && d.kind === "deploy" && d.status === "deploying") {
+      if (traffic.upAt) return;
+      const up = await this.d.store.deployments.patch(
+        d.id,
+        {
+          progress: {
+            ...d.progress,
+            running: ecs.runningCount,
+            desired: ecs.desiredCount,
+            traffic: { ...traffic, upAt: now.toISOString() },
+          },
+        },
+        now,
+      );
+      await this.d.outbox.card(up);
+      await this.d.outbox.noteOnCard(
+        up,
+        `${esc(d.version)} is up on the idle side (${ecs.runningCount}/${ecs.desiredCount} tasks), taking no traffic yet: checking its target group's health before the first step.`,
+      );
+      await this.audit(up, "deploybot", "steps.side_up", { running: ecs.runningCount, desired: ecs.desiredCount });
+      return;
+    }
+    const progress = {
+      ...(traffic ? { traffic } : {}),
+      running: ecs.runningCount,
+      desired: ecs.desiredCount,
+      rolledOutAt: now.toISOString(),
+    };
     if (bake > 0) {
       const bakeEndsAt = new Date(now.getTime() + bake).toISOString();
       const baking = await this.move(
@@ -77,7 +114,9 @@ export class Lifecycle {
         { progress: { ...progress, bakeEndsAt } },
         d.kind === "rollback"
           ? `Rollback finished: the service is stable on ${d.version}. Watching it for ${formatRelative(bake)}.`
-          : `Rolled out (${ecs.runningCount}/${ecs.desiredCount} tasks). Baking for ${formatRelative(bake)} with guardrails on.`,
+          : stepsNote
+            ? `${stepsNote} Baking for ${formatRelative(bake)} with guardrails on.`
+            : `Rolled out (${ecs.runningCount}/${ecs.desiredCount} tasks). Baking for ${formatRelative(bake)} with guardrails on.`,
       );
       await this.audit(baking, "deploybot", `${d.kind}.baking`, { bakeEndsAt });
     } else {
@@ -87,7 +126,9 @@ export class Lifecycle {
         { progress },
         d.kind === "rollback"
           ? "Rollback finished: the service is stable on the previous version."
-          : "Rolled out: succeeded.",
+          : stepsNote
+            ? `${stepsNote} Succeeded.`
+            : "Rolled out: succeeded.",
       );
       await this.audit(done, "deploybot", `${d.kind}.succeeded`, {});
     }
@@ -96,13 +137,17 @@ export class Lifecycle {
 
   /** ECS stopped it, or its circuit breaker rolled it back: what ran before runs. */
   async ecsFailed(d: Deployment, status: string, reason: string): Promise<void> {
+    const traffic = d.progress?.traffic;
     const failed = await this.move(
       d,
       "ecs_failed",
-      { progress: { detail: reason } },
+      { progress: { detail: reason, ...(traffic ? { traffic } : {}) } },
       `:red_circle: ECS reports ${status}: ${esc(reason)}`,
     );
     await this.audit(failed, "deploybot", `${d.kind}.failed`, { ecsStatus: status, reason });
+    // A stepped deploy's idle side never took traffic: it goes back to running nothing.
+    if (traffic?.mode === "steps" && d.kind === "deploy")
+      await this.d.outbox.scale(failed, traffic.plan.sides[traffic.side], 0);
     if (d.kind === "rollback") {
       await this.rollbackEnded(failed, false, reason);
       return;

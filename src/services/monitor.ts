@@ -4,6 +4,7 @@ import type { Config } from "../config/schema.js";
 import { type Deployment, WATCHED } from "../domain/deployment.js";
 import { ACTIVE, type Incident } from "../domain/incident.js";
 import { findTarget } from "../domain/targets.js";
+import { judgedPlacement, type SidePlacement, stablePlacement, tookTrafficAt, weightNow } from "../domain/traffic.js";
 import { asDeploybotError } from "../errors.js";
 import { evaluateGuardrail, type GuardrailVerdict, unreadVerdict } from "../policies/guardrails.js";
 import { type MetricSeries, type MetricsPort, requestSeriesId } from "../ports.js";
@@ -53,8 +54,9 @@ export class Monitor {
     // A deployment is watched from the moment ECS took it (before that, no traffic reaches its version), every
     // cycle, or on its environment's watch schedule when it has one.
     // A rollback is judged once the restored version has all the traffic back (until then it is the old mix).
+    // With traffic steps, a deploy is judged from its first shift: its side takes no traffic while ECS brings it up.
     for (const d of await store.deployments.byStatus(WATCHED)) {
-      const judged = d.kind === "rollback" ? d.status === "baking" : Boolean(d.startedAt);
+      const judged = d.kind === "rollback" ? d.status === "baking" : Boolean(tookTrafficAt(d));
       if (judged && this.due(d, now)) byId.set(d.id, d);
     }
     // Environments with a watch schedule go on watching after the bake window, for as long as it says.
@@ -96,11 +98,12 @@ export class Monitor {
   /** Is this cycle one of the deployment's checks? Every cycle while watched, or on the watch schedule's grid. */
   private due(d: Deployment, now: number): boolean {
     const schedule = findTarget(this.d.config, d.service, d.environment)?.policy.watch;
-    if (!schedule || !d.startedAt) return WATCHED.has(d.status);
+    const took = tookTrafficAt(d);
+    if (!schedule || !took) return WATCHED.has(d.status);
     // Phase p checks at every `every` after its start, up to and including its end: with 5m for 30m then
     // 15m for 90m, that is minutes 5, 10 ... 30, then 45, 60 ... 120 after the rollout started.
     const interval = this.d.config.monitor.interval;
-    let start = Date.parse(d.startedAt);
+    let start = Date.parse(took);
     for (const phase of schedule) {
       const offset = now - start;
       if (offset >= phase.every && offset < phase.for + interval && offset % phase.every < interval) return true;
@@ -119,11 +122,17 @@ export class Monitor {
     if (watches.length > 0) {
       // An identical series is asked for once, however many guardrails read it.
       const specs = new Map<string, SeriesSpec>();
-      const specOf = watches.map((w) => {
-        const spec = this.seriesOf(w);
+      const add = (spec: SeriesSpec) => {
         const known = specs.get(spec.key);
         if (!known || spec.lookbackMs > known.lookbackMs || spec.maxLagMs > known.maxLagMs) specs.set(spec.key, spec);
         return spec.key;
+      };
+      // With traffic steps each deployment is judged on its own side's target group (and ECS service).
+      const specOf = watches.map((w) => add(this.seriesOf(w, judgedPlacement(w.deployment))));
+      // compare_with: stable reads the stable side over the same minutes, while it still takes traffic.
+      const stableOf = watches.map((w) => {
+        const stable = this.comparesWithStable(w) ? stablePlacement(w.deployment) : null;
+        return stable ? add(this.seriesOf(w, stable)) : null;
       });
       await slicer.turn();
       const { queries, idOf } = plan(specs.values());
@@ -160,7 +169,12 @@ export class Monitor {
         const s = byId.get(idOf.get(key) as string);
         const from = now.getTime() - spec.lookbackMs;
         const datapoints = this.cache.points(key, from);
-        const before = preDeploy.get(`${w.deployment.id}/${key}`) ?? null;
+        const stableKey = stableOf[i];
+        const stablePoints = stableKey ? this.cache.points(stableKey, from).map((p) => p.value) : [];
+        const before =
+          stablePoints.length > 0
+            ? stablePoints.reduce((a, b) => a + b, 0) / stablePoints.length
+            : (preDeploy.get(`${w.deployment.id}/${key}`) ?? null);
         const existing = incidents.get(`${w.deployment.id}/${w.guardrail.name}`);
         const tookTraffic = this.notBefore(w, existing);
         const verdict: GuardrailVerdict =
@@ -214,11 +228,13 @@ export class Monitor {
     this.lastCycleAt = clock.now();
   }
 
-  private seriesOf(w: Watch): SeriesSpec {
-    const id = `${w.target.service}\u0000${w.target.environment}\u0000${w.index}`;
+  /** A guardrail's series, on one side of a two-sided target when `on` names it (traffic steps). */
+  private seriesOf(w: Watch, on: SidePlacement | null): SeriesSpec {
+    const side = on ? `\u0000${on.cluster}\u0000${on.service}\u0000${on.targetGroup}` : "";
+    const id = `${w.target.service}\u0000${w.target.environment}\u0000${w.index}${side}`;
     let spec = this.seriesSpecs.get(id);
     if (!spec) {
-      spec = seriesOf(w.target, w.guardrail);
+      spec = seriesOf(w.target, w.guardrail, on);
       this.seriesSpecs.set(id, spec);
     }
     return spec;
@@ -233,12 +249,24 @@ export class Monitor {
     const started =
       d.kind === "rollback" && d.progress?.rolledOutAt
         ? Date.parse(d.progress.rolledOutAt)
-        : Date.parse(d.startedAt ?? d.createdAt);
+        : Date.parse(tookTrafficAt(d) ?? d.createdAt);
     // Only a rolled-back incident needs a read; every other guardrail is answered without a promise.
     if (i?.state !== "rolled_back" || !i.rollbackId) return started;
     return this.d.store.deployments
       .get(i.rollbackId)
       .then((r) => (r?.progress?.rolledOutAt ? Date.parse(r.progress.rolledOutAt) : started));
+  }
+
+  /** A guardrail compared with the stable side: a deploy in its traffic steps, the stable side still taking some. */
+  private comparesWithStable(w: Watch): boolean {
+    const t = w.deployment.progress?.traffic;
+    return (
+      w.guardrail.compare_with === "stable" &&
+      t?.mode === "steps" &&
+      w.deployment.kind === "deploy" &&
+      (w.deployment.status === "shifting" || w.deployment.status === "paused") &&
+      weightNow(t) < 100
+    );
   }
 
   /**
@@ -254,9 +282,10 @@ export class Monitor {
   ): Promise<Map<string, number | null>> {
     const { store, metrics, logger } = this.d;
     const out = new Map<string, number | null>();
-    const missing = new Map<string, { key: string; deploymentId: number; start: number; window: number }>();
-    const watched = new Set(watches.map((w) => w.deployment.id));
-    for (const id of this.preDeployValues.keys()) if (!watched.has(id)) this.preDeployValues.delete(id);
+    const missing = new Map<
+      string,
+      { key: string; spec: SeriesSpec; deploymentId: number; start: number; window: number }
+    >();
     for (let i = 0; i < watches.length; i++) {
       if (slicer.due) await slicer.turn();
       const w = watches[i] as Watch;
@@ -277,24 +306,29 @@ export class Monitor {
       if (saved) {
         out.set(id, saved.value);
         held.set(key, saved.value);
-      } else
+      } else {
+        // A stepped deploy's own side took no traffic before it: "before" is what the stable side served then.
+        const stepped = w.deployment.progress?.traffic?.mode === "steps" && w.deployment.kind === "deploy";
+        const stable = stepped ? stablePlacement(w.deployment) : null;
         missing.set(id, {
           key,
+          spec: stable ? this.seriesOf(w, stable) : (specs.get(key) as SeriesSpec),
           deploymentId: w.deployment.id,
-          start: Date.parse(w.deployment.startedAt ?? w.deployment.createdAt),
+          start: Date.parse(tookTrafficAt(w.deployment) ?? w.deployment.createdAt),
           window: w.guardrail.baseline,
         });
+      }
     }
     if (missing.size === 0) return out;
     const wanted = [...missing.values()];
-    const { queries, idOf } = plan(wanted.map((m) => specs.get(m.key) as SeriesSpec));
+    const { queries, idOf } = plan(wanted.map((m) => m.spec));
     const from = Math.min(...wanted.map((m) => m.start - m.window));
     const to = Math.max(...wanted.map((m) => m.start));
     try {
       const read = new Map((await metrics.getMetricData(queries, new Date(from), new Date(to))).map((x) => [x.id, x]));
       const values = new Map<string, number | null>();
       for (const [id, m] of missing) {
-        const s = read.get(idOf.get(m.key) as string);
+        const s = read.get(idOf.get(m.spec.key) as string);
         const points =
           s?.status === "ok"
             ? s.datapoints

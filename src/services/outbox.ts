@@ -3,7 +3,7 @@ import type { Config } from "../config/schema.js";
 import type { Deployment } from "../domain/deployment.js";
 import type { Effect, Intent } from "../domain/effects.js";
 import type { Incident } from "../domain/incident.js";
-import type { PageEvent } from "../ports.js";
+import type { PageEvent, Stickiness, TargetGroupWeight } from "../ports.js";
 import type { Store } from "../store/index.js";
 
 /**
@@ -113,6 +113,25 @@ export class Outbox {
       { deploymentId: d.id },
       `ecs.rollout:${d.id}`,
       dependsOn,
+    );
+  }
+
+  /** Set the forward weights of `d`'s router for its step `step` (a rollback's switch back is its step 0). */
+  weights(d: Deployment, step: number, weights: TargetGroupWeight[], stickiness?: Stickiness): Promise<Intent> {
+    return this.add(
+      { kind: "elb.weights", deploymentId: d.id, step, weights, ...(stickiness ? { stickiness } : {}) },
+      this.ecsLane(d),
+      { deploymentId: d.id },
+    );
+  }
+
+  /** Scale one side's ECS service to `desiredCount`, on behalf of deployment `d`; once per deployment and service. */
+  scale(d: Deployment, side: { cluster: string; service: string }, desiredCount: number): Promise<Intent> {
+    return this.add(
+      { kind: "ecs.scale", deploymentId: d.id, cluster: side.cluster, service: side.service, desiredCount },
+      this.ecsLane(d),
+      { deploymentId: d.id },
+      `ecs.scale:${d.id}:${side.cluster}/${side.service}:${desiredCount}`,
     );
   }
 

@@ -40,6 +40,8 @@ const MAX_UNEXPECTED_ATTEMPTS = 5;
 const PRIORITY: Record<EffectKind, number> = {
   "ecs.stop": 0,
   "ecs.rollout": 0,
+  "elb.weights": 0,
+  "ecs.scale": 0,
   page: 1,
   "slack.card": 2,
   "slack.incident": 2,

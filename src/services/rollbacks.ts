@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
-import type { Deployment } from "../domain/deployment.js";
+import { type Deployment, STEPPING, UNFINISHED } from "../domain/deployment.js";
 import type { RollbackRequest, Severity } from "../domain/requests.js";
 import { findTarget, type Target } from "../domain/targets.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
@@ -13,7 +13,8 @@ import type { Store } from "../store/index.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { Outbox } from "./outbox.js";
 import type { People, Person } from "./people.js";
-import { REVISION_RE, versionOf } from "./rollout.js";
+import { RollbackTargets } from "./rollback-targets.js";
+import type { TrafficSteps } from "./steps.js";
 
 /** What a confirmed rollback will do; the confirmation button names it, and it is derived again at the click. */
 export interface RollbackPlan {
@@ -44,11 +45,16 @@ export interface RollbackDeps {
   outbox: Outbox;
   lifecycle: Lifecycle;
   logger: Logger;
+  steps: TrafficSteps;
 }
 
 /** `/rollback` and the monitor's rollbacks: authority (roles + on call now), the target version, and the start. */
 export class RollbackService {
-  constructor(private readonly d: RollbackDeps) {}
+  private readonly targets: RollbackTargets;
+
+  constructor(private readonly d: RollbackDeps) {
+    this.targets = new RollbackTargets(d);
+  }
 
   private target(service: string, environment: string): Target {
     const t = findTarget(this.d.config, service, environment);
@@ -97,20 +103,26 @@ export class RollbackService {
     // While a rollback is running (its ECS call retried, say), the deploy it ends is no longer in flight and
     // nothing earlier may have succeeded: say what is going on rather than "nothing to roll back to".
     await this.refuseWhilePending(t.service, t.environment);
-    const current = await this.currentVersion(t);
+    const current = await this.targets.current(t);
     // A deploy of deploybot's still in flight is what gets rolled back: back to what ran before it.
-    const inFlight = await this.d.store.deployments.latestOf(
-      t.service,
-      t.environment,
-      ["deploying", "baking"],
-      "deploy",
-    );
+    const inFlight = await this.d.store.deployments.latestOf(t.service, t.environment, UNFINISHED, "deploy");
     if (inFlight) current.version = inFlight.version;
+    if (
+      inFlight?.progress?.traffic?.mode === "steps" &&
+      (STEPPING.has(inFlight.status) || inFlight.status === "deploying") &&
+      cmd.version &&
+      cmd.version !== inFlight.previousVersion
+    ) {
+      throw new DeploybotError(
+        ErrorCode.CommandInvalid,
+        `${t.service} ${t.environment} is in the traffic steps of ${inFlight.version} (deploy #${inFlight.id}): a rollback now switches all traffic back to ${inFlight.previousVersion ?? "the previous version"}, which still runs. Use \`/rollback ${t.service} ${t.environment}\` (or Abort on its card), then deploy ${cmd.version}.`,
+      );
+    }
     const to = cmd.version
-      ? await this.named(t, cmd.version)
+      ? await this.targets.named(t, cmd.version)
       : inFlight?.previousVersion
         ? { version: inFlight.previousVersion, taskDefinition: inFlight.previousTaskDefinition }
-        : await this.previousGood(t, current.version, current.taskDefinition);
+        : await this.targets.previousGood(t, current.version, current.taskDefinition);
     if (!to) {
       throw new DeploybotError(
         ErrorCode.NotFound,
@@ -154,75 +166,6 @@ export class RollbackService {
     }
   }
 
-  private async currentVersion(t: Target): Promise<{ version: string; taskDefinition: string }> {
-    const svc = await this.d.ecs.describeService(t.ecs);
-    const def = await this.d.ecs.describeTaskDefinition(t.ecs, svc.taskDefinitionArn);
-    return { version: versionOf(t, def), taskDefinition: svc.taskDefinitionArn };
-  }
-
-  /**
-   * A named target must have run here before (deploybot's history, or the revision family of this service):
-   * a rollback bypasses freezes and deploy approvals, so it must never become a way to ship a new version.
-   */
-  private async named(t: Target, version: string): Promise<{ version: string; taskDefinition: string | null }> {
-    if (REVISION_RE.test(version)) {
-      const def = await this.d.ecs.describeTaskDefinition(t.ecs, version);
-      const running = await this.d.ecs.describeService(t.ecs);
-      const current = await this.d.ecs.describeTaskDefinition(t.ecs, running.taskDefinitionArn);
-      if (def.family !== current.family) {
-        throw new DeploybotError(
-          ErrorCode.CommandInvalid,
-          `${version} is not a revision of ${t.service} ${t.environment}'s task definition family (${current.family}).`,
-        );
-      }
-      return { version, taskDefinition: def.arn };
-    }
-    const history = await this.d.store.deployments.history(t.service, t.environment, 500);
-    const ran = history.find(
-      (x) => x.version === version && x.taskDefinition && (x.status === "succeeded" || x.status === "rolled_back"),
-    );
-    if (ran) return { version, taskDefinition: ran.taskDefinition };
-    const before = history.find((x) => x.previousVersion === version && x.previousTaskDefinition);
-    if (before) return { version, taskDefinition: before.previousTaskDefinition };
-    throw new DeploybotError(
-      ErrorCode.CommandInvalid,
-      `${version} has not run in ${t.service} ${t.environment} as far as deploybot knows, so it cannot be a rollback target. To ship a version, use /deploy: its freezes, windows and approvals apply.`,
-    );
-  }
-
-  /** The last version that succeeded here before the current one (deploybot's history, else ECS's previous revision). */
-  private async previousGood(
-    t: Target,
-    current: string,
-    currentArn: string,
-  ): Promise<{ version: string; taskDefinition: string | null } | null> {
-    const history = await this.d.store.deployments.history(t.service, t.environment, 200);
-    const good = history.find(
-      (x) => x.status === "succeeded" && x.version !== current && x.taskDefinition && x.taskDefinition !== currentArn,
-    );
-    if (good) return { version: good.version, taskDefinition: good.taskDefinition };
-    // What ran before deploybot deployed the current version was good enough to be running in this environment.
-    const currentDeploy = history.find((x) => x.kind === "deploy" && x.status === "succeeded" && x.version === current);
-    if (currentDeploy?.previousVersion && currentDeploy.previousVersion !== current) {
-      return { version: currentDeploy.previousVersion, taskDefinition: currentDeploy.previousTaskDefinition };
-    }
-    // ECS's previous revision is only a fallback for a service deploybot has never deployed: with history,
-    // the revision before the current one may be exactly the version that was rolled back.
-    if (history.some((x) => x.taskDefinition)) return null;
-    for (const summary of (await this.d.ecs.listServiceDeployments(t.ecs)).slice(0, 5)) {
-      const dep = await this.d.ecs.describeServiceDeployment(t.ecs, summary.arn);
-      if (
-        dep.targetTaskDefinitionArn === currentArn &&
-        dep.sourceTaskDefinitionArn &&
-        dep.sourceTaskDefinitionArn !== currentArn
-      ) {
-        const def = await this.d.ecs.describeTaskDefinition(t.ecs, dep.sourceTaskDefinitionArn);
-        return { version: versionOf(t, def), taskDefinition: def.arn };
-      }
-    }
-    return null;
-  }
-
   /** Step two: the Roll back click (authority checked again by the caller) or the monitor; records and starts it. */
   async execute(plan: RollbackPlan, actor: RollbackActor, needsApprovals = false): Promise<Deployment> {
     const t = this.target(plan.service, plan.environment);
@@ -230,12 +173,7 @@ export class RollbackService {
     const now = clock.now();
     return outbox.commit(async () => {
       await this.refuseWhilePending(plan.service, plan.environment);
-      const inFlight = await store.deployments.latestOf(
-        plan.service,
-        plan.environment,
-        ["deploying", "baking"],
-        "deploy",
-      );
+      const inFlight = await store.deployments.latestOf(plan.service, plan.environment, UNFINISHED, "deploy");
       const lastGood = (await store.deployments.history(plan.service, plan.environment, 50)).find(
         (x) => x.kind === "deploy" && x.status === "succeeded" && x.version === plan.fromVersion,
       );
@@ -282,6 +220,21 @@ export class RollbackService {
       });
       await outbox.card(next);
       if (next.status === "approved") await this.begin(next);
+      else if (rolledBack?.status === "shifting" && rolledBack.progress?.traffic) {
+        // No further traffic step while the rollback of this deploy waits for its approvals.
+        const t = rolledBack.progress.traffic;
+        await lifecycle.move(
+          rolledBack,
+          "pause",
+          {
+            progress: {
+              ...rolledBack.progress,
+              traffic: { ...t, pausedBy: actor.name, pauseReason: `rollback #${next.id} awaits its approvals` },
+            },
+          },
+          `:double_vertical_bar: Paused at step ${t.step + 1}: rollback #${next.id} by ${who(actor.name, (n) => this.d.people.slackIdOf(n))} awaits its approvals.`,
+        );
+      }
       return store.deployments.must(next.id);
     });
   }
@@ -302,13 +255,35 @@ export class RollbackService {
       return;
     }
     const by = r.flags.automatic ? "deploybot (automatic)" : who(r.requestedBy, (n) => people.slackIdOf(n));
-    const wasRollingOut = deploy?.status === "deploying" && deploy.startedAt && deploy.ecsDeploymentArn;
+    // On a target with two sides: back in one weight switch while the previous version still runs, else in place.
+    const traffic = await this.d.steps.rollbackTraffic(deploy, r);
+    const wasRollingOut =
+      deploy?.status === "deploying" && deploy.startedAt && deploy.ecsDeploymentArn && traffic?.mode !== "switch";
     if (deploy && (deploy.status === "deploying" || deploy.status === "baking" || deploy.status === "succeeded")) {
       await lifecycle.move(deploy, "roll_back", {}, `Rolling back to ${esc(r.version)}: rollback #${r.id} by ${by}.`);
+    } else if (deploy && STEPPING.has(deploy.status)) {
+      await lifecycle.move(
+        deploy,
+        "abort",
+        {},
+        `Switching back to ${esc(r.version)} at step ${(deploy.progress?.traffic?.step ?? 0) + 1}: rollback #${r.id} by ${by}.`,
+      );
     }
     await store.locks.acquire(r.service, r.environment, r.id, r.requestedBy, clock.now());
-    const started = await store.deployments.apply(r.id, "start", clock.now());
-    await lifecycle.audit(started, "deploybot", "ecs.rollback.intent", { rollsBack: deploy?.id ?? null });
+    const started = await store.deployments.apply(
+      r.id,
+      "start",
+      clock.now(),
+      traffic ? { progress: { ...r.progress, traffic } } : {},
+    );
+    await lifecycle.audit(
+      started,
+      "deploybot",
+      traffic?.mode === "switch" ? "elb.rollback.intent" : "ecs.rollback.intent",
+      {
+        rollsBack: deploy?.id ?? null,
+      },
+    );
     await outbox.card(started);
     if (deploy) {
       for (const i of await store.incidents.of(deploy.id)) {
@@ -325,7 +300,47 @@ export class RollbackService {
       }
     }
     if (r.flags.severity === "P0" || r.flags.severity === "P1") await lifecycle.pageRollback(started, "trigger");
-    if (wasRollingOut && deploy?.ecsDeploymentArn) await outbox.stop(started, deploy.ecsDeploymentArn);
+    if (traffic?.mode === "switch") await this.d.steps.switchBack(started, traffic);
+    else if (wasRollingOut && deploy?.ecsDeploymentArn) await outbox.stop(started, deploy.ecsDeploymentArn);
     else await outbox.rollout(started);
+  }
+
+  /**
+   * Abort, on a deploy's card while it shifts traffic: someone with rollback authority switches back at once (a
+   * rollback of the deploy, confirmed by the click). Where rollbacks need approvals, the steps pause until they are in.
+   */
+  async abort(id: number, person: Person): Promise<string | null> {
+    const { store, lifecycle } = this.d;
+    const d = await store.deployments.get(id);
+    if (d?.kind !== "deploy") return `There is no deploy #${id}.`;
+    if (!STEPPING.has(d.status))
+      return `Deploy #${id} is ${d.status.replace(/_/g, " ")}: its traffic steps are over; use /rollback.`;
+    let auth: { reason: string; needsApprovals: boolean };
+    try {
+      auth = await this.authorize(person, d.environment, d.service);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    if (!d.previousVersion) return "No previous version is known for this deploy; use /rollback with a version.";
+    await lifecycle.audit(d, person.name, "steps.abort", { step: (d.progress?.traffic?.step ?? 0) + 1 });
+    try {
+      await this.execute(
+        {
+          service: d.service,
+          environment: d.environment,
+          fromVersion: d.version,
+          toVersion: d.previousVersion,
+          toTaskDefinition: d.previousTaskDefinition,
+          reason: `aborted at step ${(d.progress?.traffic?.step ?? 0) + 1}`,
+          severity: null,
+        },
+        { name: person.name, slackId: person.slackId, automatic: false, authority: auth.reason },
+        auth.needsApprovals,
+      );
+    } catch (err) {
+      if (err instanceof DeploybotError && err.code === ErrorCode.LockHeld) return err.message;
+      throw err;
+    }
+    return null;
   }
 }

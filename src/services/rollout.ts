@@ -9,6 +9,7 @@ import {
   ECS_TERMINAL,
   type EcsDeployment,
   type EcsPort,
+  type EcsTarget,
   type TaskDefinition,
 } from "../ports.js";
 import type { Store } from "../store/index.js";
@@ -31,6 +32,10 @@ export function strategyOf(settings: ServiceEnvironment): DeploymentStrategy {
       return { type: "LINEAR", stepPercent: s.step_percent, stepBakeMinutes: Math.round(s.step_bake / 60_000) };
     case "CANARY":
       return { type: "CANARY", canaryPercent: s.canary_percent, canaryBakeMinutes: Math.round(s.canary_bake / 60_000) };
+    case "STEPS":
+      // The new version goes to the idle side, which takes no traffic until deploybot moves the weights: ECS
+      // simply replaces its tasks.
+      return { type: "ROLLING" };
   }
 }
 
@@ -75,6 +80,26 @@ export interface RolloutDeps {
   outbox: Outbox;
   lifecycle: Lifecycle;
   logger: Logger;
+  /**
+   * On a target with two sides behind a load balancer (traffic steps), which ECS service a rollout acts on; decided
+   * once and recorded on the deployment. Without it (or when it answers null) the configured service.
+   */
+  placement?: (d: Deployment, t: Target) => Promise<Placement | null>;
+}
+
+/** Where a rollout acts: the service UpdateService changes, the one whose task definition is current, its size. */
+export interface Placement {
+  ecs: EcsTarget;
+  from: EcsTarget;
+  desiredCount?: number;
+}
+
+/** The ECS service a deployment's rollout acts on, as recorded: its side of a two-sided target, else the configured one. */
+export function ecsOf(d: Pick<Deployment, "progress">, t: Target): EcsTarget {
+  const traffic = d.progress?.traffic;
+  if (!traffic) return t.ecs;
+  const side = traffic.plan.sides[traffic.side];
+  return { ...t.ecs, cluster: side.cluster, service: side.service };
 }
 
 /**
@@ -113,10 +138,10 @@ export class EcsRollout {
   }
 
   /** What the service runs now, and the task definition `d` should run (registered if only an image tag is known). */
-  private async plan(d: Deployment, t: Target, attempts: number) {
+  private async plan(d: Deployment, t: Target, attempts: number, from: EcsTarget) {
     const { ecs } = this.d;
-    const svc = await ecs.describeService(t.ecs);
-    const current = await ecs.describeTaskDefinition(t.ecs, svc.taskDefinitionArn);
+    const svc = await ecs.describeService(from);
+    const current = await ecs.describeTaskDefinition(from, svc.taskDefinitionArn);
     const currentImage = current.containers.find((c) => c.name === t.ecs.container)?.image;
     if (!currentImage)
       throw new DeploybotError(
@@ -125,22 +150,22 @@ export class EcsRollout {
       );
     if (d.taskDefinition) return { current, targetArn: d.taskDefinition };
     if (REVISION_RE.test(d.version))
-      return { current, targetArn: (await ecs.describeTaskDefinition(t.ecs, d.version)).arn };
+      return { current, targetArn: (await ecs.describeTaskDefinition(from, d.version)).arn };
     if (versionOfImage(currentImage) === d.version) return { current, targetArn: current.arn };
     const image = imageWithTag(currentImage, d.version);
     if (attempts > 1) {
       // An earlier attempt may have registered it before the process stopped: the family's latest revision tells.
-      const latest = await ecs.describeTaskDefinition(t.ecs, current.family);
+      const latest = await ecs.describeTaskDefinition(from, current.family);
       if (latest.revision > current.revision && latest.containers.some((c) => c.image === image))
         return { current, targetArn: latest.arn };
     }
-    return { current, targetArn: (await ecs.registerTaskDefinition(t.ecs, current, image)).arn };
+    return { current, targetArn: (await ecs.registerTaskDefinition(from, current, image)).arn };
   }
 
   /** The ECS deployment of `taskDefinition` created at or after `since`, if ECS has one. */
-  private async deploymentOf(t: Target, taskDefinition: string, since: Date): Promise<EcsDeployment | undefined> {
-    for (const brief of (await this.d.ecs.listServiceDeployments(t.ecs, since)).slice(0, 5)) {
-      const dep = await this.d.ecs.describeServiceDeployment(t.ecs, brief.arn);
+  private async deploymentOf(on: EcsTarget, taskDefinition: string, since: Date): Promise<EcsDeployment | undefined> {
+    for (const brief of (await this.d.ecs.listServiceDeployments(on, since)).slice(0, 5)) {
+      const dep = await this.d.ecs.describeServiceDeployment(on, brief.arn);
       if (dep.targetTaskDefinitionArn === taskDefinition) return dep;
     }
     return undefined;
@@ -148,21 +173,30 @@ export class EcsRollout {
 
   private async rollout(intent: IntentOf<"ecs.rollout">): Promise<Performed> {
     const { store, clock, ecs } = this.d;
-    const d = await store.deployments.must(intent.effect.deploymentId);
+    let d = await store.deployments.must(intent.effect.deploymentId);
     const t = this.target(d);
     const since = new Date(Date.parse(intent.createdAt) - 1000);
-    const strategy = d.kind === "rollback" ? rollbackStrategy(t.policy) : strategyOf(t.settings);
+    const where = (await this.d.placement?.(d, t)) ?? { ecs: t.ecs, from: t.ecs };
+    d = await store.deployments.must(d.id);
+    // A stepped deploy's idle side takes no traffic while ECS replaces its tasks: a plain rolling update.
+    const stepped = d.kind === "deploy" && d.progress?.traffic?.mode === "steps";
+    const strategy: DeploymentStrategy = stepped
+      ? { type: "ROLLING" }
+      : d.kind === "rollback"
+        ? rollbackStrategy(t.policy)
+        : strategyOf(t.settings);
     if (intent.attempts > 1 && d.taskDefinition) {
       // The call may have reached ECS before the process stopped: adopt the deployment it made, and record
       // (audit row, note) what the interrupted attempt could not.
-      const made = await this.deploymentOf(t, d.taskDefinition, since);
+      const made = await this.deploymentOf(where.ecs, d.taskDefinition, since);
       if (made)
         return {
           result: { adopted: made.arn },
-          record: () => this.updated(d, made.startedAt ?? clock.now(), made.arn, strategy, { adopted: made.arn }),
+          record: () =>
+            this.updated(d, made.startedAt ?? clock.now(), made.arn, strategy, where, { adopted: made.arn }),
         };
     }
-    const { current, targetArn } = await this.plan(d, t, intent.attempts);
+    const { current, targetArn } = await this.plan(d, t, intent.attempts, where.from);
     // Recorded before UpdateService: a retry then knows exactly what it asked ECS for.
     const planned = await store.deployments.patch(
       d.id,
@@ -173,18 +207,18 @@ export class EcsRollout {
       },
       clock.now(),
     );
-    await ecs.updateService(t.ecs, targetArn, strategy);
+    await ecs.updateService(where.ecs, targetArn, strategy, where.desiredCount);
     const startedAt = clock.now();
     let arn: string | null = null;
     try {
-      arn = (await this.deploymentOf(t, targetArn, new Date(startedAt.getTime() - 1000)))?.arn ?? null;
+      arn = (await this.deploymentOf(where.ecs, targetArn, new Date(startedAt.getTime() - 1000)))?.arn ?? null;
     } catch (err) {
       // The update is done; following it finds the deployment on its next turn.
       this.d.logger.warn({ err, deployment: d.id }, "could not list the new ECS deployment yet");
     }
     return {
       result: { taskDefinition: targetArn, strategy: strategy.type },
-      record: () => this.updated(planned, startedAt, arn, strategy),
+      record: () => this.updated(planned, startedAt, arn, strategy, where),
     };
   }
 
@@ -194,16 +228,29 @@ export class EcsRollout {
     at: Date,
     arn: string | null,
     strategy: DeploymentStrategy,
+    where: Placement,
     detail: Record<string, unknown> = {},
   ): Promise<void> {
+    const t = this.target(d);
+    const elsewhere = where.ecs.cluster !== t.ecs.cluster || where.ecs.service !== t.ecs.service;
     await this.started(d, at, arn);
     await this.d.lifecycle.audit(d, "deploybot", "ecs.update_service", {
       taskDefinition: d.taskDefinition,
       strategy: strategy.type,
+      ...(elsewhere ? { cluster: where.ecs.cluster, service: where.ecs.service } : {}),
+      ...(where.desiredCount !== undefined ? { desiredCount: where.desiredCount } : {}),
       ...(d.kind === "rollback" ? { rollback: true } : {}),
       ...detail,
     });
-    await this.d.outbox.noteOnCard(d, `Deploying ${d.version} (${strategy.type}).`);
+    const side = where.ecs.cluster === t.ecs.cluster ? where.ecs.service : `${where.ecs.cluster}/${where.ecs.service}`;
+    await this.d.outbox.noteOnCard(
+      d,
+      d.progress?.traffic?.mode === "steps" && d.kind === "deploy"
+        ? `Deploying ${d.version} to ${side}, the idle side (${where.desiredCount ?? "its"} tasks, ${strategy.type}); it takes no traffic until the first step.`
+        : elsewhere
+          ? `Deploying ${d.version} on ${side} (${strategy.type}).`
+          : `Deploying ${d.version} (${strategy.type}).`,
+    );
   }
 
   /** Records that ECS took the rollout: from here on the deployment is in flight and watched, whatever fails next. */
@@ -219,12 +266,12 @@ export class EcsRollout {
   private async stop(intent: IntentOf<"ecs.stop">): Promise<Performed> {
     const { store, clock, ecs, outbox, lifecycle } = this.d;
     const r = await store.deployments.must(intent.effect.deploymentId);
-    const t = this.target(r);
+    const on = ecsOf(r, this.target(r));
     const { arn } = intent.effect;
-    const dep = await ecs.describeServiceDeployment(t.ecs, arn);
+    const dep = await ecs.describeServiceDeployment(on, arn);
     const stopping = ["STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL"];
     if (dep.status === "IN_PROGRESS" || dep.status === "PENDING") {
-      await ecs.stopServiceDeployment(t.ecs, arn);
+      await ecs.stopServiceDeployment(on, arn);
     } else if (!stopping.includes(dep.status)) {
       // It ended before it could be stopped: the rollback deploys the previous version instead.
       return {
@@ -258,16 +305,16 @@ export class EcsRollout {
   async observe(d: Deployment): Promise<void> {
     if (d.status !== "deploying" || !d.startedAt) return;
     const { store, clock, ecs, outbox, lifecycle } = this.d;
-    const t = this.target(d);
+    const on = ecsOf(d, this.target(d));
     let arn = d.ecsDeploymentArn;
     if (!arn && d.taskDefinition) {
-      const found = await this.deploymentOf(t, d.taskDefinition, new Date(Date.parse(d.startedAt) - 1000));
+      const found = await this.deploymentOf(on, d.taskDefinition, new Date(Date.parse(d.startedAt) - 1000));
       if (found) {
         arn = found.arn;
         await store.deployments.patch(d.id, { ecsDeploymentArn: arn }, clock.now());
       } else if (clock.now().getTime() - Date.parse(d.startedAt) > FIND_DEPLOYMENT_FOR_MS) {
         // No deployment was made (ECS makes none when the task definition did not change): the service tells.
-        const svc = await ecs.describeService(t.ecs);
+        const svc = await ecs.describeService(on);
         if (svc.taskDefinitionArn === d.taskDefinition)
           await outbox.commit(() =>
             lifecycle.rolledOut(d, { runningCount: svc.runningCount, desiredCount: svc.desiredCount }),
@@ -275,7 +322,7 @@ export class EcsRollout {
       }
     }
     if (!arn) return;
-    const dep = await ecs.describeServiceDeployment(t.ecs, arn);
+    const dep = await ecs.describeServiceDeployment(on, arn);
     const success = d.kind === "rollback" && d.flags.viaStop ? "ROLLBACK_SUCCESSFUL" : "SUCCESSFUL";
     if (dep.status === success) {
       await outbox.commit(() => lifecycle.rolledOut(d, dep));

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Guardrail } from "../config/schema.js";
 import { DEFAULT_MAX_LAG_MS } from "../config/schema.js";
 import type { Target } from "../domain/targets.js";
+import { anyStepsOf, type SidePlacement, trafficPlan } from "../domain/traffic.js";
 import { guardrailLookbackMs } from "../policies/guardrails.js";
 import type { Datapoint, MetricQuery, MetricSeries } from "../ports.js";
 
@@ -18,15 +19,58 @@ export interface SeriesSpec {
   periodMs: number;
 }
 
-/** The series a guardrail of a target reads. */
-export function seriesOf(t: Target, g: Guardrail): SeriesSpec {
+/** "arn:…:targetgroup/web/73e2…" → "targetgroup/web/73e2…", the form ALB metric dimensions use. */
+function groupDimension(value: string): string {
+  return value.startsWith("arn:") ? value.split(":").slice(5).join(":") : value;
+}
+
+/**
+ * A custom metric's dimensions read on one side of a two-sided target: a dimension that names either side's target
+ * group, ECS service or cluster names `on`'s instead (seed 004 judges each side by its own target group).
+ */
+function dimensionsOn(dimensions: Record<string, string>, sides: SidePlacement[], on: SidePlacement) {
+  const out = { ...dimensions };
+  const swap = (key: string, values: string[], to: string) => {
+    const v = out[key];
+    if (v !== undefined && values.includes(v)) out[key] = to;
+  };
+  swap(
+    "TargetGroup",
+    sides.map((x) => groupDimension(x.targetGroup)),
+    groupDimension(on.targetGroup),
+  );
+  swap(
+    "ServiceName",
+    sides.map((x) => x.service),
+    on.service,
+  );
+  swap(
+    "ClusterName",
+    sides.map((x) => x.cluster),
+    on.cluster,
+  );
+  return out;
+}
+
+/**
+ * The series a guardrail of a target reads; with `on`, the metrics of one side of a two-sided target (traffic steps):
+ * its own target group, ECS service and cluster.
+ */
+export function seriesOf(t: Target, g: Guardrail, on: SidePlacement | null = null): SeriesSpec {
   const m = g.metric;
+  const steps = anyStepsOf(t.settings);
+  const sides = steps ? Object.values(trafficPlan(t, steps).sides) : [];
   const spec =
     typeof m === "string"
       ? { preset: m }
       : "expression" in m
         ? { expression: m.expression }
-        : { namespace: m.namespace, name: m.name, dimensions: m.dimensions, stat: m.stat };
+        : {
+            namespace: m.namespace,
+            name: m.name,
+            dimensions: on ? dimensionsOn(m.dimensions, sides, on) : m.dimensions,
+            stat: m.stat,
+          };
   const query: Omit<MetricQuery, "id"> = {
     region: t.ecs.region,
     service: t.service,
@@ -35,10 +79,13 @@ export function seriesOf(t: Target, g: Guardrail): SeriesSpec {
     spec,
     periodSeconds: Math.round(g.period / 1000),
     context: {
-      cluster: t.ecs.cluster,
-      ecsService: t.ecs.service,
+      cluster: on?.cluster ?? t.ecs.cluster,
+      ecsService: on?.service ?? t.ecs.service,
       ...(t.settings.load_balancer
-        ? { loadBalancer: t.settings.load_balancer.name, targetGroup: t.settings.load_balancer.target_group }
+        ? {
+            loadBalancer: t.settings.load_balancer.name,
+            targetGroup: on?.targetGroup ?? t.settings.load_balancer.target_group,
+          }
         : {}),
     },
   };

@@ -8,6 +8,7 @@ import type { EcsPort, ServiceState } from "../ports.js";
 import type { EnvironmentCalendar, TargetStatus } from "../slack/status.js";
 import type { Incident, Lock, Store } from "../store/index.js";
 import { versionOf } from "./rollout.js";
+import type { TrafficSteps } from "./steps.js";
 
 /** What the store says about one target. */
 interface Facts {
@@ -38,7 +39,9 @@ export class StatusService {
   /** An environment's calendar changes at most once a minute; all its services share one verdict. */
   private readonly calendars = new Map<string, CalendarVerdict>();
 
-  constructor(private readonly deps: { config: Config; store: Store; ecs: EcsPort; clock: Clock }) {}
+  constructor(
+    private readonly deps: { config: Config; store: Store; ecs: EcsPort; clock: Clock; steps?: TrafficSteps },
+  ) {}
 
   async target(t: Target): Promise<TargetStatus> {
     const { store } = this.deps;
@@ -67,9 +70,19 @@ export class StatusService {
       })),
     };
     try {
-      const svc = await this.describe(t);
+      const steps = this.deps.steps;
+      const live = steps ? await steps.liveEcs(t) : t.ecs;
+      const svc = await this.describe(live);
+      const sides =
+        steps && live !== t.ecs
+          ? {
+              live: live.cluster === t.ecs.cluster ? live.service : `${live.cluster}/${live.service}`,
+              kept: await steps.kept(t),
+            }
+          : {};
       return {
         ...base,
+        ...sides,
         version: await this.versionOf(t, svc.taskDefinitionArn),
         taskDefinition: svc.taskDefinitionArn,
         running: svc.runningCount,
@@ -99,11 +112,11 @@ export class StatusService {
     return verdict;
   }
 
-  private describe(t: Target): Promise<ServiceState> {
-    const k = `${t.ecs.region}\u0000${t.ecs.cluster}\u0000${t.ecs.service}`;
+  private describe(ecs: Target["ecs"]): Promise<ServiceState> {
+    const k = `${ecs.region}\u0000${ecs.cluster}\u0000${ecs.service}`;
     let read = this.reading.get(k);
     if (!read) {
-      read = this.deps.ecs.describeService(t.ecs);
+      read = this.deps.ecs.describeService(ecs);
       this.reading.set(k, read);
       const done = () => this.reading.delete(k);
       read.then(done, done);

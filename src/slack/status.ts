@@ -21,6 +21,9 @@ export interface TargetStatus {
   calendar: CalendarVerdict;
   /** Guardrail breaches still open on this service and environment. */
   incidents: Array<{ guardrail: string; severity: string; deploymentId: number; since: string }>;
+  /** With traffic steps: the ECS service taking the traffic now, and the previous version kept on the other side. */
+  live?: string;
+  kept?: { version: string; where: string; until: string; deploymentId: number } | null;
 }
 
 export interface EnvironmentCalendar {
@@ -55,8 +58,14 @@ export function targetBlocks(s: TargetStatus, now: Date, slackIdOf: SlackIdOf): 
   const incidents = s.incidents.length
     ? `\n:rotating_light: open: ${s.incidents.map((i) => `${i.severity} “${i.guardrail}” on #${i.deploymentId} since ${when(new Date(i.since), s.timeZone, now)}`).join("; ")}`
     : "";
+  const live = s.live ? ` on ${s.live}` : "";
+  const kept = s.kept
+    ? `\n:package: kept: \`${s.kept.version}\` on ${s.kept.where} until ${when(new Date(s.kept.until), s.timeZone, now)} (a /rollback before then is one weight switch; then it is scaled down)`
+    : "";
   return [
-    section(`*${s.service}* · *${s.environment}*  ${version} · ${tasks}\n${flight} · ${lock}\n${cal}${incidents}`),
+    section(
+      `*${s.service}* · *${s.environment}*  ${version}${live} · ${tasks}\n${flight} · ${lock}\n${cal}${incidents}${kept}`,
+    ),
   ];
 }
 
@@ -81,6 +90,9 @@ export function overviewBlocks(
 function progressText(d: Deployment): string {
   const p = d.progress;
   if (!p) return "";
+  const t = p.traffic;
+  if (t?.mode === "steps" && (d.status === "shifting" || d.status === "paused"))
+    return ` (step ${t.step + 1} of ${t.plan.steps.length}: ${t.plan.steps[t.step]?.weight ?? 0}% on \`${d.version}\`)`;
   const tasks = p.desired !== undefined ? ` (tasks ${p.running ?? 0}/${p.desired})` : "";
   return `${tasks}${p.detail ? ` ${p.detail}` : ""}`;
 }

@@ -212,6 +212,26 @@ export class GuardrailCheckRepo {
     );
     return new Map(rows.map((r) => [r.guardrail, { verdicts: r.verdicts, lastConclusiveAt: r.last_conclusive_at }]));
   }
+
+  /** Guardrail name → the last verdict (ok, breaching, inconclusive) and when, and when the last conclusive one was. */
+  async latest(
+    deploymentId: number,
+  ): Promise<Map<string, { lastStatus: string; lastAt: string; lastConclusiveAt: string | null }>> {
+    const rows = await this.db.all<{
+      guardrail: string;
+      last_status: string;
+      last_at: string;
+      last_conclusive_at: string | null;
+    }>("SELECT guardrail, last_status, last_at, last_conclusive_at FROM guardrail_checks WHERE deployment_id = ?", [
+      deploymentId,
+    ]);
+    return new Map(
+      rows.map((r) => [
+        r.guardrail,
+        { lastStatus: r.last_status, lastAt: r.last_at, lastConclusiveAt: r.last_conclusive_at },
+      ]),
+    );
+  }
 }
 
 /** Slack requests already handled, so a replayed one acts once. */

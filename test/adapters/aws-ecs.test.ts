@@ -422,6 +422,34 @@ describe("AwsEcs.updateService", () => {
     },
   );
 
+  it("sets the desired count with the task definition when asked (the idle side of traffic steps)", async () => {
+    ecs.on(UpdateServiceCommand).resolves({});
+
+    await adapter().ecsAdapter.updateService(target, TD_25, { type: "ROLLING" }, 4);
+
+    expect(ecs.commandCalls(UpdateServiceCommand)[0]?.args[0].input).toStrictEqual({
+      cluster: "comply360-prod",
+      service: "web",
+      taskDefinition: TD_25,
+      desiredCount: 4,
+      deploymentConfiguration: { deploymentCircuitBreaker: { enable: true, rollback: true }, strategy: "ROLLING" },
+    });
+  });
+
+  it("scales a service with an UpdateService that names only its desired count", async () => {
+    ecs.on(UpdateServiceCommand).resolves({});
+
+    await adapter().ecsAdapter.scaleService(target, 0);
+
+    expect(ecs).toHaveReceivedCommandOnce(UpdateServiceCommand);
+    expect(ecs).not.toHaveReceivedCommand(DescribeServicesCommand);
+    expect(ecs.commandCalls(UpdateServiceCommand)[0]?.args[0].input).toStrictEqual({
+      cluster: "comply360-prod",
+      service: "web",
+      desiredCount: 0,
+    });
+  });
+
   it("names the IAM action to grant when access is denied", async () => {
     ecs.on(UpdateServiceCommand).rejects(
       new AccessDeniedException({

@@ -2,9 +2,10 @@
 // load lazily and prints the type of what they use, so a bundle that wraps a package's exports differently fails.
 import { loadCloudWatchSdk } from "../../src/adapters/aws/cloudwatch.js";
 import { loadEcsSdk } from "../../src/adapters/aws/ecs.js";
+import { loadElbSdk } from "../../src/adapters/aws/elbv2.js";
 import { loadPdjs } from "../../src/adapters/pagerduty.js";
 
-const [ecs, cloudwatch, pdjs] = await Promise.all([loadEcsSdk(), loadCloudWatchSdk(), loadPdjs()]);
+const [ecs, cloudwatch, elb, pdjs] = await Promise.all([loadEcsSdk(), loadCloudWatchSdk(), loadElbSdk(), loadPdjs()]);
 const client = new ecs.ECSClient({ region: "af-south-1" });
 client.destroy();
 console.log(
@@ -13,6 +14,8 @@ console.log(
     DescribeServicesCommand: typeof ecs.DescribeServicesCommand,
     CloudWatchClient: typeof cloudwatch.CloudWatchClient,
     GetMetricDataCommand: typeof cloudwatch.GetMetricDataCommand,
+    ElasticLoadBalancingV2Client: typeof elb.ElasticLoadBalancingV2Client,
+    ModifyRuleCommand: typeof elb.ModifyRuleCommand,
     event: typeof pdjs.event,
     api: typeof pdjs.api,
   }),

@@ -100,6 +100,8 @@ describe("the bundle npm install builds", () => {
         DescribeServicesCommand: "function",
         CloudWatchClient: "function",
         GetMetricDataCommand: "function",
+        ElasticLoadBalancingV2Client: "function",
+        ModifyRuleCommand: "function",
         event: "function",
         api: "function",
       });

@@ -132,11 +132,24 @@ describe("the example config (examples/deploybot.yml)", () => {
     expect(config.services.web?.environments.staging?.guardrails).toEqual([]);
   });
 
-  it("runs web as a canary and api blue/green in production, both rolling in staging", () => {
+  it("runs web in traffic steps (10/50/90/100, blue kept 24 h) and api blue/green in production, both rolling in staging", () => {
     expect(config.services.web?.environments.production?.strategy).toEqual({
-      type: "CANARY",
-      canary_percent: 10,
-      canary_bake: 300_000,
+      type: "STEPS",
+      steps: [
+        { weight: 10, pause: 600_000 },
+        { weight: 50, pause: 900_000 },
+        { weight: 90, pause: 1_800_000 },
+        { weight: 100 },
+      ],
+      keep_previous: 86_400_000,
+      max_inconclusive: 900_000,
+      green: {
+        service: "web-green",
+        target_group:
+          "arn:aws:elasticloadbalancing:af-south-1:123456789012:targetgroup/comply360-web-green/6d0ecf831eec9f09",
+      },
+      listener_rule:
+        "arn:aws:elasticloadbalancing:af-south-1:123456789012:listener-rule/app/comply360-prod/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee",
     });
     expect(config.services.api?.environments.production?.strategy).toEqual({ type: "BLUE_GREEN", bake_time: 900_000 });
     expect(config.services.api?.environments.staging?.strategy).toEqual({ type: "ROLLING" });
@@ -476,6 +489,154 @@ describe("a broken config", () => {
   });
 });
 
+describe("a STEPS strategy that cannot run as written", () => {
+  const steps =
+    "            - { weight: 10, pause: 10m }\n" +
+    "            - { weight: 50, pause: 15m }\n" +
+    "            - { weight: 90, pause: 30m }\n" +
+    "            - { weight: 100 }\n";
+  const base = "services.web.environments.production.strategy";
+  const RULE =
+    "arn:aws:elasticloadbalancing:af-south-1:123456789012:listener-rule/app/comply360-prod/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";
+  const GREEN = "arn:aws:elasticloadbalancing:af-south-1:123456789012:targetgroup/comply360-web-green/6d0ecf831eec9f09";
+  it.each<{ what: string; text: () => string; fragments: (string | RegExp)[] }>([
+    {
+      what: "steps that do not reach 100%",
+      text: () => edited(steps, "            - { weight: 10, pause: 10m }\n            - { weight: 90 }\n"),
+      fragments: [`${base}.steps[1].weight`, "the last step takes all the traffic: weight 100 (found 90)"],
+    },
+    {
+      what: "a step that moves less traffic than the one before",
+      text: () =>
+        edited(
+          steps,
+          "            - { weight: 50, pause: 10m }\n            - { weight: 10, pause: 5m }\n            - { weight: 100 }\n",
+        ),
+      fragments: [`${base}.steps[1].weight`, "each step moves more traffic than the one before: 10% after 50%"],
+    },
+    {
+      what: "a step before the last without a pause",
+      text: () => edited("            - { weight: 50, pause: 15m }", "            - { weight: 50 }"),
+      fragments: [
+        `${base}.steps[1] (line ${lineOf("            - { weight: 50, pause: 15m }")})`,
+        "step 2 (50%) needs a pause",
+      ],
+    },
+    {
+      what: "a pause on the last step",
+      text: () => edited("            - { weight: 100 }", "            - { weight: 100, pause: 1h }"),
+      fragments: [`${base}.steps[3].pause`, "the environment's bake window follows it: leave out its pause"],
+    },
+    {
+      what: "a weight over 100",
+      text: () => edited("            - { weight: 90, pause: 30m }", "            - { weight: 190, pause: 30m }"),
+      fragments: [`${base}.steps[2].weight`, "found 190"],
+    },
+    {
+      what: "both a listener rule and a listener",
+      text: () =>
+        edited(
+          "          listener_rule:",
+          '          listener: "arn:aws:elasticloadbalancing:af-south-1:123456789012:listener/app/comply360-prod/50dc6c495c0c9188/f2f7dc8efc522ab2"\n          listener_rule:',
+        ),
+      fragments: [base, "say where the weights are set, once: listener_rule"],
+    },
+    {
+      what: "a listener rule given by name rather than ARN",
+      text: () => edited(`"${RULE}"`, "web-production-rule"),
+      fragments: [
+        `${base}.listener_rule`,
+        'found "web-production-rule"',
+        "a listener-rule ARN such as arn:aws:elasticloadbalancing:",
+      ],
+    },
+    {
+      what: "a green target group in another region",
+      text: () =>
+        edited(
+          "af-south-1:123456789012:targetgroup/comply360-web-green",
+          "eu-west-1:123456789012:targetgroup/comply360-web-green",
+        ),
+      fragments: [`${base}.green.target_group`, "is in eu-west-1, but ecs.region is af-south-1"],
+    },
+    {
+      what: "a green side that is the blue ECS service",
+      text: () => edited("green: { service: web-green,", "green: { service: web,"),
+      fragments: [
+        `${base}.green.service`,
+        "the green side needs an ECS service of its own: comply360-prod/web is the blue side (ecs)",
+      ],
+    },
+    {
+      what: "a blue target group that is not an ARN",
+      text: () =>
+        edited(
+          'target_group: "arn:aws:elasticloadbalancing:af-south-1:123456789012:targetgroup/comply360-web/73e2d6bc24d8a067"',
+          "target_group: targetgroup/comply360-web/73e2d6bc24d8a067",
+        ),
+      fragments: [
+        "services.web.environments.production.load_balancer.target_group",
+        "traffic steps set forward weights by target group ARN",
+        "arn:aws:elasticloadbalancing:af-south-1:123456789012:targetgroup/comply360-web/73e2d6bc24d8a067",
+      ],
+    },
+    {
+      what: "a canary on a service without a load balancer",
+      text: () =>
+        edited(
+          "        strategy: { type: ROLLING }\n      production:\n        # The blue side",
+          `        strategy: { type: ROLLING }\n        canary: { steps: [{ weight: 5, pause: 5m }, { weight: 100 }], green: { service: web-green, target_group: "arn:aws:elasticloadbalancing:af-south-1:123456789012:targetgroup/staging-green/1" }, listener: "arn:aws:elasticloadbalancing:af-south-1:123456789012:listener/app/staging/1/2" }\n      production:\n        # The blue side`,
+        ),
+      fragments: ["services.web.environments.staging.canary", "traffic steps need load_balancer {name, target_group}"],
+    },
+    {
+      what: "compare_with: stable where nothing steps",
+      text: () =>
+        edited(
+          "    severity: critical # critical alerts page PagerDuty\n",
+          "    severity: critical # critical alerts page PagerDuty\n    compare_with: stable\n",
+        ),
+      fragments: [
+        "services.api.environments.production.guardrails[0].compare_with",
+        "compare_with: stable compares the two sides of traffic steps",
+      ],
+    },
+  ])("refuses $what, naming the path", ({ text, fragments }) => {
+    const err = configError(text());
+    for (const f of fragments) {
+      if (typeof f === "string") expect(err.message).toContain(f);
+      else expect(err.message).toMatch(f);
+    }
+  });
+
+  const withCanary = (green: string, service = "web-green") =>
+    edited(
+      "        strategy:\n          type: STEPS\n",
+      `        canary:\n          steps: [{ weight: 5, pause: 30m }, { weight: 100 }]\n          green: { service: ${service}, target_group: "${green}" }\n          listener_rule: "${RULE}"\n        strategy:\n          type: STEPS\n`,
+    );
+
+  it("accepts a --canary strategy on the same two sides as the service's own", () => {
+    const config = parseConfig(withCanary(GREEN));
+    expect(config.services.web?.environments.production?.canary).toMatchObject({
+      type: "STEPS",
+      steps: [{ weight: 5, pause: 1_800_000 }, { weight: 100 }],
+      keep_previous: 86_400_000,
+      max_inconclusive: 900_000,
+    });
+  });
+
+  it("refuses a --canary strategy that moves traffic between other sides than the strategy", () => {
+    const err = configError(
+      withCanary(
+        "arn:aws:elasticloadbalancing:af-south-1:123456789012:targetgroup/comply360-web-canary/1",
+        "web-canary",
+      ),
+    );
+    expect(err.message).toContain("services.web.environments.production.canary");
+    expect(err.message).toContain("the canary moves traffic between the same two sides as the strategy");
+  });
+});
+
 describe("the keys that judge late data and spikes from before the deploy", () => {
   const web = (config: Config) => config.services.web?.environments.production?.guardrails ?? [];
 
@@ -694,7 +855,7 @@ describe("summarize", () => {
     const targets = lines.filter((l) => /^ {2}(web|api) +(staging|production) /.test(l));
     expect(targets).toHaveLength(4);
     expect(summary).toMatch(
-      /web +production +af-south-1 comply360-prod\/web \[web\] CANARY · 9 guardrails \(3 roll back\)/,
+      /web +production +af-south-1 comply360-prod\/web \[web\] STEPS 10\/50\/90\/100% with web-green, keep 1 d · 9 guardrails \(3 roll back\)/,
     );
     expect(summary).toMatch(/api +production +af-south-1 comply360-prod\/api \[api\] BLUE_GREEN/);
     expect(summary).toMatch(/web +staging +af-south-1 comply360-staging\/web \[web\] ROLLING$/m);

@@ -1,13 +1,14 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { parse, stringify } from "yaml";
 import { LocalConsole } from "../../src/local/console.js";
 import type { ConsoleEvent } from "../../src/local/events.js";
+import { ecsCanaryExample } from "./ecs-canary-example.js";
 
-export const EXAMPLE_CONFIG = fileURLToPath(new URL("../../examples/deploybot.yml", import.meta.url));
+/** The example with web production on ECS's own CANARY: the safety loop's suites drive ECS's rollout path on it. */
+export const EXAMPLE_CONFIG = ecsCanaryExample();
 
 /** A Tuesday inside the production window (10:00-12:00 SAST). */
 export const TUESDAY = "2026-11-24T10:15:00+02:00";

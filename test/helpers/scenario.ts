@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { LocalConsole } from "../../src/local/console.js";
 import type { ConsoleEvent } from "../../src/local/events.js";
+import { ecsCanaryExample } from "./ecs-canary-example.js";
 
 /** A local console on the example config and an in-memory db, with every event it emits kept in order. */
 export interface Scenario {
@@ -22,11 +23,14 @@ export interface Scenario {
   stop(): Promise<void>;
 }
 
-/** Starts a console at `at` (an ISO time with offset) on examples/deploybot.yml, or on another example. */
-export async function scenario(at: string, example = "deploybot.yml"): Promise<Scenario> {
+/**
+ * Starts a console at `at` (an ISO time with offset) on examples/deploybot.yml with web production on ECS's own
+ * CANARY (see ecsCanaryExample), or on another example as it is (deploybot.yml itself with `"deploybot.yml"`).
+ */
+export async function scenario(at: string, example?: string): Promise<Scenario> {
   const events: ConsoleEvent[] = [];
   const con = new LocalConsole({
-    configFile: fileURLToPath(new URL(`../../examples/${example}`, import.meta.url)),
+    configFile: example ? fileURLToPath(new URL(`../../examples/${example}`, import.meta.url)) : ecsCanaryExample(),
     dbFile: ":memory:",
     at,
     logger: pino({ level: "silent" }),

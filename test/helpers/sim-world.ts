@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { SimCloudWatch } from "../../src/adapters/sim/cloudwatch.js";
 import { SimEcs } from "../../src/adapters/sim/ecs.js";
 import { SimPagerDuty } from "../../src/adapters/sim/pagerduty.js";
@@ -11,8 +10,10 @@ import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
 import type { DeploymentStrategy, EcsTarget } from "../../src/ports.js";
+import { ecsCanaryExample } from "./ecs-canary-example.js";
 
-export const EXAMPLE = fileURLToPath(new URL("../../examples/deploybot.yml", import.meta.url));
+/** The example with web production on ECS's own CANARY (see ecsCanaryExample). */
+export const EXAMPLE = ecsCanaryExample();
 /** Tuesday 10:00 SAST, on a minute boundary so that minute-by-minute readings line up with periods. */
 export const START = "2026-11-24T08:00:00.000Z";
 /** web production of the example: 4 tasks. */

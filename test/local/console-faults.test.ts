@@ -250,7 +250,19 @@ describe(":crash-after in the CLI", () => {
     const run = await new Promise<{ signal: string | null; code: number | null; stdout: string }>((resolve) => {
       execFile(
         process.execPath,
-        ["bin/deploybot.js", "console", "--db", db, "--script", script, "--json", "--at", TUESDAY],
+        [
+          "bin/deploybot.js",
+          "console",
+          "--config",
+          EXAMPLE_CONFIG,
+          "--db",
+          db,
+          "--script",
+          script,
+          "--json",
+          "--at",
+          TUESDAY,
+        ],
         { cwd: ROOT, timeout: 30_000, env: { ...process.env, SLACK_BOT_TOKEN: "", LOG_LEVEL: "silent" } },
         (err, stdout) =>
           resolve({

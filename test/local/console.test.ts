@@ -7,9 +7,11 @@ import { pino } from "pino";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { LocalConsole } from "../../src/local/console.js";
 import type { ConsoleEvent } from "../../src/local/events.js";
+import { ecsCanaryExample } from "../helpers/ecs-canary-example.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const EXAMPLE = join(ROOT, "examples/deploybot.yml");
+/** The example with web production on ECS's own CANARY: these suites check the console's workings, not traffic steps. */
+const EXAMPLE = ecsCanaryExample();
 const SATURDAY = "2026-11-21T10:00:00+02:00";
 const SATURDAY_UTC = "2026-11-21T08:00:00.000Z";
 const TARGETS = ["web", "api"].flatMap((s) => ["staging", "production"].map((e) => `*${s}* · *${e}*  \`v1.4.0\``));
@@ -233,7 +235,7 @@ describe("deploybot console --json (the CLI end to end)", () => {
       ["# who sees what", "/status", ":as bob", "/status web production", ":quit", "/status"].join("\n"),
     );
     const db = tempPath("cli.db");
-    const run = await cli("console", "--json", "--script", script, "--db", db, "--at", SATURDAY);
+    const run = await cli("console", "--json", "--config", EXAMPLE, "--script", script, "--db", db, "--at", SATURDAY);
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
 

@@ -18,7 +18,11 @@ const list = (x: string | string[]) => (Array.isArray(x) ? x : [x]);
 const allowed = policy.Statement.filter((s) => s.Effect === "Allow").flatMap((s) => list(s.Action));
 
 /** The SDK client package each adapter imports, as the IAM service prefix. */
-const SERVICE: Record<string, string> = { "@aws-sdk/client-ecs": "ecs", "@aws-sdk/client-cloudwatch": "cloudwatch" };
+const SERVICE: Record<string, string> = {
+  "@aws-sdk/client-ecs": "ecs",
+  "@aws-sdk/client-cloudwatch": "cloudwatch",
+  "@aws-sdk/client-elastic-load-balancing-v2": "elasticloadbalancing",
+};
 
 /**
  * Every AWS action the code can cause: `new XCommand(` or `new sdk.XCommand(` (the SDK loaded on first use) in
@@ -41,7 +45,8 @@ function actionsInCode(): Map<string, string> {
       fromCommands.add(`${SERVICE[client]}:${m[1]}`);
     }
     for (const m of text.matchAll(/"[^"\n]*"|`[^`\n]*`/g)) {
-      for (const a of m[0].matchAll(/\b((?:ecs|iam|cloudwatch):[A-Z][A-Za-z]+)\b/g)) found.set(a[1] as string, file);
+      for (const a of m[0].matchAll(/\b((?:ecs|iam|cloudwatch|elasticloadbalancing):[A-Z][A-Za-z]+)\b/g))
+        found.set(a[1] as string, file);
     }
   }
   return found;
@@ -60,6 +65,9 @@ describe("docs/iam-policy.json", () => {
       "cloudwatch:GetMetricData",
       "ecs:TagResource",
       "iam:PassRole",
+      "elasticloadbalancing:ModifyRule",
+      "elasticloadbalancing:ModifyListener",
+      "elasticloadbalancing:DescribeTargetHealth",
     ]) {
       expect(code.has(a), a).toBe(true);
     }
@@ -69,6 +77,8 @@ describe("docs/iam-policy.json", () => {
       "ecs:DescribeServices",
       "ecs:RegisterTaskDefinition",
       "cloudwatch:GetMetricData",
+      "elasticloadbalancing:ModifyRule",
+      "elasticloadbalancing:ModifyListener",
     ])
       expect(fromCommands.has(a), a).toBe(true);
   });
@@ -84,7 +94,15 @@ describe("docs/iam-policy.json", () => {
   });
 
   it("scopes every action that supports resource-level permissions to resources, not *", () => {
-    const unscoped = new Set(["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition", "cloudwatch:GetMetricData"]);
+    const unscoped = new Set([
+      "ecs:DescribeTaskDefinition",
+      "ecs:RegisterTaskDefinition",
+      "cloudwatch:GetMetricData",
+      // Elastic Load Balancing's Describe calls take no resource-level permissions.
+      "elasticloadbalancing:DescribeRules",
+      "elasticloadbalancing:DescribeListeners",
+      "elasticloadbalancing:DescribeTargetHealth",
+    ]);
     for (const s of policy.Statement) {
       if (list(s.Resource).includes("*"))
         expect(

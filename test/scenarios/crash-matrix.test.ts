@@ -300,7 +300,7 @@ async function cli(db: string, lines: string[], extra: string[]): Promise<{ stat
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["bin/deploybot.js", "console", "--db", db, "--script", script, "--json", ...extra],
+      ["bin/deploybot.js", "console", "--config", EXAMPLE_CONFIG, "--db", db, "--script", script, "--json", ...extra],
       { cwd: ROOT, timeout: 30_000, env: { ...process.env, SLACK_BOT_TOKEN: "", LOG_LEVEL: "silent" } },
       (err, stdout) => {
         // Killed by a signal: 128 + its number, as a shell reports it (SIGKILL: 137).

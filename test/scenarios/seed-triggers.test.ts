@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_METRICS } from "../../src/adapters/sim/world-metrics.js";
 import type { Config, Guardrail } from "../../src/config/schema.js";
+import { stepsStrategyOf } from "../../src/domain/traffic.js";
+import type { ConsoleEvent } from "../../src/local/events.js";
 import { parseThreshold } from "../../src/policies/guardrail-rules.js";
 import { guardrailUnit, pagesOnBreach } from "../../src/policies/guardrails.js";
 import { type Scenario, scenario } from "../helpers/scenario.js";
@@ -70,8 +72,11 @@ describe("each example's seed triggers breach in the console (issue 9 §7)", () 
 
     await t.run(`:as ${ship.requester}`, `/deploy ${trigger.service} v9.0.0 to production`);
     for (const approver of ship.approvers) await t.run(`:as ${approver}`, ":click Approve");
-    // Breach once the new version takes all the traffic (its rollout done): the rollback is then an UpdateService.
-    await advanceUntil(t, async () => (await t.con.store.deployments.get(1))?.status === "baking", 40);
+    // Breach once the new version takes all the traffic (its rollout or its last traffic step done): the rollback is
+    // then an UpdateService, or with traffic steps one switch of the weights back to the side kept running.
+    await advanceUntil(t, async () => (await t.con.store.deployments.get(1))?.status === "baking", 90);
+    const settings = config.services[trigger.service]?.environments.production;
+    const stepped = settings ? stepsStrategyOf(settings, false) : null;
 
     // Healthy until the metric is set: the simulator's defaults trip nothing.
     expect(await t.con.store.incidents.of(1)).toEqual([]);
@@ -79,7 +84,13 @@ describe("each example's seed triggers breach in the console (issue 9 §7)", () 
     const before = t.mark();
     await t.run(`:metric ${trigger.service} production ${trigger.metric} ${value}`);
     const incidentOf = async () => (await t.con.store.incidents.of(1)).find((i) => i.guardrail === g.name);
-    const rollbacks = () => t.since(before).filter((e) => e.kind === "aws" && e.op === "UpdateService");
+    // What moves traffic: a deployment (UpdateService of a task definition, not a mere scale-down) or new weights.
+    const moves = (e: ConsoleEvent) =>
+      e.kind === "aws" &&
+      ((e.op === "UpdateService" && e.input?.taskDefinition !== undefined) ||
+        e.op === "ModifyRule" ||
+        e.op === "ModifyListener");
+    const rollbacks = () => t.since(before).filter(moves);
     await advanceUntil(
       t,
       async () => (trigger.action === "rollback" ? rollbacks().length > 0 : (await incidentOf()) !== undefined),
@@ -94,14 +105,28 @@ describe("each example's seed triggers breach in the console (issue 9 §7)", () 
       const pages = t.since(before).filter((e) => e.kind === "page" && e.action === "trigger");
       expect(pages.map((p) => p.dedupKey)).toContainEqual(expect.stringContaining(`/${g.name.replace(/\s+/g, "-")}`));
     }
-    if (trigger.action === "rollback") {
+    if (trigger.action === "rollback" && stepped) {
+      // Within keep_previous: one ModifyRule (or ModifyListener) puts all the traffic back on blue.
+      const [change] = rollbacks();
+      expect(rollbacks()).toHaveLength(1);
+      expect(change?.op).toBe(stepped.listener_rule ? "ModifyRule" : "ModifyListener");
+      const actions = (change?.input?.Actions ?? change?.input?.DefaultActions) as Array<{
+        ForwardConfig?: { TargetGroups?: Array<{ TargetGroupArn: string; Weight: number }> };
+      }>;
+      expect(actions[0]?.ForwardConfig?.TargetGroups).toEqual([
+        { TargetGroupArn: settings?.load_balancer?.target_group, Weight: 100 },
+        { TargetGroupArn: stepped.green.target_group, Weight: 0 },
+      ]);
+      const rollback = await t.con.store.deployments.get(2);
+      expect([rollback?.kind, rollback?.rollsBack, rollback?.flags.automatic]).toEqual(["rollback", 1, true]);
+    } else if (trigger.action === "rollback") {
       expect(rollbacks().map((e) => e.input?.taskDefinition)).toEqual([
         `arn:aws:ecs:${ecs.region}:123456789012:task-definition/${ecs.cluster}-${ecs.service}:1`,
       ]);
       const rollback = await t.con.store.deployments.get(2);
       expect([rollback?.kind, rollback?.rollsBack, rollback?.flags.automatic]).toEqual(["rollback", 1, true]);
     } else {
-      expect(t.since(before).filter((e) => e.kind === "aws" && e.op === "UpdateService")).toEqual([]);
+      expect(rollbacks()).toEqual([]);
     }
   });
 });

@@ -132,7 +132,10 @@ describe("seed 004: each service is judged by its own metrics", () => {
           : [],
       );
       expect(albMetrics.length).toBeGreaterThan(0);
-      for (const m of albMetrics) expect(m.dimensions.TargetGroup).toBe(se?.load_balancer?.target_group);
+      // The target group as ALB metrics name it: the end of its ARN (targetgroup/NAME/ID).
+      const own = se?.load_balancer?.target_group.split(":").slice(5).join(":");
+      expect(own).toMatch(new RegExp(`^targetgroup/${service}/`));
+      for (const m of albMetrics) expect(m.dimensions.TargetGroup).toBe(own);
     },
   );
 
@@ -157,7 +160,7 @@ describe("seed 004: a manual rollback needs the Technical Lead and the Project M
       ":click Approve",
       ":as jane",
       ":click Approve",
-      // BLUE_GREEN with a 30-minute ECS bake: green up in 1 min, SUCCESSFUL at 31 min, then deploybot's 30-min bake.
+      // production-green up and health-checked in a few minutes, 10% for 10 min, then 100% and the 30-min bake.
       ":advance 65m",
     );
     expect(s.card(1)).toContain("Succeeded");
@@ -165,9 +168,10 @@ describe("seed 004: a manual rollback needs the Technical Lead and the Project M
     const before = s.mark();
     expect((await s.con.store.deployments.get(2))?.status).toBe("awaiting_approval");
     await s.run(":as mike", ":click Approve", ":advance 1m");
-    expect(s.awsOps(before)).not.toContain("UpdateService");
+    expect(s.awsOps(before)).not.toContain("ModifyListener");
     await s.run(":as jane", ":click Approve");
-    expect(s.awsOps(before)).toContain("UpdateService");
+    // Blue still runs the previous version (kept 24 h): the listener is switched back to it.
+    expect(s.awsOps(before)).toContain("ModifyListener");
     await s.run(":advance 6m");
     expect((await s.con.store.deployments.get(1))?.status).toBe("rolled_back");
     // The restored version is watched for the environment's bake time before the rollback ends succeeded.

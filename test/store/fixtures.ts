@@ -143,6 +143,8 @@ export const DEPLOYMENT_PATH: Record<DeploymentStatus, DeploymentEvent[]> = {
   expired: ["ask_approval", "expire"],
   cancelled: ["withdraw"],
   deploying: ["allow", "start"],
+  shifting: ["allow", "start", "shift"],
+  paused: ["allow", "start", "shift", "pause"],
   baking: ["allow", "start", "rolled_out"],
   succeeded: ["allow", "start", "succeed"],
   failed: ["allow", "not_started"],

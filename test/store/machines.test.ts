@@ -8,7 +8,9 @@ import {
   LIVE,
   PENDING,
   SETTLED,
+  STEPPING,
   TERMINAL,
+  UNFINISHED,
   WATCHED,
 } from "../../src/domain/deployment.js";
 import {
@@ -38,6 +40,8 @@ describe.each(BACKENDS)("%s", (backend) => {
     "expired",
     "cancelled",
     "deploying",
+    "shifting",
+    "paused",
     "baking",
     "succeeded",
     "failed",
@@ -63,6 +67,19 @@ describe.each(BACKENDS)("%s", (backend) => {
     ["deploying", "succeed", "succeeded"],
     ["deploying", "ecs_failed", "failed"],
     ["deploying", "roll_back", "rolling_back"],
+    // Traffic steps: the new side is up and healthy, then step by step (each step's status is shifting).
+    ["deploying", "shift", "shifting"],
+    ["deploying", "unhealthy", "failed"],
+    ["shifting", "advance", "shifting"],
+    ["shifting", "hold", "shifting"],
+    ["shifting", "pause", "paused"],
+    ["paused", "resume", "shifting"],
+    ["shifting", "promote", "shifting"],
+    ["paused", "promote", "shifting"],
+    ["shifting", "rolled_out", "baking"],
+    ["shifting", "succeed", "succeeded"],
+    ["shifting", "abort", "rolling_back"],
+    ["paused", "abort", "rolling_back"],
     ["baking", "succeed", "succeeded"],
     ["baking", "roll_back", "rolling_back"],
     ["succeeded", "roll_back", "rolling_back"],
@@ -79,7 +96,7 @@ describe.each(BACKENDS)("%s", (backend) => {
   );
 
   /** The statuses that hold the target's lock, and those whose rollout is over, by the comments on the groups. */
-  const LOCKING = new Set<DeploymentStatus>(["approved", "deploying", "baking"]);
+  const LOCKING = new Set<DeploymentStatus>(["approved", "deploying", "shifting", "paused", "baking"]);
   const FINISHED = new Set<DeploymentStatus>([
     "denied",
     "rejected",
@@ -201,10 +218,20 @@ describe.each(BACKENDS)("%s", (backend) => {
   describe("the deployment status groups", () => {
     it.each<[string, ReadonlySet<DeploymentStatus>, DeploymentStatus[]]>([
       ["PENDING (waiting for the gate or approvals)", PENDING, ["requested", "awaiting_approval"]],
-      ["HOLDS_LOCK (one at a time per target)", HOLDS_LOCK, ["approved", "deploying", "baking"]],
-      ["IN_FLIGHT (deploybot still acts on it)", IN_FLIGHT, ["approved", "deploying", "baking", "rolling_back"]],
-      ["LIVE (its version runs or is rolling out)", LIVE, ["deploying", "baking", "succeeded", "rolling_back"]],
-      ["WATCHED (guardrails evaluated)", WATCHED, ["deploying", "baking"]],
+      ["HOLDS_LOCK (one at a time per target)", HOLDS_LOCK, ["approved", "deploying", "shifting", "paused", "baking"]],
+      [
+        "IN_FLIGHT (deploybot still acts on it)",
+        IN_FLIGHT,
+        ["approved", "deploying", "shifting", "paused", "baking", "rolling_back"],
+      ],
+      [
+        "LIVE (its version runs or is rolling out)",
+        LIVE,
+        ["deploying", "shifting", "paused", "baking", "succeeded", "rolling_back"],
+      ],
+      ["WATCHED (guardrails evaluated)", WATCHED, ["deploying", "shifting", "paused", "baking"]],
+      ["STEPPING (in its traffic steps)", STEPPING, ["shifting", "paused"]],
+      ["UNFINISHED (what /rollback ends)", UNFINISHED, ["deploying", "shifting", "paused", "baking"]],
       ["TERMINAL (no event leaves)", TERMINAL, ["denied", "rejected", "expired", "cancelled", "failed", "rolled_back"]],
       [
         "SETTLED (finishedAt is set)",

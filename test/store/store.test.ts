@@ -411,6 +411,16 @@ describe.each(BACKENDS)("%s", (backend) => {
         new Map([["errors", { verdicts: 1, lastConclusiveAt: later(1).toISOString() }]]),
       );
       expect(await s.checks.of(42)).toEqual(new Map());
+      // What a traffic step's analysis reads: each guardrail's very last verdict, conclusive or not.
+      expect(await s.checks.latest(d.id)).toEqual(
+        new Map([
+          [
+            "errors",
+            { lastStatus: "breaching", lastAt: later(3).toISOString(), lastConclusiveAt: later(3).toISOString() },
+          ],
+          ["latency", { lastStatus: "inconclusive", lastAt: later(2).toISOString(), lastConclusiveAt: null }],
+        ]),
+      );
     });
 
     it("records a cycle's verdicts in bulk as one at a time would, beyond one statement's worth of rows", async () => {

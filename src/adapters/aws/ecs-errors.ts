@@ -1,6 +1,6 @@
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import type { EcsTarget } from "../../ports.js";
-import { describeError, shape } from "./retry.js";
+import { credentialsProblem, describeError, shape } from "./retry.js";
 
 // What the ECS adapter says when a call fails: SDK errors and odd answers turned into DeploybotErrors that
 // name the call, the thing it acted on and what the operator should change.
@@ -52,6 +52,8 @@ export function toDeploybotError(err: unknown, context: CallContext): DeploybotE
   const aws = e.message ? ` AWS said: ${e.message}` : "";
   const { target, action, subject } = context;
   const fail = (code: ErrorCode, message: string) => new DeploybotError(code, message, { cause: err });
+  const credentials = credentialsProblem(e.name, action);
+  if (credentials) return fail(ErrorCode.AwsFailed, `${credentials}${aws}`);
   switch (e.name) {
     case "AccessDeniedException": {
       // AWS names the exact action it refused (often iam:PassRole on register); prefer it.
@@ -95,18 +97,6 @@ export function toDeploybotError(err: unknown, context: CallContext): DeploybotE
       );
     case "UnsupportedFeatureException":
       return fail(ErrorCode.AwsFailed, `ECS does not support ${action} for ${subject} in ${target.region}.${aws}`);
-    case "CredentialsProviderError":
-      return fail(
-        ErrorCode.AwsFailed,
-        `deploybot found no AWS credentials to call ${action}: run it with an IAM role or set AWS_PROFILE / AWS_ACCESS_KEY_ID.${aws}`,
-      );
-    case "ExpiredTokenException":
-    case "UnrecognizedClientException":
-    case "InvalidSignatureException":
-      return fail(
-        ErrorCode.AwsFailed,
-        `AWS did not accept deploybot's credentials for ${action} (${e.name}): refresh them or check the IAM role.${aws}`,
-      );
     default:
       return fail(ErrorCode.AwsFailed, `ECS ${action} failed for ${subject}: ${describeError(err)}`);
   }

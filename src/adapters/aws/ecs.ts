@@ -128,7 +128,12 @@ export class AwsEcs implements EcsPort {
     return toTaskDefinition(out.taskDefinition, out.tags ?? [], context);
   }
 
-  async updateService(target: EcsTarget, taskDefinitionArn: string, strategy: DeploymentStrategy): Promise<void> {
+  async updateService(
+    target: EcsTarget,
+    taskDefinitionArn: string,
+    strategy: DeploymentStrategy,
+    desiredCount?: number,
+  ): Promise<void> {
     // The service's own deployment settings that deploybot does not manage (CloudWatch alarms, blue/green
     // lifecycle hooks, task percentages) are read first and sent back, so a deploy never drops them.
     const read = this.context(target, "ecs:DescribeServices", serviceSubject(target));
@@ -151,9 +156,17 @@ export class AwsEcs implements EcsPort {
           cluster: target.cluster,
           service: target.service,
           taskDefinition: taskDefinitionArn,
+          ...(desiredCount !== undefined ? { desiredCount } : {}),
           deploymentConfiguration: { ...kept, ...deploymentConfiguration(strategy) },
         }),
       ),
+    );
+  }
+
+  async scaleService(target: EcsTarget, desiredCount: number): Promise<void> {
+    const context = this.context(target, "ecs:UpdateService", serviceSubject(target));
+    await this.call(context, (client, sdk) =>
+      client.send(new sdk.UpdateServiceCommand({ cluster: target.cluster, service: target.service, desiredCount })),
     );
   }
 

@@ -135,3 +135,22 @@ export function withoutSdkLogging<T>(client: T): T {
   );
   return client;
 }
+
+/** AWS error names that mean the credentials are not accepted (expired, unknown, or signed wrong). */
+const REFUSED_CREDENTIALS = new Set([
+  "ExpiredTokenException",
+  "ExpiredToken",
+  "UnrecognizedClientException",
+  "InvalidClientTokenId",
+  "InvalidSignatureException",
+  "SignatureDoesNotMatch",
+]);
+
+/** What to tell the operator when deploybot's AWS credentials are missing or refused for `action`; else undefined. */
+export function credentialsProblem(name: string | undefined, action: string): string | undefined {
+  if (name === "CredentialsProviderError")
+    return `deploybot found no AWS credentials to call ${action}: run it with an IAM role or set AWS_PROFILE / AWS_ACCESS_KEY_ID.`;
+  if (name && REFUSED_CREDENTIALS.has(name))
+    return `AWS did not accept deploybot's credentials for ${action} (${name}): refresh them or check the IAM role.`;
+  return undefined;
+}

@@ -28,7 +28,7 @@ export class SimCloudWatch implements MetricsPort {
           EndTime: end.toISOString(),
           MetricDataQueries: queries
             .slice(i, i + 500)
-            .map((q) => `${q.id}: ${q.service} ${q.environment} ${q.metricName}`),
+            .map((q) => `${q.id}: ${q.service} ${q.environment} ${q.metricName}${this.groupOf(q)}`),
         },
         this.verbose,
       );
@@ -40,7 +40,7 @@ export class SimCloudWatch implements MetricsPort {
       for (let t = Math.ceil(start.getTime() / periodMs) * periodMs; t < end.getTime(); t += periodMs) {
         // A datapoint exists once its period has ended and CloudWatch has published it.
         if (t + periodMs > published) break;
-        const value = this.world.metricAt(q.service, q.environment, metric, new Date(t));
+        const value = this.world.metricAt(q.service, q.environment, metric, new Date(t), q.context.targetGroup);
         if (value !== undefined && !Number.isNaN(value)) datapoints.push({ at: new Date(t), value });
       }
       return { id, status: "ok", datapoints };
@@ -52,5 +52,12 @@ export class SimCloudWatch implements MetricsPort {
     );
     for (let b = 0; b < batches; b++) this.world.completed("cloudwatch", "GetMetricData");
     return out;
+  }
+
+  /** " targetgroup/web-green/…" for a query of one side's target group (traffic steps), else nothing. */
+  private groupOf(q: MetricQuery): string {
+    const tg = q.context.targetGroup;
+    if (!tg || !this.world.read().elb?.targetGroups[tg]) return "";
+    return ` ${tg.slice(tg.indexOf(":targetgroup/") + 1)}`;
   }
 }

@@ -100,7 +100,12 @@ export class SimEcs implements EcsPort {
     return registered;
   }
 
-  async updateService(target: EcsTarget, taskDefinitionArn: string, strategy: DeploymentStrategy): Promise<void> {
+  async updateService(
+    target: EcsTarget,
+    taskDefinitionArn: string,
+    strategy: DeploymentStrategy,
+    desiredCount?: number,
+  ): Promise<void> {
     // As the real adapter: the service's own deployment settings are read first and sent back with the strategy.
     this.call("DescribeServices", { cluster: target.cluster, services: [target.service] });
     const svc = this.service(target);
@@ -110,6 +115,7 @@ export class SimEcs implements EcsPort {
       cluster: target.cluster,
       service: target.service,
       taskDefinition: taskDefinitionArn,
+      ...(desiredCount !== undefined ? { desiredCount } : {}),
       deploymentConfiguration: {
         maximumPercent: svc.maximumPercent,
         minimumHealthyPercent: svc.minimumHealthyPercent,
@@ -122,6 +128,8 @@ export class SimEcs implements EcsPort {
     const replaces = this.world
       .trafficAt(target.cluster, target.service, now)
       .map(({ taskDefinitionArn: arn, share }) => ({ taskDefinitionArn: arn, share }));
+    // `:fail` names a service and environment: on a target with two sides, whichever side is deployed next.
+    const siblings = this.world.sideKeysOf(this.world.key(target.cluster, target.service));
     this.world.update((s) => {
       const key = this.world.key(target.cluster, target.service);
       const service = s.services[key];
@@ -131,7 +139,8 @@ export class SimEcs implements EcsPort {
           `ECS service ${target.service} not found in cluster ${target.cluster}`,
         );
       const id = s.nextId++;
-      const failing = s.failNext.indexOf(key);
+      if (desiredCount !== undefined) service.desiredCount = desiredCount;
+      const failing = s.failNext.findIndex((k) => k === key || siblings.includes(k));
       if (failing >= 0) s.failNext.splice(failing, 1);
       // A new deployment supersedes one in progress, as ECS does.
       for (const d of service.deployments) {
@@ -156,6 +165,21 @@ export class SimEcs implements EcsPort {
       service.deployments.splice(20);
       // ECS reports the new task definition on the service as soon as UpdateService returns.
       service.taskDefinitionArn = taskDefinitionArn;
+    });
+    this.world.completed("ecs", "UpdateService");
+  }
+
+  async scaleService(target: EcsTarget, desiredCount: number): Promise<void> {
+    this.call("UpdateService", { cluster: target.cluster, service: target.service, desiredCount });
+    this.settle(target);
+    this.world.update((s) => {
+      const service = s.services[this.world.key(target.cluster, target.service)];
+      if (!service)
+        throw new DeploybotError(
+          ErrorCode.NotFound,
+          `ECS service ${target.service} not found in cluster ${target.cluster}`,
+        );
+      service.desiredCount = desiredCount;
     });
     this.world.completed("ecs", "UpdateService");
   }

@@ -1,4 +1,6 @@
 import type { Config } from "../../config/schema.js";
+import { findTarget } from "../../domain/targets.js";
+import { anyStepsOf, trafficPlan } from "../../domain/traffic.js";
 import type { TaskDefinition } from "../../ports.js";
 import type { SimDeployment } from "./rollout.js";
 
@@ -77,6 +79,35 @@ export interface SimAlert {
   since: string;
 }
 
+/** A target group of the simulated load balancer: the ECS service whose tasks are registered in it. */
+export interface SimTargetGroup {
+  arn: string;
+  /** The service's key in `services`. */
+  service: string;
+}
+
+/** A forward action's weights by target group ARN. */
+export type SimWeights = Record<string, number>;
+
+/**
+ * A listener rule (ModifyRule) or a listener's default action (ModifyListener) of the simulated ALB: its actions as
+ * ELB describes them, and every change of its forward weights, so the traffic at any past minute can be replayed.
+ */
+export interface SimRouter {
+  arn: string;
+  kind: "rule" | "listener";
+  /** Rule Actions or listener DefaultActions, in ELB's own shape. */
+  actions: Array<Record<string, unknown>>;
+  /** Oldest first. */
+  history: Array<{ at: string; weights: SimWeights }>;
+}
+
+/** The simulated Elastic Load Balancing: target groups and the routers that weigh them. */
+export interface SimElbState {
+  targetGroups: Record<string, SimTargetGroup>;
+  routers: Record<string, SimRouter>;
+}
+
 /** Faults set by the console's directives; they live in the world, so a restarted console still has them. */
 export interface Faults {
   /** Calls left to throttle, by `api:op`. */
@@ -96,6 +127,8 @@ export interface WorldState {
   failNext: string[];
   /** `:metric` changes by ECS service key, task definition and metric name, in time order. */
   metrics: Record<string, Record<string, Record<string, Array<{ at: string; value: number }>>>>;
+  /** Absent in world files written before traffic steps. */
+  elb?: SimElbState;
   onCall: string | null;
   pagerdutyReachable: boolean;
   pagerduty: { alerts: Record<string, SimAlert>; events: SimPage[]; nextIncident: number };
@@ -166,7 +199,60 @@ export function freshState(config: Config, now: Date): WorldState {
         minimumHealthyPercent: 100,
         deployments: [],
       };
+      const t = findTarget(config, svcName, envName);
+      const steps = t ? anyStepsOf(t.settings) : null;
+      if (t && steps) addSides(state, trafficPlan(t, steps), arn, se.ecs);
     }
   }
   return state;
+}
+
+/** The time a world's first weights took effect: before anything the console can replay. */
+const BEGINNING = new Date(0).toISOString();
+
+/**
+ * A target with traffic steps: its second (green) ECS service, idle with the same first task definition, both target
+ * groups, and the router forwarding everything to blue.
+ */
+function addSides(
+  state: WorldState,
+  plan: ReturnType<typeof trafficPlan>,
+  taskDefinitionArn: string,
+  ecs: { region: string; container: string },
+): void {
+  state.elb ??= { targetGroups: {}, routers: {} };
+  const elb = state.elb;
+  const { blue, green } = plan.sides;
+  const greenKey = serviceKey(green.cluster, green.service);
+  state.services[greenKey] ??= {
+    region: ecs.region,
+    cluster: green.cluster,
+    service: green.service,
+    container: ecs.container,
+    taskDefinitionArn,
+    initialTaskDefinitionArn: taskDefinitionArn,
+    desiredCount: 0,
+    maximumPercent: 200,
+    minimumHealthyPercent: 100,
+    deployments: [],
+  };
+  elb.targetGroups[blue.targetGroup] = { arn: blue.targetGroup, service: serviceKey(blue.cluster, blue.service) };
+  elb.targetGroups[green.targetGroup] = { arn: green.targetGroup, service: greenKey };
+  const weights = { [blue.targetGroup]: 100, [green.targetGroup]: 0 };
+  elb.routers[plan.router.arn] ??= {
+    arn: plan.router.arn,
+    kind: plan.router.kind,
+    actions: [
+      {
+        Type: "forward",
+        ForwardConfig: {
+          TargetGroups: [
+            { TargetGroupArn: blue.targetGroup, Weight: 100 },
+            { TargetGroupArn: green.targetGroup, Weight: 0 },
+          ],
+        },
+      },
+    ],
+    history: [{ at: BEGINNING, weights }],
+  };
 }

@@ -1,18 +1,9 @@
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import { settleDeployments, trafficOf } from "./rollout.js";
-import { serviceMetricAt, versionMetricAt } from "./world-metrics.js";
+import { WorldFaults } from "./world-faults.js";
+import { routerMetricAt, serviceMetricAt, targetGroupMetricAt, versionMetricAt, weightsAt } from "./world-metrics.js";
 import { applyPage, type SimPageEvent } from "./world-pagerduty.js";
-import {
-  type SimAlert,
-  type SimApi,
-  type SimEvent,
-  type SimPage,
-  type SimRefusal,
-  type SimService,
-  type SimSystem,
-  serviceKey,
-} from "./world-state.js";
-import { WorldStore } from "./world-store.js";
+import { type SimAlert, type SimPage, type SimRouter, type SimService, serviceKey } from "./world-state.js";
 
 // src/local imports these from here; everything else imports them from world-state.ts.
 export type { SimApi, SimEvent, SimSlackMessage, SimSystem } from "./world-state.js";
@@ -28,140 +19,9 @@ export function simFileFor(dbFile: string): string {
  * messages and the faults the console injected. It is outside the bot: it lives in its own SQLite file,
  * written synchronously at every accepted call, so a bot that dies mid-call never undoes what the world did.
  */
-export class SimWorld extends WorldStore {
-  private listeners: Array<(e: SimEvent) => void> = [];
-
+export class SimWorld extends WorldFaults {
   key(cluster: string, service: string): string {
     return serviceKey(cluster, service);
-  }
-
-  onEvent(listener: (e: SimEvent) => void): () => void {
-    this.listeners.push(listener);
-    return () => {
-      this.listeners = this.listeners.filter((l) => l !== listener);
-    };
-  }
-
-  emit(e: SimEvent): void {
-    if (this.dead) return;
-    for (const l of this.listeners) l(e);
-  }
-
-  // --- Faults -------------------------------------------------------------------------------------------
-
-  /** `:throttle API OP COUNT`: the next COUNT calls of that operation fail as throttled. */
-  throttle(api: SimApi, op: string, count: number): void {
-    this.update((s) => {
-      if (count > 0) s.faults.throttle[`${api}:${op}`] = count;
-      else delete s.faults.throttle[`${api}:${op}`];
-    });
-  }
-
-  /** `:down SYSTEM DURATION`: the system fails every call until now + ms (simulated time). */
-  down(system: SimSystem, ms: number): void {
-    const until = new Date(this.clock.now().getTime() + ms).toISOString();
-    this.update((s) => {
-      s.faults.down[system] = until;
-    });
-  }
-
-  /** `:crash-after API:OP`: the bot dies right after its next call of that operation returns. */
-  crashAfter(api: SimApi, op: string): void {
-    this.update((s) => {
-      if (!s.faults.crashAfter.includes(`${api}:${op}`)) s.faults.crashAfter.push(`${api}:${op}`);
-    });
-  }
-
-  /** `:lag DURATION`: CloudWatch publishes each datapoint this long after its period ends. */
-  setLag(ms: number): void {
-    this.update((s) => {
-      s.faults.lagMs = ms;
-    });
-  }
-
-  /** The faults in force now (down windows that ended are left out). */
-  faults(): {
-    throttle: Record<string, number>;
-    down: Partial<Record<SimSystem, string>>;
-    crashAfter: string[];
-    lagMs: number;
-  } {
-    const now = this.clock.now().getTime();
-    const f = this.read().faults;
-    const down = Object.fromEntries(Object.entries(f.down).filter(([, until]) => Date.parse(until as string) > now));
-    return { throttle: { ...f.throttle }, down, crashAfter: [...f.crashAfter], lagMs: f.lagMs };
-  }
-
-  /**
-   * Decides whether the system takes a call: a dead world throws; a system that is down refuses it; a
-   * throttled operation refuses it and uses up one of its throttled calls. Undefined means the call goes ahead.
-   */
-  refusal(api: SimApi, op: string): SimRefusal | undefined {
-    this.assertAlive(`${api} ${op}`);
-    this.refresh();
-    const f = this.state.faults;
-    const until = api === "pagerduty" || api === "slack" || api === "cloudwatch" ? f.down[api] : undefined;
-    if (until && this.clock.now().getTime() < Date.parse(until)) {
-      const code =
-        api === "pagerduty" ? "ECONNRESET" : api === "slack" ? "service_unavailable" : "InternalServiceError";
-      return { kind: "down", code, until };
-    }
-    const key = `${api}:${op}`;
-    // Checked first without writing; then taken in one transaction, so two processes never take the same one.
-    const throttled =
-      (f.throttle[key] ?? 0) > 0 &&
-      this.update((s) => {
-        const left = s.faults.throttle[key] ?? 0;
-        if (left > 1) s.faults.throttle[key] = left - 1;
-        else delete s.faults.throttle[key];
-        return left > 0;
-      });
-    if (!throttled) return undefined;
-    const code = api === "ecs" ? "ThrottlingException" : api === "slack" ? "ratelimited" : "Throttling";
-    return { kind: "throttled", code };
-  }
-
-  /**
-   * The gate of every simulated AWS or PagerDuty call: refused calls throw the transient error the real
-   * adapter raises for them (AWS ones are printed with their `error`); accepted AWS calls are printed.
-   */
-  admit(api: Exclude<SimApi, "slack">, op: string, input: Record<string, unknown>, print = true): void {
-    const refused = this.refusal(api, op);
-    if (api !== "pagerduty" && print)
-      this.emit({ kind: "aws", api, op, input, ...(refused ? { error: refused.code } : {}) });
-    if (!refused) return;
-    if (api === "pagerduty") {
-      throw new DeploybotError(
-        ErrorCode.PagerDutyFailed,
-        refused.kind === "down"
-          ? `PagerDuty could not be reached for ${op} (${refused.code}: simulated outage until ${refused.until}): try again shortly`
-          : `PagerDuty rate-limited ${op} (HTTP 429): try again shortly`,
-        { transient: true },
-      );
-    }
-    const vendor = api === "ecs" ? "ECS" : api === "cloudwatch" ? "CloudWatch" : "Elastic Load Balancing";
-    const message =
-      refused.kind === "throttled"
-        ? `${vendor} throttled ${op} (${refused.code}: Rate exceeded): try again in a moment`
-        : `${vendor} ${op} failed with HTTP 500 (${refused.code}: simulated outage until ${refused.until}): try again shortly`;
-    throw new DeploybotError(ErrorCode.AwsFailed, message, { transient: true });
-  }
-
-  /** Uses up a `:crash-after` for this call if one is set; true when the bot must die right after the call. */
-  takeCrash(api: SimApi, op: string): boolean {
-    if (this.dead) return false;
-    const key = `${api}:${op}`;
-    if (!this.read().faults.crashAfter.includes(key)) return false;
-    return this.update((s) => {
-      const armed = s.faults.crashAfter.includes(key);
-      s.faults.crashAfter = s.faults.crashAfter.filter((k) => k !== key);
-      return armed;
-    });
-  }
-
-  /** Called right after a call took effect and was written: the bot dies here if `:crash-after` named it. */
-  completed(api: SimApi, op: string): void {
-    if (this.takeCrash(api, op)) this.crash();
   }
 
   // --- ECS ----------------------------------------------------------------------------------------------
@@ -212,6 +72,43 @@ export class SimWorld extends WorldStore {
     return ecs ? this.state.services[this.key(ecs.cluster, ecs.service)] : undefined;
   }
 
+  /** The keys of every side of the two-sided target an ECS service belongs to (none for a one-service target). */
+  sideKeysOf(key: string): string[] {
+    const svc = this.read().services[key];
+    return svc ? (this.sidesOf(svc)?.services.map((x) => this.key(x.cluster, x.service)) ?? []) : [];
+  }
+
+  /** The ECS services a target's router weighs (blue and green), when it has traffic steps. */
+  private sidesOf(svc: SimService): { router: SimRouter; services: SimService[] } | undefined {
+    const elb = this.state.elb;
+    if (!elb) return undefined;
+    const key = this.key(svc.cluster, svc.service);
+    const mine = Object.values(elb.targetGroups).find((tg) => tg.service === key);
+    if (!mine) return undefined;
+    const router = Object.values(elb.routers).find((r) => mine.arn in (r.history.at(-1)?.weights ?? {}));
+    if (!router) return undefined;
+    const services = Object.keys(router.history.at(-1)?.weights ?? {})
+      .map((tg) => elb.targetGroups[tg]?.service)
+      .flatMap((k) => (k && this.state.services[k] ? [this.state.services[k] as SimService] : []));
+    return { router, services };
+  }
+
+  /**
+   * The side of a two-sided target whose version is newest now: of the sides that run tasks, the one whose latest ECS
+   * deployment is the most recent (the stepped version while it is checked and shifted, the live one after a switch
+   * back once the other side is scaled down), leaving out a side whose latest deployment ECS rolled back. A target
+   * without sides is its own ECS service.
+   */
+  private newestSide(svc: SimService): SimService {
+    const sides = this.sidesOf(svc);
+    if (!sides) return svc;
+    const latest = (x: SimService) => x.deployments[0];
+    const failed = new Set(["ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED", "STOPPED"]);
+    const running = sides.services.filter((x) => x.desiredCount > 0 && !failed.has(latest(x)?.status ?? ""));
+    const started = (x: SimService) => Date.parse(latest(x)?.startedAt ?? "1970-01-01T00:00:00Z");
+    return running.sort((a, b) => started(b) - started(a))[0] ?? svc;
+  }
+
   /** The newest version of a service now: the target of a deployment in progress, else the one taking most traffic. */
   newestTaskDefinition(cluster: string, service: string): string | undefined {
     const svc = this.state.services[this.key(cluster, service)];
@@ -231,8 +128,11 @@ export class SimWorld extends WorldStore {
     metric: string,
     value: number,
   ): { version: string; taskDefinitionArn: string } {
-    const svc = this.ecsOf(service, environment);
-    if (!svc) throw new DeploybotError(ErrorCode.NotFound, `${service} ${environment} is not a simulated ECS service`);
+    const configured = this.ecsOf(service, environment);
+    if (!configured)
+      throw new DeploybotError(ErrorCode.NotFound, `${service} ${environment} is not a simulated ECS service`);
+    for (const side of this.sidesOf(configured)?.services ?? []) this.settle(side.cluster, side.service);
+    const svc = this.newestSide(configured);
     const key = this.key(svc.cluster, svc.service);
     const taskDefinitionArn = this.newestTaskDefinition(svc.cluster, svc.service) ?? svc.taskDefinitionArn;
     const at = this.clock.now().toISOString();
@@ -256,10 +156,53 @@ export class SimWorld extends WorldStore {
    * of the traffic; `request_count` is the total (each version serves its share of what it would take alone),
    * `error_rate` is weighted by the requests each version served. Undefined when no version has a value.
    */
-  metricAt(service: string, environment: string, metric: string, at: Date): number | undefined {
+  metricAt(service: string, environment: string, metric: string, at: Date, targetGroup?: string): number | undefined {
+    if (targetGroup && this.state.elb?.targetGroups[targetGroup])
+      return targetGroupMetricAt(this.state, this.config, targetGroup, metric, at.getTime());
     const svc = this.ecsOf(service, environment);
     if (!svc) return undefined;
+    const sides = this.sidesOf(svc);
+    if (sides) return routerMetricAt(this.state, this.config, sides.router, metric, at.getTime());
     return serviceMetricAt(this.state, this.config, svc, metric, at.getTime());
+  }
+
+  // --- Elastic Load Balancing ---------------------------------------------------------------------------
+
+  /** A listener rule or listener of the simulated ALB, as it is now. */
+  router(arn: string): Readonly<SimRouter> | undefined {
+    return this.read().elb?.routers[arn];
+  }
+
+  /** The forward weights of a router now, by target group ARN. */
+  weightsNow(arn: string): Record<string, number> {
+    const router = this.router(arn);
+    return router ? weightsAt(router, this.clock.now().getTime()) : {};
+  }
+
+  /** Sets a router's actions (ModifyRule / ModifyListener), recording when its weights changed. */
+  setRouterActions(arn: string, actions: Array<Record<string, unknown>>, weights: Record<string, number>): void {
+    const at = this.clock.now().toISOString();
+    this.update((s) => {
+      const router = s.elb?.routers[arn];
+      if (!router) throw new DeploybotError(ErrorCode.NotFound, `Elastic Load Balancing has no ${arn}`);
+      router.actions = structuredClone(actions);
+      router.history.push({ at, weights: { ...weights } });
+      // Weights older than a day are no longer replayed by any guardrail: keep the last one before that.
+      const dayAgo = Date.parse(at) - 24 * 3_600_000;
+      while (router.history.length > 1 && Date.parse(router.history[1]?.at ?? at) <= dayAgo) router.history.shift();
+    });
+  }
+
+  /** DescribeTargetHealth: the tasks of the target group's ECS service that run now (all of them healthy). */
+  targetHealth(targetGroupArn: string): { healthy: number; total: number } | undefined {
+    const tg = this.read().elb?.targetGroups[targetGroupArn];
+    const found = tg ? this.state.services[tg.service] : undefined;
+    if (!tg || !found) return undefined;
+    this.settle(found.cluster, found.service);
+    const svc = this.state.services[tg.service] as SimService;
+    const rolling = svc.deployments.find((d) => d.status === "IN_PROGRESS");
+    const healthy = rolling ? rolling.runningCount : svc.desiredCount;
+    return { healthy, total: Math.max(healthy, svc.desiredCount) };
   }
 
   /** `:fail SERVICE ENV`: the next deployment of that ECS service fails to stabilise. */
