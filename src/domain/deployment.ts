@@ -88,6 +88,8 @@ const group = (...statuses: DeploymentStatus[]): ReadonlySet<DeploymentStatus> =
 
 /** Waiting for the gate or for approvals. */
 export const PENDING = group("requested", "awaiting_approval");
+/** Asked for and not yet running for sure: a rollback here is still "waiting" or "starting" (one at a time). */
+export const NOT_YET_STARTED = group(...deploymentMachine.events.not_started.from);
 /** Holding the service/environment lock: one at a time per target (a deploy being rolled back hands it over). */
 export const HOLDS_LOCK = group("approved", "deploying", "shifting", "paused", "baking");
 /** Not settled yet: deploybot still acts on it. */

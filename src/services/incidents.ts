@@ -2,7 +2,14 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config, Guardrail } from "../config/schema.js";
 import { type Deployment, PENDING, WATCHED } from "../domain/deployment.js";
-import { ACTIONABLE, ACTIVE, type GuardrailAction, type Incident, type IncidentDetail } from "../domain/incident.js";
+import {
+  ACTIONABLE,
+  ACTIVE,
+  type GuardrailAction,
+  type Incident,
+  type IncidentDetail,
+  incidentMachine,
+} from "../domain/incident.js";
 import type { Target } from "../domain/targets.js";
 import { asDeploybotError, DeploybotError, ErrorCode } from "../errors.js";
 import { alreadyBreachingNote } from "../policies/guardrail-format.js";
@@ -175,11 +182,7 @@ export class IncidentService {
       });
       return;
     }
-    if (
-      verdict.status === "ok" &&
-      existing &&
-      ["open", "rollback_pending", "overridden", "rolled_back"].includes(existing.state)
-    ) {
+    if (verdict.status === "ok" && existing && incidentMachine.can(existing.state, "recover")) {
       await outbox.commit(async () => {
         const skipped = existing.state === "rollback_pending";
         const i = await store.incidents.apply(existing.id, "recover", {

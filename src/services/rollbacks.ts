@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config/schema.js";
-import { type Deployment, STEPPING, UNFINISHED } from "../domain/deployment.js";
+import { type Deployment, NOT_YET_STARTED, STEPPING, UNFINISHED } from "../domain/deployment.js";
 import type { RollbackRequest, Severity } from "../domain/requests.js";
 import { findTarget, type Target } from "../domain/targets.js";
 import { DeploybotError, ErrorCode } from "../errors.js";
@@ -152,12 +152,7 @@ export class RollbackService {
 
   /** One rollback at a time, counting one that still waits for its approvals: throws LockHeld naming it. */
   private async refuseWhilePending(service: string, environment: string): Promise<void> {
-    const pending = await this.d.store.deployments.latestOf(
-      service,
-      environment,
-      ["awaiting_approval", "approved", "deploying"],
-      "rollback",
-    );
+    const pending = await this.d.store.deployments.latestOf(service, environment, NOT_YET_STARTED, "rollback");
     if (pending) {
       throw new DeploybotError(
         ErrorCode.LockHeld,
