@@ -34,9 +34,14 @@ export function serviceName(i: number): string {
   return `bench${String(i).padStart(4, "0")}`;
 }
 
+/** The bench services' strategy. */
+const ECS_CANARY = { type: "CANARY", canary_percent: 10, canary_bake: "5m" } as const;
+
 /**
  * The example config (examples/deploybot.yml) plus `n` services bench0001..., each with a production environment
- * that has web's production guardrails, load balancer and strategy, as YAML. `interval` overrides monitor.interval.
+ * that has web's production guardrails and a load balancer of its own, on ECS's own CANARY (10% for 5 min, as web
+ * production ran before traffic steps): the 1,000 watched deploys take ECS's rollout path, one ECS service each.
+ * As YAML; `interval` overrides monitor.interval.
  */
 export function benchConfigYaml(n: number, opts: { interval?: string } = {}): string {
   const raw = parse(readFileSync(new URL("../examples/deploybot.yml", import.meta.url), "utf8"), {
@@ -53,6 +58,7 @@ export function benchConfigYaml(n: number, opts: { interval?: string } = {}): st
       environments: {
         production: {
           ...structuredClone(web),
+          strategy: { ...ECS_CANARY },
           ecs: { cluster: "comply360-prod", service: name, container: name, region: REGION },
           load_balancer: {
             name: "app/comply360-prod/50dc6c495c0c9188",
