@@ -34,7 +34,7 @@ const WATCHED = 1000;
 const MONITOR_INTERVAL_MS = 60_000;
 const TICK_INTERVAL_MS = 15_000;
 const CYCLES = { warmup: 2, measured: QUICK ? 3 : 7 };
-const WAVES = { warmup: QUICK ? 1 : 3, measured: QUICK ? 3 : 10, concurrency: 50 };
+const WAVES = { warmup: QUICK ? 1 : 8, measured: QUICK ? 3 : 10, concurrency: 50 };
 const HISTORY_REPS = { warmup: 3, measured: QUICK ? 5 : 15 };
 const SIGNING_SECRET = "bench-signing-secret-0123456789abcdef";
 /** One wave of 50: what each request is. Shuffled per wave (same seed every run). */
