@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Config, Guardrail } from "../config/schema.js";
-import { type Deployment, PENDING, WATCHED } from "../domain/deployment.js";
+import { type Deployment, PENDING, STEPPING, WATCHED } from "../domain/deployment.js";
 import {
   ACTIONABLE,
   ACTIVE,
@@ -76,9 +76,17 @@ export class IncidentService {
     return `${i.severity.toUpperCase()}: ${i.detail.reason} on ${d.service} ${d.environment} (${d.kind} #${d.id} ${d.version})`;
   }
 
-  /** What a guardrail does on this deployment: a rollback never rolls back (it pages instead). */
+  /**
+   * What a guardrail does on this deployment: a rollback never rolls back (it pages instead). During traffic steps a
+   * guardrail that pages and reads the new version's own metrics (a preset, judged on its own target group) also
+   * switches the traffic back after the grace period: the stable version still runs, and its breach is the step's
+   * analysis failing. One on a shared metric (a database, a host) pages and holds the step for people to decide.
+   */
   private actionOf(w: Watch): GuardrailAction {
-    return w.guardrail.action === "rollback" && w.deployment.kind === "rollback" ? "page" : w.guardrail.action;
+    const g = w.guardrail;
+    if (g.action === "rollback" && w.deployment.kind === "rollback") return "page";
+    if (g.action === "page" && typeof g.metric === "string" && STEPPING.has(w.deployment.status)) return "rollback";
+    return g.action;
   }
 
   /** Acts on one verdict: `existing` is the guardrail's incident on this deployment, if any. */

@@ -173,6 +173,23 @@ describe("seed 003 (examples/multitenant.yml): 10 → 25 → 50 → 100, validat
     ).toEqual([]);
     expect(t.con.world.read().services["platform-prod/api-green"]?.desiredCount).toBe(0);
   });
+
+  it("switches back on a breach of a guardrail that pages, when it reads api-green's own metrics, and pages as configured", async () => {
+    const t = await open(AT, "multitenant.yml");
+    await approved(t);
+    await advanceUntil(t, () => shifts(t, "ModifyRule", BLUE, GREEN).length === 2, 30);
+    const breach = t.mark();
+    // 450 ms: over “performance degradation” (1.5x the 250 ms before the deploy, action: page), under “p95 latency”
+    // (500 ms, action: rollback).
+    await t.run(":metric api production p95_latency 0.45");
+    await advanceUntil(t, () => shifts(t, "ModifyRule", BLUE, GREEN, breach).length > 0, 15);
+    expect(shifts(t, "ModifyRule", BLUE, GREEN, breach).map((x) => x.weights)).toEqual([[100, 0]]);
+    const incidents = await t.con.store.incidents.of(1);
+    expect(incidents.map((i) => [i.guardrail, i.action])).toEqual([["performance degradation", "rollback"]]);
+    const pages = t.since(breach).filter((e) => e.kind === "page" && e.action === "trigger");
+    expect(pages.map((p) => p.summary)).toEqual([expect.stringContaining("performance degradation")]);
+    expect((await t.con.store.deployments.must(1)).status).toBe("rolled_back");
+  });
 });
 
 describe("seed 004 (examples/ecommerce.yml): two clusters behind one ALB, the listener switched", () => {
