@@ -90,22 +90,21 @@ describe("AwsCloudWatch.getMetricData", () => {
     expect(series.every((s) => s.status === "ok")).toBe(true);
   });
 
-  it("counts the hidden helper queries of error_rate toward the 500 limit and never splits them from their expression", async () => {
+  it("counts both metrics of an error_rate toward the 500 limit and never splits them across calls", async () => {
     cw.on(GetMetricDataCommand).callsFake(echo);
-    const queries = Array.from({ length: 200 }, (_, i) => query(`r${i}`, { preset: "error_rate" }));
+    const queries = Array.from({ length: 251 }, (_, i) => query(`r${i}`, { preset: "error_rate" }));
 
     const series = await adapter.getMetricData(queries, START, END);
 
-    // 3 MetricDataQueries each: 166 fit in 498, the other 34 go in a second call.
-    expect(sentQueries().map((qs) => qs.length)).toEqual([498, 102]);
+    // 2 MetricDataQueries each (no expression: the rate is divided here): 250 fit in 500, the last in a second call.
+    expect(sentQueries().map((qs) => qs.length)).toEqual([500, 2]);
     for (const call of sentQueries()) {
-      const ids = new Set(call.map((q) => q.Id));
-      for (const q of call.filter((q) => q.Expression)) {
-        expect(ids).toContain(`${q.Id}_errors`);
-        expect(ids).toContain(`${q.Id}_requests`);
-      }
+      const ids = call.map((q) => q.Id as string);
+      expect(call.filter((q) => q.Expression)).toEqual([]);
+      for (const id of ids.filter((x) => x.endsWith("_errors")))
+        expect(ids).toContain(id.replace(/_errors$/, "_requests"));
     }
-    expect(series).toHaveLength(400);
+    expect(series).toHaveLength(502);
     expect(series.slice(0, 2).map((s) => s.id)).toEqual(["r0", "r0_requests"]);
   });
 
@@ -149,8 +148,7 @@ describe("AwsCloudWatch.getMetricData", () => {
       EndTime: END,
       ScanBy: "TimestampAscending",
       MetricDataQueries: [
-        { Id: "rate", Expression: "100 * FILL(rate_errors, 0) / rate_requests", Period: 60, ReturnData: true },
-        { ...stat("rate_errors", "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", alb, "Sum"), ReturnData: false },
+        stat("rate_errors", "AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", alb, "Sum"),
         stat("rate_requests", "AWS/ApplicationELB", "RequestCount", alb, "Sum"),
         stat("p95", "AWS/ApplicationELB", "TargetResponseTime", alb, "p95"),
         stat("p99", "AWS/ApplicationELB", "TargetResponseTime", alb, "p99", 300),
@@ -163,11 +161,13 @@ describe("AwsCloudWatch.getMetricData", () => {
     });
   });
 
-  it("returns the request count of an error_rate query as a second series named <id>_requests", async () => {
+  it("divides 5xx by requests per period (a period without a 5xx datapoint is 0%), and returns the requests as <id>_requests", async () => {
+    const T3 = new Date(T2.getTime() + 60_000);
     cw.on(GetMetricDataCommand).resolves({
       MetricDataResults: [
-        { Id: "rate", StatusCode: "Complete", Timestamps: [T1, T2], Values: [0.5, 3.2] },
-        { Id: "rate_requests", StatusCode: "Complete", Timestamps: [T1, T2], Values: [800, 750] },
+        // ALBs publish the 5xx count only for periods that had one; T3 had no request at all.
+        { Id: "rate_errors", StatusCode: "Complete", Timestamps: [T2], Values: [24] },
+        { Id: "rate_requests", StatusCode: "Complete", Timestamps: [T1, T2, T3], Values: [800, 750, 0] },
       ],
     });
 
@@ -179,7 +179,7 @@ describe("AwsCloudWatch.getMetricData", () => {
         id: "rate",
         status: "ok",
         datapoints: [
-          { at: T1, value: 0.5 },
+          { at: T1, value: 0 },
           { at: T2, value: 3.2 },
         ],
       },
@@ -189,9 +189,28 @@ describe("AwsCloudWatch.getMetricData", () => {
         datapoints: [
           { at: T1, value: 800 },
           { at: T2, value: 750 },
+          { at: T3, value: 0 },
         ],
       },
     ]);
+  });
+
+  it("fails an error rate whose 5xx or request series CloudWatch could not read, saying why", async () => {
+    cw.on(GetMetricDataCommand).resolves({
+      MetricDataResults: [
+        { Id: "rate_errors", StatusCode: "Forbidden", Messages: [{ Code: "Forbidden", Value: "not authorized" }] },
+        { Id: "rate_requests", StatusCode: "Complete", Timestamps: [T1], Values: [800] },
+      ],
+    });
+
+    const [rate, requests] = await adapter.getMetricData([query("rate", { preset: "error_rate" })], START, END);
+
+    expect(rate).toMatchObject({
+      id: "rate",
+      status: "error",
+      message: expect.stringMatching(/^Forbidden.*not authorized/),
+    });
+    expect(requests).toMatchObject({ id: "rate_requests", status: "ok" });
   });
 
   it("follows NextToken with the same queries and joins the pages", async () => {

@@ -31,8 +31,8 @@ const STARTED = new Date(Date.parse(NOW) - 6 * MINUTE);
 
 /** A healthy reading per metric, as CloudWatch would return it for web production. */
 function healthy(q: MetricDataQuery): number {
-  if (q.Expression) return 0.1; // the error rate, percent
   const values: Record<string, number> = {
+    HTTPCode_Target_5XX_Count: 1.2, // 0.1% of the requests
     RequestCount: 1200,
     TargetResponseTime: 0.2,
     HealthyHostCount: 4,
@@ -147,10 +147,10 @@ const span = (c: GetMetricDataCommandInput | undefined, now: number) =>
   c ? [((c.StartTime as Date).getTime() - now) / MINUTE, ((c.EndTime as Date).getTime() - now) / MINUTE] : [];
 
 /** MetricDataQueries one series costs: an error rate is its 5xx count, its request count and their expression. */
-const costOf = (g: Guardrail) => (g.metric === "error_rate" ? 3 : 1);
+const costOf = (g: Guardrail) => (g.metric === "error_rate" ? 2 : 1);
 
 describe("the monitor's queries to the real CloudWatch adapter (issue 9 §5)", () => {
-  it("asks each distinct series of web production's nine guardrails once per cycle: 9 MetricDataQueries for 7 series, not 13", async () => {
+  it("asks each distinct series of web production's nine guardrails once per cycle: 8 MetricDataQueries for 7 series, not 11", async () => {
     const t = await watchedDeploy();
     const target = findTarget(t.config, "web", "production");
     if (!target) throw new Error("no web production");
@@ -158,7 +158,7 @@ describe("the monitor's queries to the real CloudWatch adapter (issue 9 §5)", (
     expect([t.guardrails.length, series.size]).toEqual([9, 7]);
     const perSeries = [...series.values()].reduce((n, g) => n + costOf(g), 0);
     const perGuardrail = t.guardrails.reduce((n, g) => n + costOf(g), 0);
-    expect([perSeries, perGuardrail]).toEqual([9, 13]);
+    expect([perSeries, perGuardrail]).toEqual([8, 11]);
 
     for (const minute of [0, 1, 2]) {
       const [check, ...more] = checks(await cycleAt(t, minute), t.clock.now());
@@ -166,8 +166,9 @@ describe("the monitor's queries to the real CloudWatch adapter (issue 9 §5)", (
       const sent = check?.MetricDataQueries ?? [];
       expect(sent).toHaveLength(perSeries);
       expect(new Set(sent.map(what)).size).toBe(sent.length);
-      // Series returned to the monitor: one per distinct series, plus the error rate's request counts.
-      expect(sent.filter((q) => q.ReturnData !== false && !q.Id?.endsWith("_requests"))).toHaveLength(series.size);
+      // One query per distinct series, the error rate's being its 5xx count (its requests are the second one).
+      expect(sent.filter((q) => !q.Id?.endsWith("_requests"))).toHaveLength(series.size);
+      expect(sent.filter((q) => q.Expression)).toEqual([]);
     }
     expect(await t.store.incidents.of(1)).toEqual([]);
   });
@@ -182,7 +183,7 @@ describe("the monitor's queries to the real CloudWatch adapter (issue 9 §5)", (
     expect(t.guardrails).toHaveLength(10);
 
     const [check] = checks(await cycleAt(t, 0), t.clock.now());
-    expect(check?.MetricDataQueries).toHaveLength(9);
+    expect(check?.MetricDataQueries).toHaveLength(8);
   });
 
   it("reads the whole lookback on the first cycle, then from the second on only now − (max_lag + 2 periods)", async () => {
@@ -211,13 +212,12 @@ describe("the monitor's queries to the real CloudWatch adapter (issue 9 §5)", (
 });
 
 describe("the values before each deploy (issue 9: the baseline window is each deploy's own)", () => {
-  /** The error rate CloudWatch reports: 5% until 10:15 SAST, 0.1% from then on; every other metric healthy. */
+  /** The 5xx CloudWatch reports: 5% of the requests until 10:15 SAST, 0.1% from then on; every other metric healthy. */
   const STEP = Date.parse("2026-11-24T08:15:00.000Z");
   const answerStepped = (input: GetMetricDataCommandInput): GetMetricDataCommandOutput => {
     const out = answer(input);
-    const expressions = new Set((input.MetricDataQueries ?? []).filter((q) => q.Expression).map((q) => q.Id));
     for (const r of out.MetricDataResults ?? [])
-      if (expressions.has(r.Id)) r.Values = (r.Timestamps ?? []).map((at) => (at.getTime() < STEP ? 5 : 0.1));
+      if (r.Id?.endsWith("_errors")) r.Values = (r.Timestamps ?? []).map((at) => (at.getTime() < STEP ? 60 : 1.2));
     return out;
   };
 

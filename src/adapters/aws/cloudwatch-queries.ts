@@ -11,8 +11,14 @@ const VALID_ID = /^[a-z][a-zA-Z0-9_]*$/;
 
 /** One MetricQuery as CloudWatch sees it: its MetricDataQueries (never split across calls) and the series it returns. */
 export type Bundle =
-  | { query: MetricQuery; dataQueries: MetricDataQuery[]; returns: string[] }
+  | { query: MetricQuery; dataQueries: MetricDataQuery[]; returns: string[]; errorRate?: ErrorRate }
   | { query: MetricQuery; problem: string; returns: string[] };
+
+/** An error rate computed here from its two series (5xx and requests), rather than by a third query. */
+export interface ErrorRate {
+  errors: string;
+  requests: string;
+}
 
 /** Packs bundles into calls of at most 500 MetricDataQueries, keeping each expression with its helpers. */
 export function batches(bundles: Bundle[]): MetricDataQuery[][] {
@@ -137,16 +143,16 @@ export function toBundle(query: MetricQuery): Bundle {
     case "healthy_hosts":
       return { query, returns, dataQueries: [metricStat(id, elb, "HealthyHostCount", alb, "Minimum", period, true)] };
     case "error_rate": {
+      // Two metrics, divided here (errorRateSeries): a third, expression query would cost a MetricDataQuery per
+      // deploy and its serialising for what is one division per period.
       const errors = `${id}_errors`;
       const requests = requestSeriesId(id);
       return {
         query,
         returns,
+        errorRate: { errors, requests },
         dataQueries: [
-          // ALBs publish HTTPCode_Target_5XX_Count only for periods that had a 5xx, so a healthy period
-          // would otherwise drop out of the division and read as missing data instead of 0%.
-          { Id: id, Expression: `100 * FILL(${errors}, 0) / ${requests}`, Period: period, ReturnData: true },
-          metricStat(errors, elb, "HTTPCode_Target_5XX_Count", alb, "Sum", period, false),
+          metricStat(errors, elb, "HTTPCode_Target_5XX_Count", alb, "Sum", period, true),
           metricStat(requests, elb, "RequestCount", alb, "Sum", period, true),
         ],
       };

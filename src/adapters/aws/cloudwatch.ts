@@ -88,6 +88,18 @@ export class AwsCloudWatch implements MetricsPort {
 
     const series: MetricSeries[] = [];
     for (const bundle of bundles) {
+      if ("errorRate" in bundle && bundle.errorRate) {
+        const requests = toSeries(bundle.errorRate.requests, results.get(bundle.errorRate.requests));
+        series.push(
+          errorRateSeries(
+            bundle.query.id,
+            toSeries(bundle.errorRate.errors, results.get(bundle.errorRate.errors)),
+            requests,
+          ),
+          requests,
+        );
+        continue;
+      }
       for (const id of bundle.returns) {
         series.push("problem" in bundle ? errorSeries(id, bundle.problem) : toSeries(id, results.get(id)));
       }
@@ -167,8 +179,23 @@ function accumulate(results: Map<string, Accumulated>, result: MetricDataResult)
   const timestamps = result.Timestamps ?? [];
   const values = result.Values ?? [];
   for (let i = 0; i < Math.min(timestamps.length, values.length); i++) {
-    acc.points.push({ at: new Date(timestamps[i] as Date), value: values[i] as number });
+    acc.points.push({ at: timestamps[i] as Date, value: values[i] as number });
   }
+}
+
+/**
+ * The error rate in percent per period: 5xx ÷ requests × 100. ALBs publish HTTPCode_Target_5XX_Count only for
+ * periods that had a 5xx, so a period with requests and no 5xx datapoint is 0% (CloudWatch's FILL(errors, 0)), and
+ * one without requests (or with none) has no rate. A failed series fails the rate, with its reason.
+ */
+export function errorRateSeries(id: string, errors: MetricSeries, requests: MetricSeries): MetricSeries {
+  const failed = errors.status === "error" ? errors : requests.status === "error" ? requests : undefined;
+  if (failed) return errorSeries(id, failed.message ?? "CloudWatch could not answer");
+  const fivexx = new Map(errors.datapoints.map((p) => [p.at.getTime(), p.value]));
+  const datapoints: Datapoint[] = [];
+  for (const r of requests.datapoints)
+    if (r.value > 0) datapoints.push({ at: r.at, value: (100 * (fivexx.get(r.at.getTime()) ?? 0)) / r.value });
+  return { id, status: "ok", datapoints };
 }
 
 function errorSeries(id: string, message: string, datapoints: Datapoint[] = []): MetricSeries {
