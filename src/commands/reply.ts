@@ -30,7 +30,7 @@ export async function replyError(respond: RespondFn, err: unknown, logger: Logge
 }
 
 /** How many commands and clicks run their slow part (after the ack) at once; the others wait their turn. */
-const AT_ONCE = 4;
+const AT_ONCE = 2;
 let running = 0;
 const waiting: Array<() => void> = [];
 

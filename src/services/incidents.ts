@@ -77,16 +77,12 @@ export class IncidentService {
   }
 
   /**
-   * What a guardrail does on this deployment: a rollback never rolls back (it pages instead). During traffic steps a
-   * guardrail that pages and reads the new version's own metrics (a preset, judged on its own target group) also
-   * switches the traffic back after the grace period: the stable version still runs, and its breach is the step's
-   * analysis failing. One on a shared metric (a database, a host) pages and holds the step for people to decide.
+   * What a guardrail does here: a rollback never rolls back (it pages). In traffic steps one that pages on the new
+   * side's own metrics (a preset) switches back too; on a shared metric it pages and holds the step for people.
    */
-  private actionOf(w: Watch): GuardrailAction {
-    const g = w.guardrail;
-    if (g.action === "rollback" && w.deployment.kind === "rollback") return "page";
-    if (g.action === "page" && typeof g.metric === "string" && STEPPING.has(w.deployment.status)) return "rollback";
-    return g.action;
+  private actionOf({ guardrail: g, deployment: d }: Watch): GuardrailAction {
+    if (g.action === "rollback" && d.kind === "rollback") return "page";
+    return g.action === "page" && typeof g.metric === "string" && STEPPING.has(d.status) ? "rollback" : g.action;
   }
 
   /** Acts on one verdict: `existing` is the guardrail's incident on this deployment, if any. */
@@ -339,16 +335,9 @@ export class IncidentService {
     // (including whoever is on call now) or hold the override role. Checked at the click.
     const policy = config.environments[d.environment];
     if (!policy) throw new DeploybotError(ErrorCode.NotFound, `unknown environment ${d.environment}`);
-    const held = await this.d.people.rolesOf(person);
-    const responder =
-      decideRollbackAuthority({
-        environment: d.environment,
-        policy,
-        user: person.name,
-        roles: held.roles,
-        oncall: held.oncall,
-      }).allowed || canOverride(policy, held.roles);
-    if (!responder) {
+    const { roles, oncall } = await this.d.people.rolesOf(person);
+    const auth = decideRollbackAuthority({ environment: d.environment, policy, user: person.name, roles, oncall });
+    if (!auth.allowed && !canOverride(policy, roles)) {
       await lifecycle.audit(d, person.name, "incident.acknowledge_refused", {
         by: person.name,
         guardrail: i.guardrail,

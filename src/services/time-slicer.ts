@@ -1,7 +1,7 @@
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 
 /** The longest a background job (the monitor, tick) runs without giving the event loop a turn, so acks never wait. */
-export const SLICE_MS = 8;
+export const SLICE_MS = 4;
 
 /** Gives the event loop a turn once SLICE_MS have passed since the last one. */
 export class TimeSlicer {
