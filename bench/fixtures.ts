@@ -19,6 +19,7 @@ import { parseConfig } from "../src/config/load.js";
 import type { Config } from "../src/config/schema.js";
 import { allTargets } from "../src/domain/targets.js";
 import type { PagerPort } from "../src/ports.js";
+import { CHECKPOINT_EVERY_MS } from "../src/server/parts.js";
 import { buildServices, type Services } from "../src/services/index.js";
 import { Store } from "../src/store/index.js";
 import { SqliteDriver } from "../src/store/sqlite.js";
@@ -97,7 +98,8 @@ export interface Bot {
 
 /** deploybot's services as Slack mode wires them, on a file database, with the real AWS adapters and SDK clients. */
 export function buildBot(opts: { config: Config; dbFile: string; awsUrl: string; now?: string }): Bot {
-  const store = Store.sqlite(opts.dbFile);
+  // As Slack mode opens it (src/server/parts.ts): WAL checkpoints in a thread of their own.
+  const store = Store.sqlite(opts.dbFile, { checkpointEveryMs: CHECKPOINT_EVERY_MS });
   const clock = new ManualClock(opts.now ?? BENCH_NOW);
   const services = buildServices(
     {

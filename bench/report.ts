@@ -341,6 +341,7 @@ const CHANGED = [
   "- the store finds a target's in-flight deployment and active incidents through an index instead of its history; `tick()` decides on brief rows and reads in full only what it acts on, yielding like the monitor;",
   "- the `/status` overview reads all targets in three queries, lists at most 45 (Slack's block limit), and shares ECS reads between concurrent requests;",
   "- commands and clicks run their work after the ack two at a time (four, then measured), so a burst of requests is acked first; the monitor and `tick()` give the event loop a turn every 4 ms (8, then measured);",
+  "- SQLite's WAL checkpoints run in a thread of their own on a connection of their own (Slack mode; the bench opens its database the same way): the automatic checkpoint in the writer's thread copied about a thousand pages every few cycles and held the event loop, and every ack, for about 100 ms;",
   "- an error rate is its 5xx count and its request count, divided by deploybot, instead of those two and a FILL expression: 1,000 MetricDataQueries fewer a cycle to serialise (expressions are not billed, so the cost is the same);",
   "- each mode loads only its own modules (the console, the AWS SDK, PagerDuty's client), and `npm install` bundles the sources with esbuild: `bin/deploybot.js` starts the bundle, not TypeScript through tsx;",
   "- the monitor keeps CloudWatch's datapoints by period and rebuilds a series' sorted list only when a call changed it (it built 14,000 lists of fresh `Date`s a cycle).",

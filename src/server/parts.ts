@@ -16,6 +16,9 @@ export const noPagerDuty = (why: string): PagerPort => ({
   },
 });
 
+/** How often the SQLite file's WAL is checkpointed (by a thread of its own) in Slack mode. */
+export const CHECKPOINT_EVERY_MS = 5_000;
+
 /**
  * Opens the bot's database: PostgreSQL for a URL, else the SQLite file, checked first (corrupt, or someone else's).
  * Every failure is a StartupError that says what to change, or the store's own DeploybotError (a newer schema).
@@ -29,7 +32,8 @@ export async function openBotStore(
   if (!databaseUrl) checkDatabase(dbFile, tables);
   try {
     if (!databaseUrl && dbFile !== ":memory:") mkdirSync(dirname(dbFile), { recursive: true });
-    return await openStore({ url: databaseUrl, file: dbFile });
+    // WAL checkpoints in a thread of their own: in this one they held the event loop for about 100 ms at a time.
+    return await openStore({ url: databaseUrl, file: dbFile, checkpointEveryMs: CHECKPOINT_EVERY_MS });
   } catch (err) {
     // A newer schema explains itself; a permission or disk problem is the operator's to fix, not a bug.
     if (err instanceof DeploybotError) throw err;

@@ -61,8 +61,9 @@ export class Store {
   }
 
   /** A store on a SQLite file (created and migrated as needed), or ":memory:". */
-  static sqlite(file: string): Store {
-    return new Store(new SqliteDriver(file));
+  /** A store on a SQLite file (or `:memory:`); `checkpointEveryMs` as SqliteDriver takes it. */
+  static sqlite(file: string, options: { checkpointEveryMs?: number } = {}): Store {
+    return new Store(new SqliteDriver(file, options));
   }
 
   /** A store on a PostgreSQL database (`postgres://…`), connected and migrated as needed. */
@@ -87,9 +88,9 @@ const POSTGRES_URL = /^postgres(ql)?:\/\//i;
  * Opens the store deploybot runs on: PostgreSQL when `url` (DEPLOYBOT_DATABASE_URL) is set, else the SQLite `file`.
  * A URL of any other kind is refused rather than silently ignored.
  */
-export async function openStore(opts: { url?: string; file: string }): Promise<Store> {
+export async function openStore(opts: { url?: string; file: string; checkpointEveryMs?: number }): Promise<Store> {
   const url = opts.url?.trim();
-  if (!url) return Store.sqlite(opts.file);
+  if (!url) return Store.sqlite(opts.file, { checkpointEveryMs: opts.checkpointEveryMs });
   if (!POSTGRES_URL.test(url)) {
     throw new DeploybotError(
       ErrorCode.ConfigInvalid,

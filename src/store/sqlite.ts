@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import Database from "better-sqlite3";
 import { DeploybotError, ErrorCode } from "../errors.js";
+import { type Checkpointer, startCheckpointer } from "./checkpointer.js";
 import type { SqlDriver, SqlValue } from "./driver.js";
 import { SQLITE_MIGRATIONS } from "./schema-sqlite.js";
 
@@ -24,7 +25,13 @@ export class SqliteDriver implements SqlDriver {
   private open: object | null = null;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(file: string, options: { busyTimeoutMs?: number } = {}) {
+  private checkpointer: Checkpointer | undefined;
+
+  /**
+   * `checkpointEveryMs`: WAL checkpoints in a thread of their own at that interval instead of SQLite's automatic
+   * ones in this thread (see checkpointer.ts); for a long-running process on a file.
+   */
+  constructor(file: string, options: { busyTimeoutMs?: number; checkpointEveryMs?: number } = {}) {
     this.db = new Database(file);
     try {
       this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 10_000}`);
@@ -35,6 +42,15 @@ export class SqliteDriver implements SqlDriver {
     } catch (err) {
       this.db.close();
       throw err;
+    }
+    if (options.checkpointEveryMs && file !== ":memory:") {
+      this.db.pragma("wal_autocheckpoint = 0");
+      this.checkpointer = startCheckpointer(file, options.checkpointEveryMs, (message, stopped) => {
+        // Without the thread, SQLite checkpoints in this one again, as it does by default.
+        if (stopped && this.db.open) this.db.pragma("wal_autocheckpoint = 1000");
+        if (stopped) this.checkpointer = undefined;
+        process.emitWarning(`deploybot: WAL checkpoint: ${message}`);
+      });
     }
   }
 
@@ -130,6 +146,8 @@ export class SqliteDriver implements SqlDriver {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
+    this.checkpointer = undefined;
     if (this.db.open) this.db.close();
   }
 }

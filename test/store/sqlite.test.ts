@@ -1,6 +1,11 @@
 import { type ChildProcess, fork } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { Store } from "../../src/store/index.js";
+import type { SqliteDriver } from "../../src/store/sqlite.js";
 import { newDeploy, sleep, useStores } from "./fixtures.js";
 
 const { sqlite: store, tempFile } = useStores();
@@ -147,6 +152,35 @@ describe("two processes on one SQLite file", () => {
       expect((await s.leases.get("leader"))?.epoch).toBe(1);
     } finally {
       for (const w of workers) if (w.exitCode === null) w.kill();
+    }
+  });
+});
+
+describe("WAL checkpoints in a thread of their own (checkpointEveryMs, as Slack mode opens the file)", () => {
+  it("leaves the WAL to the thread, which copies it into the database file, and closing leaves one file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "deploybot-checkpoint-"));
+    const file = join(dir, "c.db");
+    try {
+      const s = Store.sqlite(file, { checkpointEveryMs: 50 });
+      const before = statSync(file).size;
+      await s.tx(async () => {
+        for (let i = 0; i < 3000; i++) await s.kv.set(`k${i}`, { padding: "x".repeat(200), i });
+      });
+      // This connection no longer checkpoints by itself: the writes are in the WAL, not yet in the file.
+      expect((s as unknown as { driver: SqliteDriver }).driver.db.pragma("wal_autocheckpoint", { simple: true })).toBe(
+        0,
+      );
+      let grown = statSync(file).size;
+      for (let i = 0; i < 100 && grown <= before; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        grown = statSync(file).size;
+      }
+      expect(grown).toBeGreaterThan(before + 500_000);
+      expect(await s.kv.get("k2999")).toEqual({ padding: "x".repeat(200), i: 2999 });
+      await s.close();
+      expect(existsSync(`${file}-wal`)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
