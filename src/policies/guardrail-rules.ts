@@ -18,7 +18,20 @@ export interface Threshold {
 const THRESHOLD = /^(>=|<=|>|<)\s*(\d+(?:\.\d+)?)\s*(%|ms|s|x\s*baseline)?$/;
 
 /** Parses "> 1%", "> 2s", "> 500ms", "< 2" or "> 10x baseline"; throws on anything else. */
+const parsed = new Map<string, Threshold>();
+
+/** Parses a threshold (a config holds a handful, read for every verdict: each is parsed once and shared). */
 export function parseThreshold(text: string): Threshold {
+  let t = parsed.get(text);
+  if (!t) {
+    t = parseThresholdText(text);
+    if (parsed.size > 1000) parsed.clear();
+    parsed.set(text, t);
+  }
+  return t;
+}
+
+function parseThresholdText(text: string): Threshold {
   const match = THRESHOLD.exec(text.trim());
   if (!match) {
     throw new DeploybotError(

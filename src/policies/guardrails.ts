@@ -195,11 +195,13 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   const windowEnd = lastStart + period;
   let firstStart = lastStart - (n - 1) * period;
   const late = windowEnd < lastCompleteBefore(nowMs) + period;
-  const lateNote = !late
-    ? ""
-    : publishedUpTo === null
-      ? ` (nothing published yet; judged up to ${clock(windowEnd)}, max_lag ${formatRelative(maxLag)})`
-      : ` (data up to ${clock(publishedUpTo)}, ${formatRelative(nowMs - publishedUpTo.getTime())} behind)`;
+  // Written only into a reason someone reads (most verdicts of a cycle are "ok" and never shown).
+  const lateNote = () =>
+    !late
+      ? ""
+      : publishedUpTo === null
+        ? ` (nothing published yet; judged up to ${clock(windowEnd)}, max_lag ${formatRelative(maxLag)})`
+        : ` (data up to ${clock(publishedUpTo)}, ${formatRelative(nowMs - publishedUpTo.getTime())} behind)`;
 
   // Only the deploy's own periods: one that starts before the new version took traffic mixes in the old one.
   if (input.notBefore !== undefined) {
@@ -210,7 +212,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     if (own < m) {
       const seen = own === 0 ? "no complete period" : `only ${plural(own, "complete period")}`;
       return inconclusive(
-        `the deploy is too young to judge: it took traffic at ${clock(from)}, ${seen} of ${formatRelative(period)} since, ${m} needed${lateNote}${preNote}`,
+        `the deploy is too young to judge: it took traffic at ${clock(from)}, ${seen} of ${formatRelative(period)} since, ${m} needed${lateNote()}${preNote}`,
       );
     }
   }
@@ -244,7 +246,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     }
     if (requests < g.min_requests) {
       return inconclusive(
-        `only ${formatNumber(requests)} requests since ${clock(firstStart)} (below min_requests ${g.min_requests}), too few to judge a rate${lateNote}${preNote}`,
+        `only ${formatNumber(requests)} requests since ${clock(firstStart)} (below min_requests ${g.min_requests}), too few to judge a rate${lateNote()}${preNote}`,
       );
     }
   }
@@ -299,8 +301,8 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
       status: "breaching",
       reason:
         observed === null
-          ? `${g.name} had no data in ${breaching} of ${size} periods since ${sinceText} (missing data is treated as breaching)${lateNote}`
-          : `${g.name} ${show(observed)} ${thresholdText} in ${breaching} of ${size} datapoints since ${sinceText}${missingNote}${lateNote}${preNote}`,
+          ? `${g.name} had no data in ${breaching} of ${size} periods since ${sinceText} (missing data is treated as breaching)${lateNote()}`
+          : `${g.name} ${show(observed)} ${thresholdText} in ${breaching} of ${size} datapoints since ${sinceText}${missingNote}${lateNote()}${preNote}`,
       observed,
       ...counted,
       since,
@@ -311,16 +313,19 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     const seen = real === 0 ? "no datapoints" : `only ${plural(real, "datapoint")}`;
     return {
       status: "inconclusive",
-      reason: `${g.name}: ${seen} of ${size} since ${clock(firstStart)}, ${m} needed to judge ${thresholdText}${missingNote}${lateNote}${preNote}`,
+      reason: `${g.name}: ${seen} of ${size} since ${clock(firstStart)}, ${m} needed to judge ${thresholdText}${missingNote}${lateNote()}${preNote}`,
       observed: latestReal,
       ...counted,
     };
   }
 
-  const current = latestReal === null ? "" : ` ${show(latestReal)}`;
+  // The reason of an "ok" verdict is written when read: a cycle judges thousands and shows almost none.
   return {
     status: "ok",
-    reason: `${g.name}${current}: ${breaching} of ${size} datapoints ${thresholdText}, ${m} needed to breach${missingNote}${lateNote}${preNote}`,
+    get reason() {
+      const current = latestReal === null ? "" : ` ${show(latestReal)}`;
+      return `${g.name}${current}: ${breaching} of ${size} datapoints ${thresholdText}, ${m} needed to breach${missingNote}${lateNote()}${preNote}`;
+    },
     observed: latestReal,
     ...counted,
   };
