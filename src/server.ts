@@ -235,6 +235,10 @@ export async function startSlack(opts: StartOptions): Promise<RunningBot> {
         throw socketError(err);
       });
     }
+    if (settings.metricsPort === undefined && !http)
+      logger.warn(
+        "Socket Mode without METRICS_PORT: no /healthz, /readyz or /metrics to probe; set METRICS_PORT (the image sets 9090)",
+      );
     if (settings.metricsPort !== undefined) {
       const metricsPort = settings.metricsPort;
       opsServer = await startOpsServer(metricsPort, metricsOnly, settings.host).catch((err: unknown) => {

@@ -323,5 +323,21 @@ describe("stopping on a signal (the real process)", () => {
       msg: "deploybot stopped on SIGINT: finished its work and closed the database",
     });
     expect(existsSync(`${db}-wal`)).toBe(false);
+    expect(bot.stderr()).not.toContain("without METRICS_PORT");
+  });
+
+  it("warns at start in Socket Mode without METRICS_PORT that nothing can probe it", async () => {
+    const socket = new FakeSocketSlack();
+    await socket.start();
+    servers.push({ close: (cb?: () => void) => socket.stop().then(cb) });
+    const bot = startBot(
+      ["--db", tempPath("socket-bare.db")],
+      botEnv({ SLACK_BOT_TOKEN: "xoxb-test", SLACK_APP_TOKEN: "xapp-test", SLACK_API_URL: socket.apiUrl }),
+    );
+    const warning = await bot.logLine(/Socket Mode without METRICS_PORT/);
+    expect(warning).toMatchObject({ level: 40 });
+    await bot.logLine(/connected to Slack \(Socket Mode\)/);
+    bot.child.kill("SIGTERM");
+    expect(await bot.exited).toBe(0);
   });
 });
