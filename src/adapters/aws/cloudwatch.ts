@@ -14,9 +14,9 @@ import {
   type AwsRetryOptions,
   describeError,
   type RetrySettings,
+  regionalClients,
   retrySettings,
   shape,
-  withoutSdkLogging,
   withRetry,
 } from "./retry.js";
 
@@ -53,12 +53,15 @@ const CLOUDWATCH_THROTTLING: ReadonlySet<string> = new Set(["LimitExceededExcept
  * DeploybotError that says what to check.
  */
 export class AwsCloudWatch implements MetricsPort {
-  private readonly clients = new Map<string, CloudWatchClient>();
-  private readonly createClient: ((region: string) => CloudWatchClient) | undefined;
+  private readonly client: (region: string) => Promise<{ client: CloudWatchClient; sdk: CloudWatchSdk }>;
   private readonly retry: RetrySettings;
 
   constructor(createClient?: (region: string) => CloudWatchClient, retry: AwsCloudWatchRetry = {}) {
-    this.createClient = createClient;
+    this.client = regionalClients(
+      loadCloudWatchSdk,
+      (sdk, region) => new sdk.CloudWatchClient({ region, maxAttempts: 1 }),
+      createClient,
+    );
     this.retry = retrySettings(retry);
   }
 
@@ -134,17 +137,6 @@ export class AwsCloudWatch implements MetricsPort {
         );
       }
     }
-  }
-
-  private async client(region: string): Promise<{ client: CloudWatchClient; sdk: CloudWatchSdk }> {
-    const sdk = await loadCloudWatchSdk();
-    let client = this.clients.get(region);
-    if (!client) {
-      // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
-      client = withoutSdkLogging(this.createClient?.(region) ?? new sdk.CloudWatchClient({ region, maxAttempts: 1 }));
-      this.clients.set(region, client);
-    }
-    return { client, sdk };
   }
 
   private async call(region: string, input: GetMetricDataCommandInput) {

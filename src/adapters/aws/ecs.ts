@@ -31,8 +31,8 @@ import {
   describeError,
   type RetryFailure,
   type RetrySettings,
+  regionalClients,
   retrySettings,
-  withoutSdkLogging,
   withRetry,
 } from "./retry.js";
 
@@ -57,15 +57,18 @@ const STATUSES: ReadonlySet<string> = new Set<EcsDeploymentStatus>([
 
 /** The ECS adapter: one SDK call per port method (plus DescribeServiceRevisions), SDK errors turned into DeploybotErrors. */
 export class AwsEcs implements EcsPort {
-  private readonly clients = new Map<string, ECSClient>();
-  private readonly createClient: ((region: string) => ECSClient) | undefined;
+  private readonly client: (region: string) => Promise<{ client: ECSClient; sdk: EcsSdk }>;
   private readonly retry: RetrySettings;
   /** Service revisions never change, so their task definitions are looked up once. */
   private readonly revisionTaskDefinitions = new Map<string, string>();
   private readonly describes: DescribeBatcher;
 
   constructor(createClient?: (region: string) => ECSClient, retry: AwsEcsRetry = {}) {
-    this.createClient = createClient;
+    this.client = regionalClients(
+      loadEcsSdk,
+      (sdk, region) => new sdk.ECSClient({ region, maxAttempts: 1 }),
+      createClient,
+    );
     this.retry = retrySettings(retry);
     this.describes = new DescribeBatcher(
       (region) => this.client(region),
@@ -279,17 +282,6 @@ export class AwsEcs implements EcsPort {
 
   private context(target: EcsTarget, action: string, subject: string): CallContext {
     return { target, action, subject };
-  }
-
-  private async client(region: string): Promise<{ client: ECSClient; sdk: EcsSdk }> {
-    const sdk = await loadEcsSdk();
-    let client = this.clients.get(region);
-    if (!client) {
-      // The SDK's own retries are turned off so that maxAttempts means what it says (4, not 4 x 3 calls).
-      client = withoutSdkLogging(this.createClient?.(region) ?? new sdk.ECSClient({ region, maxAttempts: 1 }));
-      this.clients.set(region, client);
-    }
-    return { client, sdk };
   }
 
   /** How a call for `context` fails: at once when retrying cannot help, else after the retries. */

@@ -13,9 +13,9 @@ import {
   credentialsProblem,
   describeError,
   type RetrySettings,
+  regionalClients,
   retrySettings,
   shape,
-  withoutSdkLogging,
   withRetry,
 } from "./retry.js";
 
@@ -125,12 +125,15 @@ export function modifyInput(
  * SDK errors become DeploybotErrors that name the call, the resource and the config key to check.
  */
 export class AwsElb implements ElbPort {
-  private readonly clients = new Map<string, ElasticLoadBalancingV2Client>();
-  private readonly createClient: ((region: string) => ElasticLoadBalancingV2Client) | undefined;
+  private readonly client: (region: string) => Promise<{ client: ElasticLoadBalancingV2Client; sdk: ElbSdk }>;
   private readonly retry: RetrySettings;
 
   constructor(createClient?: (region: string) => ElasticLoadBalancingV2Client, retry: AwsElbRetry = {}) {
-    this.createClient = createClient;
+    this.client = regionalClients(
+      loadElbSdk,
+      (sdk, region) => new sdk.ElasticLoadBalancingV2Client({ region, maxAttempts: 1 }),
+      createClient,
+    );
     this.retry = retrySettings(retry);
   }
 
@@ -184,19 +187,6 @@ export class AwsElb implements ElbPort {
 
   private context(router: Router, action: string): CallContext {
     return { action, subject: routerSubject(router), region: router.region, configKey: routerKey(router) };
-  }
-
-  private async client(region: string): Promise<{ client: ElasticLoadBalancingV2Client; sdk: ElbSdk }> {
-    const sdk = await loadElbSdk();
-    let client = this.clients.get(region);
-    if (!client) {
-      // The SDK's own retries are turned off so that maxAttempts means what it says.
-      client = withoutSdkLogging(
-        this.createClient?.(region) ?? new sdk.ElasticLoadBalancingV2Client({ region, maxAttempts: 1 }),
-      );
-      this.clients.set(region, client);
-    }
-    return { client, sdk };
   }
 
   /** Sends with exponential backoff on throttling and server errors; everything else is mapped at once. */

@@ -129,6 +129,28 @@ export async function withRetry<T>(retry: RetrySettings, send: () => Promise<T>,
  * walks every request and response through the operation's schema to mask sensitive fields before handing them to
  * the no-op logger: at 1,000 watched deploys that is megabytes a monitor cycle walked for nothing.
  */
+/**
+ * One SDK client per region, made on first use: the SDK loaded by `load`, the client from `createClient` (tests) or
+ * `make`, which turns the SDK's own retries off (so maxAttempts means what it says: 4 calls, not 4 x 3), and without
+ * the SDK's logger middleware.
+ */
+export function regionalClients<Sdk, Client>(
+  load: () => Promise<Sdk>,
+  make: (sdk: Sdk, region: string) => Client,
+  createClient?: (region: string) => Client,
+): (region: string) => Promise<{ client: Client; sdk: Sdk }> {
+  const clients = new Map<string, Client>();
+  return async (region) => {
+    const sdk = await load();
+    let client = clients.get(region);
+    if (!client) {
+      client = withoutSdkLogging(createClient?.(region) ?? make(sdk, region));
+      clients.set(region, client);
+    }
+    return { client, sdk };
+  };
+}
+
 export function withoutSdkLogging<T>(client: T): T {
   (client as { middlewareStack?: { remove?: (name: string) => boolean } }).middlewareStack?.remove?.(
     "loggerMiddleware",
