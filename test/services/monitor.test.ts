@@ -16,6 +16,7 @@ import { SlackChat } from "../../src/adapters/slack.js";
 import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config/load.js";
 import type { Config, Guardrail } from "../../src/config/schema.js";
+import type { Deployment } from "../../src/domain/deployment.js";
 import { findTarget } from "../../src/domain/targets.js";
 import { guardrailLookbackMs } from "../../src/policies/guardrails.js";
 import { buildServices, type Services } from "../../src/services/index.js";
@@ -97,31 +98,52 @@ async function watchedDeploy(config = loadConfig(EXAMPLE)): Promise<Harness> {
     },
     { oncallCacheMs: 60_000 },
   );
-  await store.tx(async () => {
-    const d = await store.deployments.create(
-      {
-        kind: "deploy",
-        service: "web",
-        environment: "production",
-        version: "v1.4.2",
-        requestedBy: "alice",
-        reason: null,
-        previousVersion: "v1.4.0",
-        previousTaskDefinition: "arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-web:1",
-        taskDefinition: "arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-web:2",
-      },
-      STARTED,
-    );
-    await store.deployments.apply(d.id, "allow", STARTED);
-    await store.locks.acquire("web", "production", d.id, "alice", STARTED);
-    await store.deployments.apply(d.id, "start", STARTED, { startedAt: STARTED.toISOString() });
-    await store.deployments.apply(d.id, "rolled_out", clock.now(), {
-      progress: { running: 4, desired: 4, bakeEndsAt: new Date(Date.parse(NOW) + 24 * MINUTE).toISOString() },
-    });
+  await baking(store, clock.now(), {
+    service: "web",
+    version: "v1.4.2",
+    previous: "v1.4.0",
+    started: STARTED,
+    tasks: 4,
   });
   const guardrails = config.services.web?.environments.production?.guardrails ?? [];
   h = { config, clock, services, store, guardrails };
   return h;
+}
+
+/** A deploy of `service` in production, started (rolled out on ECS) at `started` and baking from `now` until NOW + 24 min. */
+function baking(
+  store: Store,
+  now: Date,
+  o: { service: "web" | "api"; version: string; previous: string; started: Date; tasks: number },
+): Promise<Deployment> {
+  const taskDefinition = (revision: number) =>
+    `arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-${o.service}:${revision}`;
+  return store.tx(async () => {
+    const d = await store.deployments.create(
+      {
+        kind: "deploy",
+        service: o.service,
+        environment: "production",
+        version: o.version,
+        requestedBy: "alice",
+        reason: null,
+        previousVersion: o.previous,
+        previousTaskDefinition: taskDefinition(1),
+        taskDefinition: taskDefinition(2),
+      },
+      o.started,
+    );
+    await store.deployments.apply(d.id, "allow", o.started);
+    await store.locks.acquire(o.service, "production", d.id, "alice", o.started);
+    await store.deployments.apply(d.id, "start", o.started, { startedAt: o.started.toISOString() });
+    return store.deployments.apply(d.id, "rolled_out", now, {
+      progress: {
+        running: o.tasks,
+        desired: o.tasks,
+        bakeEndsAt: new Date(Date.parse(NOW) + 24 * MINUTE).toISOString(),
+      },
+    });
+  });
 }
 
 /** Runs one monitor cycle at `minutes` after NOW; returns the GetMetricData inputs it sent. */
@@ -226,27 +248,12 @@ describe("the values before each deploy (issue 9: the baseline window is each de
     const t = await watchedDeploy();
     // A second deploy, of api, rolled out ten minutes before web's (10:14): its 30 minutes before are all at 5%.
     const apiStarted = new Date(STARTED.getTime() - 10 * MINUTE);
-    const api = await t.store.tx(async () => {
-      const d = await t.store.deployments.create(
-        {
-          kind: "deploy",
-          service: "api",
-          environment: "production",
-          version: "v2.0.1",
-          requestedBy: "alice",
-          reason: null,
-          previousVersion: "v2.0.0",
-          previousTaskDefinition: "arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-api:1",
-          taskDefinition: "arn:aws:ecs:af-south-1:123456789012:task-definition/comply360-prod-api:2",
-        },
-        apiStarted,
-      );
-      await t.store.deployments.apply(d.id, "allow", apiStarted);
-      await t.store.locks.acquire("api", "production", d.id, "alice", apiStarted);
-      await t.store.deployments.apply(d.id, "start", apiStarted, { startedAt: apiStarted.toISOString() });
-      return t.store.deployments.apply(d.id, "rolled_out", t.clock.now(), {
-        progress: { running: 2, desired: 2, bakeEndsAt: new Date(Date.parse(NOW) + 24 * MINUTE).toISOString() },
-      });
+    const api = await baking(t.store, t.clock.now(), {
+      service: "api",
+      version: "v2.0.1",
+      previous: "v2.0.0",
+      started: apiStarted,
+      tasks: 2,
     });
 
     const calls = await cycleAt(t, 0);
