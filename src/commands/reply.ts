@@ -2,6 +2,7 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import type { RespondFn } from "@slack/bolt";
 import type { Logger } from "pino";
 import { DeploybotError, ErrorCode } from "../errors.js";
+import { foreground } from "../services/foreground.js";
 import { section } from "../slack/blocks.js";
 
 /**
@@ -45,6 +46,9 @@ export async function afterAck<T>(work: () => Promise<T>): Promise<T> {
   if (running >= AT_ONCE) await new Promise<void>((resolve) => waiting.push(resolve));
   else running++;
   try {
+    // The requests still being acked go first (a burst arrives over some milliseconds, not at once).
+    const quiet = foreground.quiet();
+    if (quiet) await quiet;
     return await work();
   } finally {
     const next = waiting.shift();

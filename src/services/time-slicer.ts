@@ -1,9 +1,13 @@
 import { setImmediate as yieldToLoop } from "node:timers/promises";
+import { foreground } from "./foreground.js";
 
 /** The longest a background job (the monitor, tick) runs without giving the event loop a turn, so acks never wait. */
 export const SLICE_MS = 4;
 
-/** Gives the event loop a turn once SLICE_MS have passed since the last one. */
+/**
+ * Gives the event loop a turn once SLICE_MS have passed since the last one, and waits there while Slack requests are
+ * being answered (see foreground.ts): a background job never holds up an ack for more than one slice.
+ */
 export class TimeSlicer {
   private since = performance.now();
 
@@ -15,6 +19,8 @@ export class TimeSlicer {
   async turn(): Promise<void> {
     if (!this.due) return;
     await yieldToLoop();
+    const quiet = foreground.quiet();
+    if (quiet) await quiet;
     this.since = performance.now();
   }
 }

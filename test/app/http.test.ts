@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
-import type { Server } from "node:http";
+import { request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { App } from "@slack/bolt";
 import { pino } from "pino";
@@ -15,6 +16,7 @@ import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config/load.js";
 import type { SlackRecord } from "../../src/local/slack-api.js";
 import { SlackLikeServer } from "../../src/local/slack-server.js";
+import { foreground, LINGER_MS } from "../../src/services/foreground.js";
 import { buildServices, type Services } from "../../src/services/index.js";
 import { Store } from "../../src/store/index.js";
 
@@ -209,6 +211,41 @@ describe("the Bolt app over HTTP, as Slack calls it", () => {
     const res = await fetch(`${h.base}/healthz`, { method: "HEAD" });
     expect(res.status).toBe(200);
     expect(await res.text()).toBe("");
+  });
+
+  it("holds background work from a Slack request's arrival until it is answered", async () => {
+    const body = slashBody("/deploy-status", "web production");
+    const ts = Math.floor(Date.now() / 1000);
+    const { port } = new URL(h.base);
+    // Headers and half the body now, the rest later: the request is open (being read) in between.
+    const req = request({
+      host: "127.0.0.1",
+      port: Number(port),
+      path: "/slack/events",
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "content-length": Buffer.byteLength(body),
+        "x-slack-request-timestamp": String(ts),
+        "x-slack-signature": sign(body, ts),
+      },
+    });
+    const answered = new Promise<number>((resolve, reject) => {
+      req.on("response", (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      });
+      req.on("error", reject);
+    });
+    req.write(body.slice(0, 20));
+    const until = Date.now() + 2000;
+    while (!foreground.busy && Date.now() < until) await sleep(2);
+    expect(foreground.busy).toBe(true);
+    req.end(body.slice(20));
+    expect(await answered).toBe(200);
+    await sleep(LINGER_MS + 5);
+    expect(foreground.busy).toBe(false);
+    await records(1);
   });
 });
 
