@@ -19,6 +19,7 @@ import {
   compare,
   evaluationShape,
   parseThreshold,
+  type Threshold,
   type Valued,
   valueUnit,
 } from "./guardrail-rules.js";
@@ -67,6 +68,18 @@ export interface GuardrailVerdict {
 /** The unit a guardrail's values are in: its threshold's own unit, else its preset's, else a plain number. */
 export function guardrailUnit(g: Guardrail): Valued {
   return valueUnit(g, parseThreshold(g.threshold));
+}
+
+/** "> 1%" as the reasons write it (the operator, one space, the rule), made once per threshold text. */
+const ruleTexts = new Map<string, string>();
+function ruleText(text: string, threshold: Threshold): string {
+  let out = ruleTexts.get(text);
+  if (out === undefined) {
+    out = `${threshold.op} ${text.replace(/^[<>]=?\s*/, "")}`;
+    if (ruleTexts.size > 1000) ruleTexts.clear();
+    ruleTexts.set(text, out);
+  }
+  return out;
 }
 
 function mod(a: number, b: number): number {
@@ -148,7 +161,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   // number has no meaning, so rather than breach on 0.01% against a 0% baseline the verdict is
   // inconclusive, and the reason says to pair the rule with an absolute one.
   let limit = threshold.value;
-  let thresholdText = `${threshold.op} ${g.threshold.replace(/^[<>]=?\s*/, "")}`;
+  let thresholdText = ruleText(g.threshold, threshold);
   if (threshold.unit === "baseline") {
     const baseline = input.baseline;
     if (baseline === null || baseline === undefined || !Number.isFinite(baseline)) {
@@ -188,7 +201,11 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
 
   // Periods are aligned to the datapoints' own timestamps (CloudWatch stamps each with its period's start);
   // only periods complete at the horizon count, as a partial one under-reports sums such as request counts.
-  const anchor = [...input.datapoints].reverse().find((d) => d.at.getTime() <= nowMs);
+  let anchor: Datapoint | undefined;
+  for (let i = input.datapoints.length - 1; i >= 0 && anchor === undefined; i--) {
+    const d = input.datapoints[i] as Datapoint;
+    if (d.at.getTime() <= nowMs) anchor = d;
+  }
   const offset = anchor ? mod(anchor.at.getTime(), period) : 0;
   const lastCompleteBefore = (t: number) => Math.floor((t - period - offset) / period) * period + offset;
   const lastStart = lastCompleteBefore(horizon);
@@ -258,7 +275,8 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   let since: Date | undefined;
   let latestReal: number | null = null;
   let latestBreach: number | null = null;
-  for (const [i, v] of values.entries()) {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number | null;
     const start = firstStart + i * period;
     if (v === null) {
       // Missing-data rules apply once a period had max_lag to be published; before that it is only late.
