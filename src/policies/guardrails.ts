@@ -148,9 +148,12 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   // Set once the threshold is known (below); every verdict from then on carries it.
   let preDeploy: GuardrailVerdict["preDeploy"];
   const extra = () => ({ publishedUpTo, ...(preDeploy ? { preDeploy } : {}) });
-  const inconclusive = (reason: string, observed: number | null = null): GuardrailVerdict => ({
+  // The reason is written when read (most inconclusive verdicts, a deploy too young to judge, are never shown).
+  const inconclusive = (why: () => string, observed: number | null = null): GuardrailVerdict => ({
     status: "inconclusive",
-    reason: `${g.name}: ${reason}`,
+    get reason() {
+      return `${g.name}: ${why()}`;
+    },
     observed,
     breachingPoints: 0,
     evaluatedPoints: 0,
@@ -165,11 +168,12 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   if (threshold.unit === "baseline") {
     const baseline = input.baseline;
     if (baseline === null || baseline === undefined || !Number.isFinite(baseline)) {
-      return inconclusive("no baseline from the pre-deploy window, so a relative threshold cannot be judged");
+      return inconclusive(() => "no baseline from the pre-deploy window, so a relative threshold cannot be judged");
     }
     if (baseline <= 0) {
       return inconclusive(
-        `the pre-deploy baseline is ${show(baseline)}, so "${g.threshold}" cannot be judged; pair it with an absolute threshold`,
+        () =>
+          `the pre-deploy baseline is ${show(baseline)}, so "${g.threshold}" cannot be judged; pair it with an absolute threshold`,
       );
     }
     limit = threshold.value * baseline;
@@ -229,7 +233,8 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     if (own < m) {
       const seen = own === 0 ? "no complete period" : `only ${plural(own, "complete period")}`;
       return inconclusive(
-        `the deploy is too young to judge: it took traffic at ${clock(from)}, ${seen} of ${formatRelative(period)} since, ${m} needed${lateNote()}${preNote}`,
+        () =>
+          `the deploy is too young to judge: it took traffic at ${clock(from)}, ${seen} of ${formatRelative(period)} since, ${m} needed${lateNote()}${preNote}`,
       );
     }
   }
@@ -255,7 +260,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
 
   if (g.min_requests !== undefined) {
     if (input.requestCounts === undefined) {
-      return inconclusive(`the request count is unknown, and min_requests is ${g.min_requests}`);
+      return inconclusive(() => `the request count is unknown, and min_requests is ${g.min_requests}`);
     }
     let requests = 0;
     for (const d of input.requestCounts) {
@@ -263,7 +268,8 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     }
     if (requests < g.min_requests) {
       return inconclusive(
-        `only ${formatNumber(requests)} requests since ${clock(firstStart)} (below min_requests ${g.min_requests}), too few to judge a rate${lateNote()}${preNote}`,
+        () =>
+          `only ${formatNumber(requests)} requests since ${clock(firstStart)} (below min_requests ${g.min_requests}), too few to judge a rate${lateNote()}${preNote}`,
       );
     }
   }
@@ -331,7 +337,9 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
     const seen = real === 0 ? "no datapoints" : `only ${plural(real, "datapoint")}`;
     return {
       status: "inconclusive",
-      reason: `${g.name}: ${seen} of ${size} since ${clock(firstStart)}, ${m} needed to judge ${thresholdText}${missingNote}${lateNote()}${preNote}`,
+      get reason() {
+        return `${g.name}: ${seen} of ${size} since ${clock(firstStart)}, ${m} needed to judge ${thresholdText}${missingNote}${lateNote()}${preNote}`;
+      },
       observed: latestReal,
       ...counted,
     };

@@ -108,13 +108,11 @@ export function seriesOf(t: Target, g: Guardrail, on: SidePlacement | null = nul
 }
 
 interface Held {
-  /** By period start: the datapoint as CloudWatch returned it, kept (with its Date) while its value stays. */
-  points: Map<number, Datapoint>;
-  requests: Map<number, Datapoint>;
+  /** Oldest first, one per period: the datapoints as CloudWatch returned them (each kept while its value stays). */
+  points: readonly Datapoint[];
+  requests: readonly Datapoint[];
   /** When it was last fetched: periods older than that minus the lag are final and never asked for again. */
   fetchedAt: number | null;
-  /** The points and requests as sorted datapoints, built on the first read after a merge and shared until the next. */
-  sorted: { points?: Datapoint[]; requests?: Datapoint[] };
 }
 
 /**
@@ -141,37 +139,22 @@ export class SeriesCache {
 
   /** Keeps what one call returned for a series; drops what no guardrail looks at any more. */
   merge(spec: SeriesSpec, values: MetricSeries | undefined, requests: MetricSeries | undefined, now: number): void {
-    const h = this.held.get(spec.key) ?? { points: new Map(), requests: new Map(), fetchedAt: null, sorted: {} };
+    const h: Held = this.held.get(spec.key) ?? { points: [], requests: [], fetchedAt: null };
     this.held.set(spec.key, h);
     if (!values || values.status === "error") return;
-    // The sorted lists are built again only when a period was added, changed or dropped (most calls bring the
-    // latest period or two, and the late-data window again, mostly unchanged).
-    let changed = keep(h.points, values.datapoints);
-    if (requests) changed = keep(h.requests, requests.datapoints) || changed;
-    if (requests?.status !== "error") h.fetchedAt = now;
     const oldest = now - spec.lookbackMs;
-    for (const map of [h.points, h.requests])
-      for (const t of map.keys())
-        if (t < oldest) {
-          map.delete(t);
-          changed = true;
-        }
-    if (changed) h.sorted = {};
+    h.points = keep(h.points, values.datapoints, oldest);
+    h.requests = keep(h.requests, requests?.datapoints ?? [], oldest);
+    if (requests?.status !== "error") h.fetchedAt = now;
   }
 
   /**
-   * The held datapoints of a series at or after `from`, oldest first. The datapoints are built once per merge and
-   * shared by every guardrail that reads the series (a thousand deploys' guardrails read thousands of them a
-   * cycle): callers must not change them.
+   * The held datapoints of a series at or after `from`, oldest first. The lists are shared by every guardrail that
+   * reads the series (a thousand deploys' guardrails read thousands of them a cycle): callers must not change them.
    */
   points(key: string, from: number, which: "points" | "requests" = "points"): readonly Datapoint[] {
-    const h = this.held.get(key);
-    if (!h) return [];
-    let all = h.sorted[which];
-    if (!all) {
-      all = [...h[which].values()].sort((a, b) => a.at.getTime() - b.at.getTime());
-      h.sorted[which] = all;
-    }
+    const all = this.held.get(key)?.[which];
+    if (!all) return [];
     let first = 0;
     while (first < all.length && (all[first] as Datapoint).at.getTime() < from) first++;
     return first === 0 ? all : all.slice(first);
@@ -183,17 +166,50 @@ export class SeriesCache {
   }
 }
 
-/** Puts each datapoint in `held` by its period; true when one was new or its value changed. */
-function keep(held: Map<number, Datapoint>, datapoints: readonly Datapoint[]): boolean {
-  let changed = false;
-  for (const p of datapoints) {
-    const t = p.at.getTime();
-    const known = held.get(t);
-    if (known && (known.value === p.value || (Number.isNaN(known.value) && Number.isNaN(p.value)))) continue;
-    held.set(t, p);
+const byTime = (a: Datapoint, b: Datapoint) => a.at.getTime() - b.at.getTime();
+const sameValue = (a: number, b: number) => a === b || (Number.isNaN(a) && Number.isNaN(b));
+
+function isSorted(points: readonly Datapoint[]): boolean {
+  for (let i = 1; i < points.length; i++)
+    if ((points[i] as Datapoint).at.getTime() < (points[i - 1] as Datapoint).at.getTime()) return false;
+  return true;
+}
+
+/**
+ * `held` with the incoming datapoints put in by period (a new value replaces the one held; of two for one period
+ * the later wins) and those older than `oldest` dropped, oldest first: `held` itself when nothing changed. Both
+ * lists come sorted (CloudWatch is asked for TimestampAscending), so this is a merge, with no map or sort.
+ */
+function keep(held: readonly Datapoint[], incoming: readonly Datapoint[], oldest: number): readonly Datapoint[] {
+  const add = isSorted(incoming) ? incoming : [...incoming].sort(byTime);
+  let i = 0;
+  while (i < held.length && (held[i] as Datapoint).at.getTime() < oldest) i++;
+  let changed = i > 0;
+  const out: Datapoint[] = [];
+  let j = 0;
+  while (j < add.length && (add[j] as Datapoint).at.getTime() < oldest) j++;
+  while (i < held.length || j < add.length) {
+    const a = held[i];
+    const ta = a ? a.at.getTime() : Number.POSITIVE_INFINITY;
+    const tb = j < add.length ? (add[j] as Datapoint).at.getTime() : Number.POSITIVE_INFINITY;
+    if (ta < tb) {
+      out.push(a as Datapoint);
+      i++;
+      continue;
+    }
+    let b = add[j] as Datapoint;
+    for (j++; j < add.length && (add[j] as Datapoint).at.getTime() === tb; j++) b = add[j] as Datapoint;
+    if (a && ta === tb) {
+      i++;
+      if (sameValue(a.value, b.value)) {
+        out.push(a);
+        continue;
+      }
+    }
+    out.push(b);
     changed = true;
   }
-  return changed;
+  return changed ? out : held;
 }
 
 /** Builds one query per distinct series, with ids valid for CloudWatch, and a way back from the results. */

@@ -246,6 +246,24 @@ describe("AwsCloudWatch.getMetricData", () => {
     ]);
   });
 
+  it("returns a series oldest first even when its pages come newest first", async () => {
+    const T3 = new Date(T2.getTime() + 60_000);
+    cw.on(GetMetricDataCommand)
+      .resolvesOnce({
+        MetricDataResults: [{ Id: "q0", StatusCode: "PartialData", Timestamps: [T3, T2], Values: [3, 2] }],
+        NextToken: "page-2",
+      })
+      .resolvesOnce({ MetricDataResults: [{ Id: "q0", StatusCode: "Complete", Timestamps: [T1], Values: [1] }] });
+
+    const [series] = await adapter.getMetricData([custom("q0")], START, END);
+
+    expect(series?.datapoints).toEqual([
+      { at: T1, value: 1 },
+      { at: T2, value: 2 },
+      { at: T3, value: 3 },
+    ]);
+  });
+
   it("turns a per-query error into an error series for that query only", async () => {
     cw.on(GetMetricDataCommand).resolves({
       MetricDataResults: [

@@ -100,4 +100,40 @@ describe("the datapoints the monitor holds", () => {
     cache.merge(spec, series([[1, 2]]), undefined, later);
     expect(values(cache.points(spec.key, T0))).toEqual([[1, 2]]);
   });
+
+  it("fills a gap between held periods in order, the later of two values for one period winning, NaN equal to NaN", () => {
+    const cache = new SeriesCache();
+    const now = T0 + 5 * MIN;
+    cache.merge(
+      spec,
+      series([
+        [0, 1],
+        [1, Number.NaN],
+        [4, 4],
+      ]),
+      undefined,
+      now,
+    );
+    const held = cache.points(spec.key, T0);
+    // NaN again for period 1 is no change: the same list is shared.
+    cache.merge(spec, series([[1, Number.NaN]]), undefined, now);
+    expect(cache.points(spec.key, T0)).toBe(held);
+    cache.merge(
+      spec,
+      series([
+        [2, 2],
+        [2, 2.5],
+        [3, 3],
+      ]),
+      undefined,
+      now,
+    );
+    expect(values(cache.points(spec.key, T0))).toEqual([
+      [0, 1],
+      [1, Number.NaN],
+      [2, 2.5],
+      [3, 3],
+      [4, 4],
+    ]);
+  });
 });
