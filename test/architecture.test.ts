@@ -13,6 +13,7 @@ const RANK: Record<string, number> = {
   clock: 0,
   errors: 0,
   logger: 0,
+  foreground: 0,
   "config/schema": 1,
   "config/schedule": 1,
   "ops/metrics": 1,

@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import type { RespondFn } from "@slack/bolt";
 import type { Logger } from "pino";
 import { DeploybotError, ErrorCode } from "../errors.js";
-import { foreground } from "../services/foreground.js";
+import { foreground } from "../foreground.js";
 import { section } from "../slack/blocks.js";
 
 /**

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseQuery } from "node:querystring";
 import type { Logger } from "pino";
-import { foreground } from "../services/foreground.js";
+import { foreground } from "../foreground.js";
 import { badRequests } from "./metrics.js";
 
 /** How far ahead of our clock a Slack request timestamp may be (clock skew), as Bolt allows behind it. */
@@ -56,7 +56,7 @@ export function guardSlackRequests(listener: Listener, options: GuardOptions): L
       req.resume();
       return;
     }
-    // Background work waits until this request is answered (see services/foreground.ts).
+    // Background work waits until this request is answered (see src/foreground.ts).
     const answered = foreground.enter();
     res.once("finish", answered);
     res.once("close", answered);

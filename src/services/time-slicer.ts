@@ -1,5 +1,5 @@
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { foreground } from "./foreground.js";
+import { foreground } from "../foreground.js";
 
 /** The longest a background job (the monitor, tick) runs without giving the event loop a turn, so acks never wait. */
 export const SLICE_MS = 4;

@@ -11,6 +11,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { AwsCloudWatch } from "../../src/adapters/aws/cloudwatch.js";
 import { DeploybotError, ErrorCode } from "../../src/errors.js";
+import { foreground } from "../../src/foreground.js";
 import type { MetricQuery, MetricSpec } from "../../src/ports.js";
 import { requestSeriesId } from "../../src/ports.js";
 
@@ -88,6 +89,21 @@ describe("AwsCloudWatch.getMetricData", () => {
     expect(sentQueries().map((qs) => qs.length)).toEqual([500, 500, 200]);
     expect(series.map((s) => s.id)).toEqual(queries.map((q) => q.id));
     expect(series.every((s) => s.status === "ok")).toBe(true);
+  });
+
+  it("sends no further call while a Slack request is being acked, and the rest once it is answered", async () => {
+    cw.on(GetMetricDataCommand).callsFake(echo);
+    const answered = foreground.enter();
+    const done = adapter.getMetricData(
+      Array.from({ length: 1200 }, (_, i) => custom(`q${i}`)),
+      START,
+      END,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(cw).toHaveReceivedCommandTimes(GetMetricDataCommand, 1);
+    answered();
+    expect(await done).toHaveLength(1200);
+    expect(cw).toHaveReceivedCommandTimes(GetMetricDataCommand, 3);
   });
 
   it("counts both metrics of an error_rate toward the 500 limit and never splits them across calls", async () => {

@@ -14,9 +14,9 @@ import { SlackChat } from "../../src/adapters/slack.js";
 import { createApp } from "../../src/app.js";
 import { ManualClock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config/load.js";
+import { foreground, LINGER_MS } from "../../src/foreground.js";
 import type { SlackRecord } from "../../src/local/slack-api.js";
 import { SlackLikeServer } from "../../src/local/slack-server.js";
-import { foreground, LINGER_MS } from "../../src/services/foreground.js";
 import { buildServices, type Services } from "../../src/services/index.js";
 import { Store } from "../../src/store/index.js";
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { afterAck } from "../../src/commands/reply.js";
-import { Foreground, foreground } from "../../src/services/foreground.js";
+import { Foreground, foreground } from "../../src/foreground.js";
 import { TimeSlicer } from "../../src/services/time-slicer.js";
 
 /** Whether a promise has settled yet (checked after the microtasks queued before it ran). */

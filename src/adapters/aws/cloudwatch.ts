@@ -6,6 +6,7 @@ import type {
   MetricDataResult,
 } from "@aws-sdk/client-cloudwatch";
 import { DeploybotError, ErrorCode } from "../../errors.js";
+import { foreground } from "../../foreground.js";
 import { countAwsErrors, recordGetMetricData } from "../../ops/metrics.js";
 import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../../ports.js";
 import { lazyModule } from "../lazy.js";
@@ -80,12 +81,15 @@ export class AwsCloudWatch implements MetricsPort {
       list.push(bundle);
       byRegion.set(bundle.query.region, list);
     }
-    // Between calls the event loop gets a turn: serialising, signing and parsing 500 queries is a chunk of work
-    // each, and a monitor cycle at 1,000 deploys makes a dozen calls.
+    // Between calls the event loop gets a turn, and no call is sent while Slack requests are being acked:
+    // serialising, signing and parsing 500 queries holds the event loop for milliseconds each, and a monitor cycle
+    // at 1,000 deploys makes a dozen calls.
     for (const [region, regionBundles] of byRegion) {
       for (const batch of batches(regionBundles)) {
         await this.fetchBatch(region, batch, start, end, results);
         await yieldToLoop();
+        const quiet = foreground.quiet();
+        if (quiet) await quiet;
       }
     }
 
