@@ -19,6 +19,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { App, LogLevel } from "@slack/bolt";
 import { createApp } from "../src/app.js";
 import { DEFAULT_COMMANDS } from "../src/commands/names.js";
+import { StoreReplayGuard } from "../src/ops/replay.js";
 import { allTargets } from "../src/domain/targets.js";
 import { ACTION } from "../src/slack/actions.js";
 import type { AwsCounters, AwsServerReply, AwsServerRequest } from "./aws-server.js";
@@ -235,6 +236,8 @@ async function ackFigures(bot: Bot, awsUrl: string, inFlightIds: number[]) {
     transport: { kind: "http", signingSecret: SIGNING_SECRET },
     // Cards and thread notes, if any, go to the bench's Slack in the AWS process, never to slack.com.
     slackApiUrl: `${awsUrl}/api/`,
+    // As in Slack mode: every request is remembered in the database before it is acked (replays act once).
+    replayGuard: new StoreReplayGuard(bot.store.requests),
   });
   // Bolt set up as createApp sets it up (tokenVerificationEnabled: false), so the ratio is deploybot's own work.
   const bare = new App({

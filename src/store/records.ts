@@ -234,13 +234,25 @@ export class GuardrailCheckRepo {
   }
 }
 
+const PRUNE_EVERY_MS = 10_000;
+
 /** Slack requests already handled, so a replayed one acts once. */
 export class SeenRequestRepo {
+  /** When keys were last dropped: at most once per PRUNE_EVERY_MS, not in every request's path to its ack. */
+  private prunedAt = Number.NEGATIVE_INFINITY;
+
   constructor(private readonly db: SqlDriver) {}
 
-  /** True the first time a key is seen; false for a replay. Keys older than `forgetBefore` are dropped. */
+  /**
+   * True the first time a key is seen; false for a replay. Keys older than `forgetBefore` are dropped every few
+   * seconds (one kept a little longer only refuses a replay older than the window, which Slack's signature check
+   * already refuses).
+   */
   async firstSeen(key: string, at: Date, forgetBefore: Date): Promise<boolean> {
-    await this.db.run("DELETE FROM seen_requests WHERE at < ?", [forgetBefore.toISOString()]);
+    if (at.getTime() - this.prunedAt >= PRUNE_EVERY_MS || at.getTime() < this.prunedAt) {
+      await this.db.run("DELETE FROM seen_requests WHERE at < ?", [forgetBefore.toISOString()]);
+      this.prunedAt = at.getTime();
+    }
     const changes = await this.db.run(
       "INSERT INTO seen_requests (key, at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
       [key, at.toISOString()],

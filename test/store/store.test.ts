@@ -463,6 +463,17 @@ describe.each(BACKENDS)("%s", (backend) => {
       expect(await s.requests.firstSeen("recent", later(91), later(30))).toBe(false);
       expect(await s.requests.firstSeen("old", later(92), later(30))).toBe(true);
     });
+
+    it("drops old keys every 10 s at most, not on every request (an old key kept a few seconds longer stays a replay)", async () => {
+      const s = await store();
+      const sec = (n: number) => new Date(T0.getTime() + n * 1000);
+      await s.requests.firstSeen("a", sec(0), sec(-600));
+      // 5 s later "a" is past the horizon given, but nothing was dropped yet.
+      expect(await s.requests.firstSeen("a", sec(5), sec(1))).toBe(false);
+      // At 10 s the old keys go.
+      expect(await s.requests.firstSeen("b", sec(10), sec(1))).toBe(true);
+      expect(await s.requests.firstSeen("a", sec(11), sec(1))).toBe(true);
+    });
   });
 
   describe("incidents", () => {
