@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { App, HTTPReceiver, type Receiver, SocketModeReceiver } from "@slack/bolt";
 import { register as registerDeploy } from "./commands/deploy.js";
 import { register as registerIncidents } from "./commands/incidents.js";
+import { ackOnArrival } from "./commands/listener.js";
 import { type CommandNames, DEFAULT_COMMANDS } from "./commands/names.js";
 import { register as registerRollback } from "./commands/rollback.js";
 import { register as registerStatus } from "./commands/status.js";
@@ -117,6 +118,8 @@ export function createApp(services: Services, options: AppOptions): App {
   const inFlight = options.inFlight ?? new InFlight();
   // Counted first, so a shutdown also waits for a request that is still checking for replay.
   app.use(inFlight.middleware());
+  // Acked before the replay check (a database write) and before any listener: nothing rides on the ack.
+  app.use(ackOnArrival);
   app.use(ignoreReplays(options.replayGuard ?? new MemoryReplayGuard(), services.logger, () => new Date()));
   services.chat.bind(app.client);
   registerStatus(app, services, commands.status);

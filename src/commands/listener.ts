@@ -1,4 +1,4 @@
-import type { App, BlockButtonAction, RespondFn, SlashCommand } from "@slack/bolt";
+import type { AnyMiddlewareArgs, App, BlockButtonAction, Middleware, RespondFn, SlashCommand } from "@slack/bolt";
 import type { Services } from "../services/index.js";
 import type { Person } from "../services/people.js";
 import { parseButtonId } from "./buttons.js";
@@ -13,7 +13,18 @@ export interface CommandContext {
 }
 
 /**
- * The one shape of every slash command listener: ack Slack at once (its 3-second limit), then run the handler
+ * Bolt global middleware, registered before the replay guard: acks every request that takes an ack as soon as Bolt
+ * has verified it, before anything else runs (Slack allows 3 seconds). deploybot's acks carry nothing (its answers
+ * go to response_url), so nothing needs to run first; listeners do not ack again. A replay is acked too, as Slack
+ * expects, and then goes no further.
+ */
+export const ackOnArrival: Middleware<AnyMiddlewareArgs> = async (args) => {
+  if ("ack" in args && typeof args.ack === "function") await args.ack();
+  await args.next();
+};
+
+/**
+ * The one shape of every slash command listener: acked on arrival (ackOnArrival), it runs the handler
  * with the person who typed it, after the ack and a few at a time (so a burst is acked first); anything thrown
  * becomes an ephemeral reply, never a stack.
  */
@@ -23,8 +34,7 @@ export function onCommand(
   name: string,
   handle: (c: CommandContext) => Promise<void>,
 ): void {
-  app.command(name, async ({ command, ack, respond }) => {
-    await ack();
+  app.command(name, async ({ command, respond }) => {
     await afterAck(async () => {
       try {
         await handle({ text: command.text, person: services.people.bySlackId(command.user_id), command, respond });
@@ -36,7 +46,7 @@ export function onCommand(
 }
 
 /**
- * The one shape of every button that names a deployment or an incident by id: ack, parse the value strictly,
+ * The one shape of every button that names a deployment or an incident by id (acked on arrival): parse the value strictly,
  * run with the clicker (whose roles the handler checks now, at the click); a refusal or an error is an ephemeral
  * reply to the clicker only.
  */
@@ -47,8 +57,7 @@ export function onButton(
   names: string,
   run: (id: number, person: Person) => Promise<string | null>,
 ): void {
-  app.action<BlockButtonAction>(actionId, async ({ ack, action, body, respond }) => {
-    await ack();
+  app.action<BlockButtonAction>(actionId, async ({ action, body, respond }) => {
     await afterAck(async () => {
       try {
         const id = parseButtonId(action.value);

@@ -26,8 +26,7 @@ export function register(app: App, services: Services, name: string = DEFAULT_CO
     await respond({ response_type: "ephemeral", ...rollbackConfirmation(plan, authority, needsApprovals) });
   });
 
-  app.action<BlockButtonAction>(ACTION.rollbackConfirm, async ({ ack, action, body, respond }) => {
-    await ack();
+  app.action<BlockButtonAction>(ACTION.rollbackConfirm, async ({ action, body, respond }) => {
     await afterAck(async () => {
       try {
         const asked = parseRollbackPlan(action.value, services.config);
@@ -61,8 +60,7 @@ export function register(app: App, services: Services, name: string = DEFAULT_CO
     });
   });
 
-  app.action<BlockButtonAction>(ACTION.rollbackCancel, async ({ ack, respond }) => {
-    await ack();
+  app.action<BlockButtonAction>(ACTION.rollbackCancel, async ({ respond }) => {
     await respond({ response_type: "ephemeral", replace_original: true, text: "Rollback cancelled; nothing changed." });
   });
 }

@@ -80,8 +80,9 @@ function typeOf(args: AnyMiddlewareArgs): string {
 }
 
 /**
- * Bolt global middleware: a request already seen within the replay window is acknowledged (so Slack does not
- * retry it) and goes no further. It runs after Bolt verified the signature, so a forged request never takes a key.
+ * Bolt global middleware: a request already seen within the replay window goes no further (it was acked on
+ * arrival, before this runs, so Slack does not retry it). It runs after Bolt verified the signature, so a forged
+ * request never takes a key.
  * When the guard itself fails (its database is down), the request is refused rather than risk acting twice.
  */
 export function ignoreReplays(
@@ -98,7 +99,6 @@ export function ignoreReplays(
     } catch (err) {
       slackRequests.inc({ type, outcome: "refused" });
       logger.error({ err, key }, "could not check a Slack request for replay; refused it");
-      if ("ack" in args && args.ack) await args.ack();
       if ("respond" in args && args.respond) {
         await args
           .respond({
@@ -113,7 +113,6 @@ export function ignoreReplays(
     if (!first) {
       slackRequests.inc({ type, outcome: "replayed" });
       logger.warn({ key, type }, "ignored a replayed Slack request");
-      if ("ack" in args && args.ack) await args.ack();
       return;
     }
     slackRequests.inc({ type, outcome: "handled" });

@@ -328,6 +328,60 @@ describe("replays and button values", () => {
   });
 });
 
+describe("the ack comes first", () => {
+  /** A second app on the same services, with a replay guard that `firstSeen` stands for. */
+  async function appWithGuard(firstSeen: () => Promise<boolean>): Promise<{ app: App; base: string }> {
+    const app = createApp(h.services, {
+      botToken: "xoxb-test",
+      transport: { kind: "http", signingSecret: SECRET, port: 0 },
+      slackApiUrl: h.slack.apiUrl,
+      replayGuard: { firstSeen },
+    });
+    const server = (await app.start({ port: 0, host: "127.0.0.1" })) as Server;
+    return { app, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  }
+  const postTo = (base: string, body: string) => {
+    const ts = Math.floor(Date.now() / 1000);
+    return fetch(`${base}/slack/events`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": String(ts),
+        "x-slack-signature": sign(body, ts),
+      },
+      body,
+    });
+  };
+
+  it("acks before the replay check answers: a guard that never answers still gets Slack its 200, and nothing acts", async () => {
+    const { app, base } = await appWithGuard(() => new Promise<boolean>(() => {}));
+    try {
+      const res = await postTo(base, slashBody("/deploy", "web v1.4.2 to production"));
+      expect(res.status).toBe(200);
+      await sleep(100);
+      expect(await h.store.deployments.history("web", "production", 10)).toHaveLength(0);
+      expect(h.slack.records).toHaveLength(0);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it("acks, then refuses with a reply when the replay check fails, changing nothing", async () => {
+    const { app, base } = await appWithGuard(async () => {
+      throw new Error("database is locked");
+    });
+    try {
+      const res = await postTo(base, slashBody("/deploy", "web v1.4.2 to production"));
+      expect(res.status).toBe(200);
+      const [reply] = await records(1);
+      expect(reply?.text).toMatch(/could not record this request, so it did nothing/);
+      expect(await h.store.deployments.history("web", "production", 10)).toHaveLength(0);
+    } finally {
+      await app.stop();
+    }
+  });
+});
+
 describe("bodies Bolt would crash on", () => {
   it.each<[string, string, string]>([
     ["a JSON null", "null", "application/json"],
