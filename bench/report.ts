@@ -383,7 +383,7 @@ const LEFT_OUT = [
   "- Real network latency and TLS: AWS and Slack are on 127.0.0.1 over plain HTTP, so no handshake, no 20–100 ms round trips, no packet loss; CloudWatch's own limits (GetMetricData TPS, throttling) are not exercised.",
   "- Breaches: every metric is healthy, so no incident is opened, nothing pages, no rollback runs; the cost of a cycle that opens many incidents (each a transaction and several intents) is not measured.",
   "- The reconciler under load: no intent is performed during the waves (dry runs and refused clicks write none); Slack's rate limits and Retry-After are not exercised.",
-  "- Socket Mode: only HTTP mode is measured, and only SQLite (no PostgreSQL). In Socket Mode background work does not wait for acks (`src/foreground.ts` is fed by the HTTP receiver).",
+  "- Socket Mode: only HTTP mode is measured, and only SQLite (no PostgreSQL). In Socket Mode background work waits for acks only from the moment Bolt hands a request over (`ackOnArrival`), not from its arrival as over HTTP.",
   "- Histories other than the three tables named in issue 11: intents, guardrail checks and pre-deploy baselines of past deploys are not seeded.",
   "- Cold start on a cold disk: the history file and node_modules are in the page cache; the start-to-ready samples start from a fresh database, not the history one.",
   "- One region and two ECS clusters; the monitor would send one batch of calls per region.",

@@ -6,7 +6,8 @@
  * Work resumes once no request has been open for LINGER_MS (a burst arrives over milliseconds, not at once). Two
  * bounds keep this from stalling the background: a request open longer than HOLD_MAX_MS (a client that never
  * finishes sending) stops counting, and no wait lasts longer than WAIT_MAX_MS (a steady stream of requests slows
- * the monitor down, never stops it). Fed in HTTP mode only; in Socket Mode and the console nothing waits.
+ * the monitor down, never stops it). Fed by the HTTP receiver (from a request's arrival to its answer) and by
+ * ackOnArrival (around each ack, which is all Socket Mode and the console show of a request).
  */
 export const HOLD_MAX_MS = 1000;
 export const WAIT_MAX_MS = 100;

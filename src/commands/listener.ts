@@ -1,4 +1,5 @@
 import type { AnyMiddlewareArgs, App, BlockButtonAction, Middleware, RespondFn, SlashCommand } from "@slack/bolt";
+import { foreground } from "../foreground.js";
 import type { Services } from "../services/index.js";
 import type { Person } from "../services/people.js";
 import { parseButtonId } from "./buttons.js";
@@ -19,7 +20,16 @@ export interface CommandContext {
  * expects, and then goes no further.
  */
 export const ackOnArrival: Middleware<AnyMiddlewareArgs> = async (args) => {
-  if ("ack" in args && typeof args.ack === "function") await args.ack();
+  if ("ack" in args && typeof args.ack === "function") {
+    // Open until acked, so background work waits for a burst in Socket Mode too (over HTTP the receiver marks each
+    // request from its arrival already; see src/foreground.ts).
+    const answered = foreground.enter();
+    try {
+      await args.ack();
+    } finally {
+      answered();
+    }
+  }
   await args.next();
 };
 

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
+import { ackOnArrival } from "../../src/commands/listener.js";
 import { afterAck } from "../../src/commands/reply.js";
-import { Foreground, foreground } from "../../src/foreground.js";
+import { Foreground, foreground, LINGER_MS } from "../../src/foreground.js";
 import { TimeSlicer } from "../../src/services/time-slicer.js";
 
 /** Whether a promise has settled yet (checked after the microtasks queued before it ran). */
@@ -72,6 +73,23 @@ describe("Foreground", () => {
 });
 
 describe("background work and the process's foreground", () => {
+  it("holds background work while a request is being acked, whatever the transport (ackOnArrival)", async () => {
+    let busyWhileAcking = false;
+    let nextRan = false;
+    await ackOnArrival({
+      ack: async () => {
+        busyWhileAcking = foreground.busy;
+      },
+      next: async () => {
+        nextRan = true;
+      },
+    } as unknown as Parameters<typeof ackOnArrival>[0]);
+    expect(busyWhileAcking).toBe(true);
+    expect(nextRan).toBe(true);
+    await sleep(LINGER_MS + 5);
+    expect(foreground.busy).toBe(false);
+  });
+
   it("runs a command's work after its ack only once the requests still open are answered", async () => {
     const answered = foreground.enter();
     let ran = false;
