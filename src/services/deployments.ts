@@ -309,6 +309,7 @@ export class DeploymentService {
     const now = this.d.clock.now();
     const { store, rollout, lifecycle, outbox, logger, steps } = this.d;
     const slicer = new TimeSlicer();
+    await slicer.begin();
     const due = (b: DeploymentBrief) =>
       b.status === "deploying" ||
       b.status === "shifting" ||

@@ -125,6 +125,7 @@ export class Monitor {
     const { clock, metrics, store, incidents: service, logger } = this.d;
     const now = clock.now();
     const slicer = new TimeSlicer();
+    await slicer.begin();
     const { watches, incidents } = await this.watches(slicer);
     await slicer.turn();
     if (watches.length > 0) {

@@ -16,6 +16,13 @@ export class TimeSlicer {
     return performance.now() - this.since >= SLICE_MS;
   }
 
+  /** Before a job's first step (a read of every watched deployment is one block of milliseconds): acks go first. */
+  async begin(): Promise<void> {
+    const quiet = foreground.quiet();
+    if (quiet) await quiet;
+    this.since = performance.now();
+  }
+
   async turn(): Promise<void> {
     if (!this.due) return;
     await yieldToLoop();

@@ -103,6 +103,15 @@ describe("background work and the process's foreground", () => {
     expect(ran).toBe(true);
   });
 
+  it("starts a background job only once the requests still open are answered", async () => {
+    const answered = foreground.enter();
+    const begun = new TimeSlicer().begin();
+    await sleep(30);
+    expect(await settled(begun)).toBe(false);
+    answered();
+    await begun;
+  });
+
   it("gives the monitor's next slice only once the requests still open are answered", async () => {
     const slicer = new TimeSlicer();
     await sleep(10); // a slice's worth of work done: a turn is due

@@ -18,6 +18,7 @@ import { loadConfig } from "../../src/config/load.js";
 import type { Config, Guardrail } from "../../src/config/schema.js";
 import type { Deployment } from "../../src/domain/deployment.js";
 import { findTarget } from "../../src/domain/targets.js";
+import { foreground } from "../../src/foreground.js";
 import { guardrailLookbackMs } from "../../src/policies/guardrails.js";
 import { buildServices, type Services } from "../../src/services/index.js";
 import { seriesOf } from "../../src/services/series.js";
@@ -193,6 +194,19 @@ describe("the monitor's queries to the real CloudWatch adapter (issue 9 §5)", (
       expect(sent.filter((q) => q.Expression)).toEqual([]);
     }
     expect(await t.store.incidents.of(1)).toEqual([]);
+  });
+
+  it("starts a cycle only once the Slack requests being acked are answered", async () => {
+    const t = await watchedDeploy();
+    t.clock.set(new Date(Date.parse(NOW)));
+    const answered = foreground.enter();
+    const from = cw.commandCalls(GetMetricDataCommand).length;
+    const cycle = t.services.monitor.cycle();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(cw.commandCalls(GetMetricDataCommand).length - from).toBe(0);
+    answered();
+    await cycle;
+    expect(cw.commandCalls(GetMetricDataCommand).length - from).toBeGreaterThan(0);
   });
 
   it("costs no MetricDataQuery more for a tenth guardrail on a series already read", async () => {
