@@ -239,11 +239,13 @@ async function ackFigures(bot: Bot, awsUrl: string, inFlightIds: number[]) {
     // As in Slack mode: every request is remembered in the database before it is acked (replays act once).
     replayGuard: new StoreReplayGuard(bot.store.requests),
   });
-  // Bolt set up as createApp sets it up (tokenVerificationEnabled: false), so the ratio is deploybot's own work.
+  // Bolt set up as createApp sets it up (tokenVerificationEnabled and convoStore false), so the ratio is deploybot's
+  // own work.
   const bare = new App({
     signingSecret: SIGNING_SECRET,
     token: "xoxb-bench",
     tokenVerificationEnabled: false,
+    convoStore: false,
     logLevel: LogLevel.ERROR,
     clientOptions: { slackApiUrl: `${awsUrl}/api/`, retryConfig: { retries: 0 } },
   });

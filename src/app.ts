@@ -76,6 +76,9 @@ export function createApp(services: Services, options: AppOptions): App {
     token: options.botToken,
     logger,
     tokenVerificationEnabled: false,
+    // Bolt's conversation store is unused here, and its default one builds an Error (a stack trace) for every
+    // request that names a channel, to say it holds nothing for it.
+    convoStore: false as const,
     ...(options.identity ? { botId: options.identity.botId, botUserId: options.identity.botUserId } : {}),
     clientOptions,
   };
