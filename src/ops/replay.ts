@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { AnyMiddlewareArgs, Middleware } from "@slack/bolt";
 import type { Logger } from "pino";
+import { foreground } from "../foreground.js";
 import { slackRequests } from "./metrics.js";
 
 /**
@@ -93,6 +94,9 @@ export function ignoreReplays(
   return async (args) => {
     const type = typeOf(args);
     const key = replayKey(args.body);
+    // Acked already (ackOnArrival): the database write waits until the rest of a burst is acked too.
+    const quiet = foreground.quiet();
+    if (quiet) await quiet;
     let first: boolean;
     try {
       first = await guard.firstSeen(key, now());

@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { ackOnArrival } from "../../src/commands/listener.js";
 import { afterAck } from "../../src/commands/reply.js";
 import { Foreground, foreground, LINGER_MS } from "../../src/foreground.js";
+import { ignoreReplays } from "../../src/ops/replay.js";
 import { TimeSlicer } from "../../src/services/time-slicer.js";
 
 /** Whether a promise has settled yet (checked after the microtasks queued before it ran). */
@@ -101,6 +103,33 @@ describe("background work and the process's foreground", () => {
     answered();
     await work;
     expect(ran).toBe(true);
+  });
+
+  it("checks a request for replay (a database write) only once the requests still open are acked", async () => {
+    const checked: string[] = [];
+    const guard = {
+      firstSeen: async (key: string) => {
+        checked.push(key);
+        return true;
+      },
+    };
+    const answered = foreground.enter();
+    let nextRan = false;
+    const passing = ignoreReplays(
+      guard,
+      pino({ level: "silent" }),
+    )({
+      body: { trigger_id: "1.2.3" },
+      next: async () => {
+        nextRan = true;
+      },
+    } as unknown as Parameters<ReturnType<typeof ignoreReplays>>[0]);
+    await sleep(30);
+    expect(checked).toEqual([]);
+    answered();
+    await passing;
+    expect(checked).toEqual(["trigger:1.2.3"]);
+    expect(nextRan).toBe(true);
   });
 
   it("starts a background job only once the requests still open are answered", async () => {
