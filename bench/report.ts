@@ -356,7 +356,7 @@ const CHANGED = [
 const MISSES = [
   "## Where the figures stand",
   "",
-  "Full invocations of `npm run bench` on this machine on 2026-11-30 after the changes of this round (each the median of 3 runs; a 2-core VM with nothing else running), as they landed:",
+  "Full invocations of `npm run bench` on this machine on 2026-11-30 after the changes of this round (each the median of 3 runs; a 2-core VM on which nothing else heavy ran meanwhile), as they landed:",
   "",
   "| invocation ended (UTC) | code | ack ratio under load (range) | median over waves | event-loop p99 | CPU per cycle |",
   "| --- | --- | ---: | ---: | ---: | ---: |",
