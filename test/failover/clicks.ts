@@ -293,7 +293,8 @@ export async function runClickRounds(o: ClickOptions): Promise<RoundResult[]> {
         click(a, race[0], race[1], race[2]),
       ]);
       const racers = clicks.slice(2);
-      const settled = await until(`round ${r}: deploy #${asked.id} settles`, 4_000, async () => {
+      // Generous: on PostgreSQL the racing transactions conflict and run again (with backoff) before one wins.
+      const settled = await until(`round ${r}: deploy #${asked.id} settles`, 15_000, async () => {
         const d = (await o.store.deployments.get(asked.id)) as Deployment;
         if (d.status === "awaiting_approval") return undefined;
         const open = (await o.store.intents.about({ deploymentId: asked.id })).filter((i) => i.status === "open");
@@ -337,6 +338,10 @@ export async function runClickRounds(o: ClickOptions): Promise<RoundResult[]> {
       ).length;
       const d = (await o.store.deployments.get(res.deployment)) as Deployment;
       res.status = d.status;
+      // The approvals as they are now, with the status above: both read once every process has settled.
+      const all = await o.store.approvals.of(res.deployment);
+      res.approvedBy = all.filter((x) => x.decision === "approve").map((x) => x.user);
+      res.rejectedBy = all.filter((x) => x.decision === "reject").map((x) => x.user);
       const card = messages.find((m) => m.channelId === d.cardChannel && m.ts === d.cardTs);
       const texts = ((card?.blocks ?? []) as Block[]).map((bl) => {
         const t = bl.text as { text?: string } | undefined;
