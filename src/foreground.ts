@@ -54,10 +54,7 @@ export class Foreground {
     return now - this.lastAnswerAt < this.times.lingerMs;
   }
 
-  /**
-   * Resolves once the requests are answered, or after WAIT_MAX_MS at most; undefined (nothing to await) when none
-   * is open, which is nearly always, so the hot loops that ask cost no promise.
-   */
+  /** Resolves once the requests are answered, or after WAIT_MAX_MS at most; undefined when none is open. */
   quiet(): Promise<void> | undefined {
     if (!this.busy) return undefined;
     return new Promise<void>((resolve) => {

@@ -152,6 +152,17 @@ export interface Datapoint {
   value: number;
 }
 
+/**
+ * The datapoints oldest first: the list itself when it already is (CloudWatch is asked for TimestampAscending, so
+ * nearly always; sorting anyway would copy every list of every cycle), else a sorted copy.
+ */
+export function inTimeOrder(points: Datapoint[]): Datapoint[] {
+  for (let i = 1; i < points.length; i++)
+    if ((points[i] as Datapoint).at.getTime() < (points[i - 1] as Datapoint).at.getTime())
+      return [...points].sort((a, b) => a.at.getTime() - b.at.getTime());
+  return points;
+}
+
 export interface MetricSeries {
   id: string;
   /** "ok" or the per-query error (PartialData, Forbidden, InternalError...): a failed query is inconclusive, never a breach. */

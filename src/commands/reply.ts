@@ -47,8 +47,7 @@ export async function afterAck<T>(work: () => Promise<T>): Promise<T> {
   else running++;
   try {
     // The requests still being acked go first (a burst arrives over some milliseconds, not at once).
-    const quiet = foreground.quiet();
-    if (quiet) await quiet;
+    await foreground.quiet();
     return await work();
   } finally {
     const next = waiting.shift();

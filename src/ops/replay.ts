@@ -95,8 +95,7 @@ export function ignoreReplays(
     const type = typeOf(args);
     const key = replayKey(args.body);
     // Acked already (ackOnArrival): the database write waits until the rest of a burst is acked too.
-    const quiet = foreground.quiet();
-    if (quiet) await quiet;
+    await foreground.quiet();
     let first: boolean;
     try {
       first = await guard.firstSeen(key, now());

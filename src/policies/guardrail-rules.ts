@@ -17,20 +17,31 @@ export interface Threshold {
 
 const THRESHOLD = /^(>=|<=|>|<)\s*(\d+(?:\.\d+)?)\s*(%|ms|s|x\s*baseline)?$/;
 
-/** Parses "> 1%", "> 2s", "> 500ms", "< 2" or "> 10x baseline"; throws on anything else. */
-const parsed = new Map<string, Threshold>();
+/** Each threshold text parsed, with how the reasons write it. */
+const parsed = new Map<string, { threshold: Threshold; rule: string }>();
+
+function parsedOf(text: string): { threshold: Threshold; rule: string } {
+  let p = parsed.get(text);
+  if (!p) {
+    const threshold = parseThresholdText(text);
+    p = { threshold, rule: `${threshold.op} ${text.replace(/^[<>]=?\s*/, "")}` };
+    if (parsed.size > 1000) parsed.clear();
+    parsed.set(text, p);
+  }
+  return p;
+}
 
 /** Parses a threshold (a config holds a handful, read for every verdict: each is parsed once and shared). */
 export function parseThreshold(text: string): Threshold {
-  let t = parsed.get(text);
-  if (!t) {
-    t = parseThresholdText(text);
-    if (parsed.size > 1000) parsed.clear();
-    parsed.set(text, t);
-  }
-  return t;
+  return parsedOf(text).threshold;
 }
 
+/** "> 1%" as the reasons write it: the operator, one space, the rest of the rule as written. */
+export function ruleText(text: string): string {
+  return parsedOf(text).rule;
+}
+
+/** Parses "> 1%", "> 2s", "> 500ms", "< 2" or "> 10x baseline"; throws on anything else. */
 function parseThresholdText(text: string): Threshold {
   const match = THRESHOLD.exec(text.trim());
   if (!match) {

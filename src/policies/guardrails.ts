@@ -19,7 +19,7 @@ import {
   compare,
   evaluationShape,
   parseThreshold,
-  type Threshold,
+  ruleText,
   type Valued,
   valueUnit,
 } from "./guardrail-rules.js";
@@ -68,18 +68,6 @@ export interface GuardrailVerdict {
 /** The unit a guardrail's values are in: its threshold's own unit, else its preset's, else a plain number. */
 export function guardrailUnit(g: Guardrail): Valued {
   return valueUnit(g, parseThreshold(g.threshold));
-}
-
-/** "> 1%" as the reasons write it (the operator, one space, the rule), made once per threshold text. */
-const ruleTexts = new Map<string, string>();
-function ruleText(text: string, threshold: Threshold): string {
-  let out = ruleTexts.get(text);
-  if (out === undefined) {
-    out = `${threshold.op} ${text.replace(/^[<>]=?\s*/, "")}`;
-    if (ruleTexts.size > 1000) ruleTexts.clear();
-    ruleTexts.set(text, out);
-  }
-  return out;
 }
 
 function mod(a: number, b: number): number {
@@ -164,7 +152,7 @@ export function evaluateGuardrail(input: GuardrailInput): GuardrailVerdict {
   // number has no meaning, so rather than breach on 0.01% against a 0% baseline the verdict is
   // inconclusive, and the reason says to pair the rule with an absolute one.
   let limit = threshold.value;
-  let thresholdText = ruleText(g.threshold, threshold);
+  let thresholdText = ruleText(g.threshold);
   if (threshold.unit === "baseline") {
     const baseline = input.baseline;
     if (baseline === null || baseline === undefined || !Number.isFinite(baseline)) {

@@ -4,7 +4,7 @@ import { DEFAULT_MAX_LAG_MS } from "../config/schema.js";
 import type { Target } from "../domain/targets.js";
 import { anyStepsOf, type SidePlacement, trafficPlan } from "../domain/traffic.js";
 import { guardrailLookbackMs } from "../policies/guardrails.js";
-import type { Datapoint, MetricQuery, MetricSeries } from "../ports.js";
+import { type Datapoint, inTimeOrder, type MetricQuery, type MetricSeries } from "../ports.js";
 
 /** What a series is, independent of which guardrail asks: two guardrails on one metric share it. */
 export interface SeriesSpec {
@@ -166,22 +166,15 @@ export class SeriesCache {
   }
 }
 
-const byTime = (a: Datapoint, b: Datapoint) => a.at.getTime() - b.at.getTime();
 const sameValue = (a: number, b: number) => a === b || (Number.isNaN(a) && Number.isNaN(b));
-
-function isSorted(points: readonly Datapoint[]): boolean {
-  for (let i = 1; i < points.length; i++)
-    if ((points[i] as Datapoint).at.getTime() < (points[i - 1] as Datapoint).at.getTime()) return false;
-  return true;
-}
 
 /**
  * `held` with the incoming datapoints put in by period (a new value replaces the one held; of two for one period
  * the later wins) and those older than `oldest` dropped, oldest first: `held` itself when nothing changed. Both
  * lists come sorted (CloudWatch is asked for TimestampAscending), so this is a merge, with no map or sort.
  */
-function keep(held: readonly Datapoint[], incoming: readonly Datapoint[], oldest: number): readonly Datapoint[] {
-  const add = isSorted(incoming) ? incoming : [...incoming].sort(byTime);
+function keep(held: readonly Datapoint[], incoming: Datapoint[], oldest: number): readonly Datapoint[] {
+  const add = inTimeOrder(incoming);
   let i = 0;
   while (i < held.length && (held[i] as Datapoint).at.getTime() < oldest) i++;
   let changed = i > 0;

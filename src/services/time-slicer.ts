@@ -18,16 +18,13 @@ export class TimeSlicer {
 
   /** Before a job's first step (a read of every watched deployment is one block of milliseconds): acks go first. */
   async begin(): Promise<void> {
-    const quiet = foreground.quiet();
-    if (quiet) await quiet;
+    await foreground.quiet();
     this.since = performance.now();
   }
 
   async turn(): Promise<void> {
     if (!this.due) return;
     await yieldToLoop();
-    const quiet = foreground.quiet();
-    if (quiet) await quiet;
-    this.since = performance.now();
+    await this.begin();
   }
 }

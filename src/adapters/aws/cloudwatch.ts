@@ -8,7 +8,7 @@ import type {
 import { DeploybotError, ErrorCode } from "../../errors.js";
 import { foreground } from "../../foreground.js";
 import { countAwsErrors, recordGetMetricData } from "../../ops/metrics.js";
-import type { Datapoint, MetricQuery, MetricSeries, MetricsPort } from "../../ports.js";
+import { type Datapoint, inTimeOrder, type MetricQuery, type MetricSeries, type MetricsPort } from "../../ports.js";
 import { lazyModule } from "../lazy.js";
 import { type Bundle, batches, checkIds, toBundle } from "./cloudwatch-queries.js";
 import {
@@ -88,8 +88,7 @@ export class AwsCloudWatch implements MetricsPort {
       for (const batch of batches(regionBundles)) {
         await this.fetchBatch(region, batch, start, end, results);
         await yieldToLoop();
-        const quiet = foreground.quiet();
-        if (quiet) await quiet;
+        await foreground.quiet();
       }
     }
 
@@ -198,16 +197,9 @@ function errorSeries(id: string, message: string, datapoints: Datapoint[] = []):
   return { id, status: "error", message, datapoints };
 }
 
-function inOrder(points: Datapoint[]): boolean {
-  for (let i = 1; i < points.length; i++)
-    if ((points[i] as Datapoint).at.getTime() < (points[i - 1] as Datapoint).at.getTime()) return false;
-  return true;
-}
-
 function toSeries(id: string, acc: Accumulated | undefined): MetricSeries {
   if (!acc) return errorSeries(id, "CloudWatch returned no result for this query");
-  // Asked for TimestampAscending, so already in order: sorting anyway would copy every list of every cycle.
-  const datapoints = inOrder(acc.points) ? acc.points : acc.points.sort((a, b) => a.at.getTime() - b.at.getTime());
+  const datapoints = inTimeOrder(acc.points);
   const said = acc.messages.length > 0 ? ` (${acc.messages.join("; ")})` : "";
   const status = acc.failedWith ?? acc.status;
   switch (status) {
